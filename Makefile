@@ -1,0 +1,52 @@
+# hcs-neuro: `make demo` sets everything up and runs the main job; `make test` runs the tests.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+FASHION_DIR := /usr/share/datasets/fashion-mnist
+JOBS   ?= 2
+
+.PHONY: demo test test-slow test-all install data bench paper clean help
+
+help:
+	@echo "make demo       set up (.venv, pinned deps, Fashion-MNIST data) and run the main job"
+	@echo "make test       run the default test suite (< 15 min on 2 cores)"
+	@echo "make test-slow  run the slow tests too"
+	@echo "make bench      run the benchmarks in analysis/ (prints numbers, writes JSON)"
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml constraints.txt
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip setuptools wheel
+	$(PIP) install -q -c constraints.txt -e ".[all]"
+	touch $(STAMP)
+
+# Debian's dataset-fashion-mnist installs the IDX files under $(FASHION_DIR).
+# Where apt-get is not available (or we are not root) this is skipped with a note.
+data:
+	@if [ -f $(FASHION_DIR)/t10k-labels-idx1-ubyte.gz ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing Debian package dataset-fashion-mnist"; \
+	  (apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+	   (apt-get update -q >/dev/null && apt-get install -y -q dataset-fashion-mnist >/dev/null)) ; \
+	else echo "note: apt-get not available; Fashion-MNIST must come from --data-dir or HCS_NEURO_DATA"; fi
+
+demo: install data
+	$(VENV)/bin/hcs-neuro demo
+
+test: install data
+	$(PY) -m pytest -q
+
+test-slow: install data
+	$(PY) -m pytest -q -m "slow"
+
+test-all: install data
+	$(PY) -m pytest -q -m ""
+
+bench: install data
+	$(PY) analysis/run_benchmarks.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

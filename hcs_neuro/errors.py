@@ -1,0 +1,25 @@
+"""User-facing errors.
+
+Every mistake a user can make (a bad file, field, value or combination) raises a subclass of
+:class:`HCSError` whose message names the file/field/value and what is allowed. The CLI prints
+such errors as one line and exits with status 2, without a traceback; anything else is a bug and
+keeps its traceback.
+"""
+
+__all__ = ["HCSError", "ConfigError", "DataError", "ModelError"]
+
+
+class HCSError(Exception):
+    """A problem with the user's input, reported without a traceback."""
+
+
+class ConfigError(HCSError, ValueError):
+    """A malformed configuration (architecture, circuit, sweep spec) or argument value."""
+
+
+class DataError(HCSError, FileNotFoundError):
+    """A dataset that is missing, unreadable or does not fit."""
+
+
+class ModelError(HCSError, ValueError):
+    """A model file that is truncated, malformed, or inconsistent with its architecture."""

@@ -1,0 +1,30 @@
+"""Shared test fixtures: every test is deterministic and plots never need a display."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything():
+    """Seed Python and NumPy (and Brian2/PyTorch when the test imported them)."""
+    random.seed(1234)
+    np.random.seed(1234)
+    import sys
+
+    if "brian2" in sys.modules:
+        sys.modules["brian2"].seed(1234)
+    if "torch" in sys.modules:
+        sys.modules["torch"].manual_seed(1234)
+    yield
+
+
+def require_data() -> bool:
+    """True where a missing dataset must fail rather than skip (CI sets HCS_NEURO_REQUIRE_DATA=1)."""
+    return os.environ.get("HCS_NEURO_REQUIRE_DATA", "") not in ("", "0")

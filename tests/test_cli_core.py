@@ -1,0 +1,34 @@
+"""The CLI dispatcher: help, version, and one-line errors for user mistakes."""
+
+import subprocess
+import sys
+
+import pytest
+
+from hcs_neuro.atomic import atomic_path, write_json_atomic
+from hcs_neuro.cli import main
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert "hcs-neuro" in capsys.readouterr().out
+
+
+def test_python_m_help():
+    out = subprocess.run([sys.executable, "-m", "hcs_neuro", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    assert "usage: hcs-neuro" in out.stdout
+
+
+def test_atomic_path_leaves_nothing_on_error(tmp_path):
+    target = tmp_path / "out.json"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("partial")
+            raise RuntimeError("boom")
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []
+    write_json_atomic(target, {"a": 1})
+    assert target.read_text().strip() == '{\n  "a": 1\n}'
