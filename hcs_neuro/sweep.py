@@ -1,0 +1,1188 @@
+"""Parameter sweeps on Dask: spec, grid, resumable runner, tidy results.
+
+A sweep evaluates a *target* (a hypercolumn circuit, later a whole network, or any importable
+Python function) at every point of a parameter grid, once per seed, on Dask distributed (a local
+multi-process cluster by default, an existing scheduler by address).
+
+The pieces, in the order data flows through them:
+
+* **spec** (TOML, :func:`load_sweep_spec`): ``[sweep]`` (name, seeds, metrics, out),
+  ``[target]`` (kind + fixed settings), ``[parameters]`` (dotted name -> list or range, with
+  units). Validated against the target's declared parameters, units and metrics; every mistake is a
+  :class:`~hcs_neuro.errors.ConfigError` naming the file, field and value.
+* **grid** (:func:`expand_grid`): the Cartesian product of the parameter values (in spec order)
+  times the seeds; every point x seed has a content hash (``point_id``) of the target settings,
+  the parameter values and the seed, so results can be found again after an interruption.
+* **runner** (:func:`run_sweep`): submits the missing points to Dask, persists each finished
+  point atomically as ``OUT/points/<point_id>.json`` as soon as it completes (on the client, so no
+  shared file system is needed), and records a raising point with its error instead of stopping.
+* **results** (:func:`assemble_results`): the tidy table (one row per point x seed, parameters
+  with their unit in the column name, metrics, ``run_time_s``, ``error``) as Parquet and CSV, an
+  xarray Dataset (NetCDF, h5netcdf engine) with one dimension per parameter plus ``seed``, and the
+  sweep metadata (spec, package versions, seeds) in ``OUT/sweep.json``.
+
+Targets
+-------
+A target is a function ``evaluate(target_cfg, params, seed) -> dict[str, float]`` registered
+under a kind (:func:`register_target`). ``params`` maps each swept name to a float in the unit of
+its column (``neuron.tau_m`` -> float in ms when the column is ``neuron.tau_m_ms``), an int for
+integer parameters, or a str for categorical ones. Adding a target kind (the network-level sweep)
+is one :class:`Target` and one :func:`register_target` call.
+
+Only the Dask import makes this module heavy, and it happens inside :func:`run_sweep`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import json
+import math
+import os
+import re
+import socket
+import time
+import tomllib
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+import numpy as np
+
+from hcs_neuro.atomic import atomic_path, write_json_atomic
+from hcs_neuro.errors import ConfigError
+
+__all__ = [
+    "ParamInfo",
+    "Target",
+    "register_target",
+    "get_target",
+    "target_kinds",
+    "parse_quantity",
+    "unit_column_suffix",
+    "SweepParameter",
+    "SweepSpec",
+    "Point",
+    "load_sweep_spec",
+    "parse_sweep_spec",
+    "expand_grid",
+    "pending_points",
+    "run_point",
+    "run_sweep",
+    "SweepResult",
+    "assemble_results",
+    "to_xarray",
+    "package_versions",
+    "netcdf_engine",
+    "write_results",
+    "load_results",
+    "load_metadata",
+]
+
+# --------------------------------------------------------------------------------------------
+# Units: a small, dependency-free parser (Brian2's unit system is not imported on the client).
+# Dimensions are exponents of the SI base units (m, kg, s, A).
+# --------------------------------------------------------------------------------------------
+
+_PREFIXES = {"f": 1e-15, "p": 1e-12, "n": 1e-9, "u": 1e-6, "µ": 1e-6, "m": 1e-3,
+             "c": 1e-2, "k": 1e3, "M": 1e6, "G": 1e9}
+_BASE_UNITS: dict[str, tuple[float, tuple[int, int, int, int]]] = {
+    "s": (1.0, (0, 0, 1, 0)),
+    "Hz": (1.0, (0, 0, -1, 0)),
+    "V": (1.0, (2, 1, -3, -1)),
+    "A": (1.0, (0, 0, 0, 1)),
+    "S": (1.0, (-2, -1, 3, 2)),
+    "F": (1.0, (-2, -1, 4, 2)),
+    "ohm": (1.0, (2, 1, -3, -2)),
+    "Ohm": (1.0, (2, 1, -3, -2)),
+    "Ω": (1.0, (2, 1, -3, -2)),
+    "C": (1.0, (0, 0, 1, 1)),
+    "J": (1.0, (2, 1, -2, 0)),
+    "W": (1.0, (2, 1, -3, 0)),
+    "m": (1.0, (1, 0, 0, 0)),
+    "g": (1e-3, (0, 1, 0, 0)),
+}
+_DIMENSIONLESS = (0, 0, 0, 0)
+_NUMBER_RE = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*?)\s*$")
+_FACTOR_RE = re.compile(r"^([A-Za-zµΩ]+)(?:\^(-?\d+))?$")
+
+
+def _parse_unit(unit: str) -> tuple[float, tuple[int, ...]]:
+    """Scale to SI and dimension exponents of a unit expression such as ``"mV"``, ``"mV/ms"``,
+    ``"nS*mV"``, ``"um^2"``; ``""`` or ``"1"`` is dimensionless. Raises ValueError."""
+    unit = unit.strip().replace("**", "^").replace(" ", "")
+    if unit in ("", "1"):
+        return 1.0, _DIMENSIONLESS
+    scale, dims = 1.0, np.zeros(4, dtype=int)
+    sign = 1
+    for token in re.split(r"([*/])", unit):
+        if token == "*":
+            sign = 1
+            continue
+        if token == "/":
+            sign = -1
+            continue
+        match = _FACTOR_RE.match(token)
+        if not match:
+            raise ValueError(f"cannot parse unit factor {token!r}")
+        name, power = match.group(1), int(match.group(2) or 1)
+        if name in _BASE_UNITS:
+            s, d = _BASE_UNITS[name]
+        elif name[0] in _PREFIXES and name[1:] in _BASE_UNITS:
+            s, d = _BASE_UNITS[name[1:]]
+            s *= _PREFIXES[name[0]]
+        else:
+            raise ValueError(f"unknown unit {name!r}")
+        scale *= s ** (sign * power)
+        dims += sign * power * np.asarray(d)
+        sign = 1
+    return scale, tuple(int(x) for x in dims)
+
+
+def parse_quantity(text: str | int | float) -> tuple[float, str]:
+    """Split ``"20 ms"`` into ``(20.0, "ms")``; a bare number has unit ``""``.
+
+    Raises
+    ------
+    ValueError
+        If the text is not a number followed by a known unit expression.
+    """
+    if isinstance(text, bool):
+        raise ValueError(f"{text!r} is a boolean, not a number")
+    if isinstance(text, (int, float)):
+        return float(text), ""
+    match = _NUMBER_RE.match(str(text))
+    if not match:
+        raise ValueError(f"{text!r} is not a number with a unit (e.g. '20 ms')")
+    unit = match.group(2)
+    _parse_unit(unit)  # validates
+    return float(match.group(1)), ("" if unit == "1" else unit)
+
+
+def _convert(value: float, from_unit: str, to_unit: str) -> float:
+    s_from, d_from = _parse_unit(from_unit)
+    s_to, d_to = _parse_unit(to_unit)
+    if d_from != d_to:
+        raise ValueError(f"unit {from_unit or 'dimensionless'!r} is not compatible with "
+                         f"{to_unit or 'dimensionless'!r}")
+    return value * s_from / s_to
+
+
+def unit_column_suffix(unit: str) -> str:
+    """Column-name suffix for a unit: ``"ms"`` -> ``"_ms"``, ``"mV/ms"`` -> ``"_mV_per_ms"``,
+    dimensionless -> ``""``. The unit's case is kept (``mS`` and ``MS`` differ)."""
+    unit = unit.strip().replace(" ", "")
+    if unit in ("", "1"):
+        return ""
+    text = unit.replace("**", "").replace("^", "").replace("*", "_").replace("/", "_per_")
+    text = text.replace("µ", "u").replace("Ω", "ohm")
+    return "_" + text
+
+
+def _canonical_float(value: float) -> float:
+    """Round to 12 significant digits so that grids written differently (``0.1*3`` vs ``0.3``,
+    ``geomspace`` round-off) give the same point and the same hash."""
+    return float(f"{float(value):.12g}")
+
+
+# --------------------------------------------------------------------------------------------
+# Targets
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    """What a target accepts for one parameter.
+
+    ``unit`` is the unit that values are converted to and that the column name carries (``""``
+    for dimensionless); ``kind`` is ``"float"``, ``"int"`` or ``"str"``; ``choices`` restricts str
+    values; ``low``/``high`` are inclusive bounds in ``unit`` (None: unbounded).
+    """
+
+    unit: str = ""
+    kind: str = "float"
+    choices: tuple[str, ...] | None = None
+    low: float | None = None
+    high: float | None = None
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A sweep target: how to validate its ``[target]`` table and how to evaluate one point.
+
+    Attributes
+    ----------
+    kind : str
+        Name used in the spec's ``[target] kind``.
+    evaluate : callable
+        ``evaluate(target_cfg, params, seed) -> dict[str, float]``; runs on a Dask worker, so it
+        must be importable there (a module-level function of an installed module).
+    prepare : callable
+        ``prepare(table, spec_dir) -> dict``: validates the ``[target]`` table (without ``kind``)
+        and returns the resolved, JSON-able settings passed to ``evaluate``. Files named in it
+        are resolved relative to ``spec_dir`` and their content digest is included, so editing a
+        file changes the point hashes.
+    parameters : callable
+        ``parameters(target_cfg) -> dict[str, ParamInfo] | None``; None accepts any name, with the
+        unit of the first value written.
+    metrics : callable
+        ``metrics(target_cfg) -> tuple[str, ...] | None``; None accepts any metric name.
+    needs_brian2 : callable
+        ``needs_brian2(target_cfg) -> bool``: import Brian2 at worker start.
+    """
+
+    kind: str
+    evaluate: Callable[[dict, dict, int], Mapping[str, float]]
+    prepare: Callable[[dict, Path | None], dict]
+    parameters: Callable[[dict], dict[str, ParamInfo] | None] = lambda cfg: None
+    metrics: Callable[[dict], tuple[str, ...] | None] = lambda cfg: None
+    needs_brian2: Callable[[dict], bool] = lambda cfg: False
+
+
+_TARGETS: dict[str, Target] = {}
+
+
+def register_target(target: Target, *, replace: bool = False) -> Target:
+    """Register a target kind; returns it. ``replace=False`` refuses to shadow an existing kind."""
+    if target.kind in _TARGETS and not replace:
+        raise ValueError(f"sweep target kind {target.kind!r} is already registered")
+    _TARGETS[target.kind] = target
+    return target
+
+
+def target_kinds() -> tuple[str, ...]:
+    """The registered target kinds, sorted."""
+    return tuple(sorted(_TARGETS))
+
+
+def get_target(kind: str, where: str = "[target] kind") -> Target:
+    """The registered target of this kind, or a ConfigError listing the kinds available."""
+    try:
+        return _TARGETS[kind]
+    except KeyError:
+        raise ConfigError(f"{where}: unknown target kind {kind!r}; allowed: "
+                          f"{', '.join(target_kinds())}") from None
+
+
+# -- the "python" target: any importable function fn(params, seed, **options) -> dict ----------
+
+
+def _import_function(ref: str):
+    module_name, _, attr = ref.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"{ref!r} is not of the form 'module:function'")
+    fn = importlib.import_module(module_name)
+    for part in attr.split("."):
+        fn = getattr(fn, part)
+    if not callable(fn):
+        raise ValueError(f"{ref!r} is not callable")
+    return fn
+
+
+def _prepare_python(table: dict, spec_dir: Path | None) -> dict:
+    allowed = {"function", "options", "parameters", "metrics", "brian2"}
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise ConfigError(f"[target] (kind 'python'): unknown field(s) {unknown}; allowed: "
+                          f"{sorted(allowed)}")
+    ref = table.get("function")
+    if not isinstance(ref, str):
+        raise ConfigError("[target] function: required for kind 'python', a string "
+                          "'module:function'")
+    try:
+        _import_function(ref)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ConfigError(f"[target] function = {ref!r}: cannot import it ({exc})") from None
+    options = table.get("options", {})
+    if not isinstance(options, dict):
+        raise ConfigError("[target] options: must be a table of keyword arguments")
+    params = table.get("parameters")
+    if params is not None:
+        if not isinstance(params, dict) or not all(isinstance(v, str) for v in params.values()):
+            raise ConfigError("[target] parameters: must be a table name = \"unit\" "
+                              "(\"\" for dimensionless, \"int\", \"str\")")
+        for name, unit in params.items():
+            if unit not in ("int", "str"):
+                try:
+                    _parse_unit(unit)
+                except ValueError as exc:
+                    raise ConfigError(f"[target] parameters.{name} = {unit!r}: {exc}") from None
+    metrics = table.get("metrics")
+    if metrics is not None and (not isinstance(metrics, list)
+                                or not all(isinstance(m, str) for m in metrics)):
+        raise ConfigError("[target] metrics: must be a list of metric names")
+    return {"function": ref, "options": options, "parameters": params, "metrics": metrics,
+            "brian2": bool(table.get("brian2", False))}
+
+
+def _python_parameters(cfg: dict) -> dict[str, ParamInfo] | None:
+    if cfg.get("parameters") is None:
+        return None
+    out = {}
+    for name, unit in cfg["parameters"].items():
+        if unit in ("int", "str"):
+            out[name] = ParamInfo(unit="", kind=unit)
+        else:
+            out[name] = ParamInfo(unit="" if unit == "1" else unit)
+    return out
+
+
+def _evaluate_python(cfg: dict, params: dict, seed: int) -> Mapping[str, float]:
+    fn = _import_function(cfg["function"])
+    return fn(params, seed, **cfg.get("options", {}))
+
+
+register_target(Target(
+    kind="python",
+    evaluate=_evaluate_python,
+    prepare=_prepare_python,
+    parameters=_python_parameters,
+    metrics=lambda cfg: None if cfg.get("metrics") is None else tuple(cfg["metrics"]),
+    needs_brian2=lambda cfg: bool(cfg.get("brian2", False)),
+))
+
+
+# --------------------------------------------------------------------------------------------
+# Spec
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SweepParameter:
+    """One swept parameter: its values (in ``unit``) in grid order."""
+
+    name: str
+    unit: str
+    kind: str
+    values: tuple
+
+    @property
+    def column(self) -> str:
+        """Column name in the results: the dotted name plus its unit (``neuron.tau_m_ms``)."""
+        return self.name + unit_column_suffix(self.unit)
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A validated sweep spec (see :func:`parse_sweep_spec` for the TOML layout)."""
+
+    name: str
+    source: str
+    target_kind: str
+    target_cfg: dict
+    parameters: tuple[SweepParameter, ...]
+    seeds: tuple[int, ...]
+    seed_mode: str
+    metrics: tuple[str, ...]
+    out: Path
+    raw: dict = field(repr=False, default_factory=dict)
+
+    @property
+    def target(self) -> Target:
+        return get_target(self.target_kind)
+
+    @property
+    def n_points(self) -> int:
+        """Grid points times seeds: the number of rows of the results table."""
+        return int(np.prod([len(p.values) for p in self.parameters], dtype=np.int64)) * len(self.seeds)
+
+
+_SWEEP_FIELDS = {"name", "seeds", "seed_mode", "metrics", "out"}
+_SEED_MODES = ("shared", "per_point")
+
+
+def load_sweep_spec(path: str | os.PathLike, out: str | os.PathLike | None = None) -> SweepSpec:
+    """Read and validate a sweep spec TOML file.
+
+    Parameters
+    ----------
+    path : path-like
+        The spec. Files it names (a circuit) are resolved relative to its folder.
+    out : path-like, optional
+        Overrides ``[sweep] out``.
+
+    Returns
+    -------
+    SweepSpec
+
+    Raises
+    ------
+    ConfigError
+        Missing/unreadable file, TOML syntax, or any invalid field (named in the message).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"sweep spec {path}: cannot read it ({exc.strerror})") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"sweep spec {path}: invalid TOML ({exc})") from None
+    return parse_sweep_spec(raw, source=str(path), spec_dir=path.parent, out=out)
+
+
+def parse_sweep_spec(raw: dict, *, source: str = "<spec>", spec_dir: str | os.PathLike | None = None,
+                     out: str | os.PathLike | None = None) -> SweepSpec:
+    """Validate a sweep spec given as a dict (the parsed TOML).
+
+    Layout::
+
+        [sweep]
+        name = "inhibition_x_k"           # default: the file's stem
+        seeds = [0, 1, 2]                 # or {start = 0, num = 5}
+        seed_mode = "shared"              # "shared" (default) | "per_point"
+        metrics = ["agreement_strict"]    # default: every metric the target declares
+        out = "results/sweeps/x"          # relative to the working directory
+
+        [target]
+        kind = "circuit"                  # see target_kinds()
+        ...                               # fixed settings of that target
+
+        [parameters]
+        "inhibition.w_ie" = ["1 nS", "2 nS"]                           # list
+        "neuron.tau_m" = {start = "5 ms", stop = "50 ms", num = 5, scale = "log"}
+        k = {start = 1, stop = 4, step = 1}                           # inclusive linear steps
+
+    ``seed_mode = "shared"`` passes each seed unchanged to every point (common random numbers:
+    differences between points are not masked by different noise draws); ``"per_point"`` derives
+    an independent seed from (seed, point parameters) with NumPy's SeedSequence.
+
+    Raises
+    ------
+    ConfigError
+        Naming the source, the field and the value: unknown section/field/parameter/metric,
+        wrong or missing unit, empty range, duplicate value, bad seeds.
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError(f"sweep spec {source}: must be a TOML table")
+    unknown = sorted(set(raw) - {"sweep", "target", "parameters"})
+    if unknown:
+        raise ConfigError(f"sweep spec {source}: unknown section(s) {unknown}; allowed: "
+                          "[sweep], [target], [parameters]")
+    sweep = raw.get("sweep", {})
+    if not isinstance(sweep, dict):
+        raise ConfigError(f"sweep spec {source}: [sweep] must be a table")
+    bad = sorted(set(sweep) - _SWEEP_FIELDS)
+    if bad:
+        raise ConfigError(f"sweep spec {source}: unknown field(s) [sweep] {bad}; allowed: "
+                          f"{sorted(_SWEEP_FIELDS)}")
+    name = sweep.get("name", Path(source).stem if source != "<spec>" else "sweep")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise ConfigError(f"sweep spec {source}: [sweep] name = {name!r}; allowed: letters, "
+                          "digits, '_', '.', '-'")
+
+    seeds = _parse_seeds(sweep.get("seeds", [0]), source)
+    seed_mode = sweep.get("seed_mode", "shared")
+    if seed_mode not in _SEED_MODES:
+        raise ConfigError(f"sweep spec {source}: [sweep] seed_mode = {seed_mode!r}; allowed: "
+                          f"{', '.join(_SEED_MODES)}")
+
+    # target
+    table = raw.get("target")
+    if not isinstance(table, dict) or "kind" not in table:
+        raise ConfigError(f"sweep spec {source}: [target] kind is required; allowed: "
+                          f"{', '.join(target_kinds())}")
+    table = dict(table)
+    kind = table.pop("kind")
+    target = get_target(kind, where=f"sweep spec {source}: [target] kind")
+    try:
+        cfg = target.prepare(table, Path(spec_dir) if spec_dir is not None else None)
+    except ConfigError as exc:
+        raise ConfigError(f"sweep spec {source}: {exc}") from None
+
+    # parameters
+    params_raw = raw.get("parameters")
+    if not isinstance(params_raw, dict) or not params_raw:
+        raise ConfigError(f"sweep spec {source}: [parameters] needs at least one parameter "
+                          "(name = list or range)")
+    declared = target.parameters(cfg)
+    parameters = []
+    for pname, pvalue in params_raw.items():
+        where = f"sweep spec {source}: [parameters] {pname!r}"
+        if declared is not None and pname not in declared:
+            near = _close_names(pname, declared)
+            raise ConfigError(f"{where}: not a parameter of target {kind!r}"
+                              f"{_target_label(cfg)}; allowed: {near}")
+        info = declared.get(pname) if declared is not None else None
+        parameters.append(_parse_parameter(pname, pvalue, info, where))
+
+    # metrics
+    available = target.metrics(cfg)
+    metrics = sweep.get("metrics")
+    if metrics is None:
+        if available is None:
+            raise ConfigError(f"sweep spec {source}: [sweep] metrics is required for target "
+                              f"{kind!r} (it declares none)")
+        metrics = list(available)
+    if (not isinstance(metrics, list) or not metrics
+            or not all(isinstance(m, str) for m in metrics)):
+        raise ConfigError(f"sweep spec {source}: [sweep] metrics = {metrics!r}; must be a "
+                          "non-empty list of metric names")
+    if len(set(metrics)) != len(metrics):
+        raise ConfigError(f"sweep spec {source}: [sweep] metrics lists a name twice: {metrics}")
+    if available is not None:
+        for m in metrics:
+            if m not in available:
+                raise ConfigError(f"sweep spec {source}: [sweep] metrics: unknown metric {m!r} "
+                                  f"for target {kind!r}; allowed: {', '.join(available)}")
+    reserved = {"point_id", "seed", "run_time_s", "error"}
+    columns = [p.column for p in parameters]
+    clash = sorted((set(metrics) | set(columns)) & reserved) or sorted(set(metrics) & set(columns))
+    if clash or len(set(columns)) != len(columns):
+        raise ConfigError(f"sweep spec {source}: column name clash {clash or columns}; "
+                          f"reserved: {sorted(reserved)}")
+
+    if out is None:
+        out = sweep.get("out", f"results/sweeps/{name}")
+        if not isinstance(out, str):
+            raise ConfigError(f"sweep spec {source}: [sweep] out = {out!r}; must be a path string")
+    return SweepSpec(name=name, source=source, target_kind=kind, target_cfg=cfg,
+                     parameters=tuple(parameters), seeds=seeds, seed_mode=seed_mode,
+                     metrics=tuple(metrics), out=Path(out), raw=raw)
+
+
+def _target_label(cfg: dict) -> str:
+    for key in ("circuit", "function", "model"):
+        if key in cfg:
+            return f" ({cfg[key]})"
+    return ""
+
+
+def _close_names(name: str, declared: Mapping[str, Any]) -> str:
+    import difflib
+
+    names = sorted(declared)
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+    listed = ", ".join(names) if len(names) <= 30 else ", ".join(names[:30]) + ", ..."
+    return (f"did you mean {', '.join(close)}? all: " if close else "") + listed
+
+
+def _parse_seeds(value, source: str) -> tuple[int, ...]:
+    where = f"sweep spec {source}: [sweep] seeds"
+    if isinstance(value, dict):
+        bad = sorted(set(value) - {"start", "num"})
+        if bad or "num" not in value:
+            raise ConfigError(f"{where} = {value!r}; allowed: a list of integers or "
+                              "{start = 0, num = N}")
+        start, num = value.get("start", 0), value["num"]
+        if not isinstance(start, int) or not isinstance(num, int) or num < 1:
+            raise ConfigError(f"{where} = {value!r}: start and num must be integers, num >= 1")
+        value = list(range(start, start + num))
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{where} = {value!r}: must be a non-empty list of integers")
+    for s in value:
+        if not isinstance(s, int) or isinstance(s, bool) or not 0 <= s < 2**32:
+            raise ConfigError(f"{where}: {s!r} is not an integer in [0, 2**32)")
+    if len(set(value)) != len(value):
+        raise ConfigError(f"{where} = {value!r}: a seed appears twice")
+    return tuple(value)
+
+
+def _parse_parameter(name: str, value, info: ParamInfo | None, where: str) -> SweepParameter:
+    if isinstance(value, dict):
+        raw_values = _expand_range(value, where)
+    elif isinstance(value, list):
+        raw_values = list(value)
+    else:
+        raw_values = [value]
+    if not raw_values:
+        raise ConfigError(f"{where}: empty list of values")
+    kind = info.kind if info is not None else None
+
+    # categorical
+    if kind == "str" or (kind is None and all(isinstance(v, str) for v in raw_values)
+                         and not any(_is_quantity(v) for v in raw_values)):
+        if not all(isinstance(v, str) for v in raw_values):
+            raise ConfigError(f"{where}: values {raw_values!r} must all be strings")
+        if info is not None and info.choices is not None:
+            for v in raw_values:
+                if v not in info.choices:
+                    raise ConfigError(f"{where}: {v!r} is not allowed; allowed: "
+                                      f"{', '.join(info.choices)}")
+        values = tuple(raw_values)
+        _check_unique(values, where)
+        return SweepParameter(name=name, unit="", kind="str", values=values)
+
+    parsed = []
+    for v in raw_values:
+        if isinstance(v, (tuple, list)):  # from _expand_range: (number, unit)
+            parsed.append((float(v[0]), v[1]))
+            continue
+        try:
+            parsed.append(parse_quantity(v))
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    unit = info.unit if info is not None else parsed[0][1]
+    values = []
+    for (number, u), v in zip(parsed, raw_values):
+        if u == "" and unit != "":
+            raise ConfigError(f"{where}: value {v!r} has no unit; this parameter is in "
+                              f"{unit!r} (write e.g. '{number:g} {unit}')")
+        try:
+            values.append(_canonical_float(_convert(number, u, unit)))
+        except ValueError as exc:
+            raise ConfigError(f"{where}: wrong unit in {v!r}: {exc}") from None
+    if kind == "int":
+        for v in values:
+            if not float(v).is_integer():
+                raise ConfigError(f"{where}: {v!r} is not an integer")
+        values = [int(v) for v in values]
+    for v in values:
+        if not math.isfinite(v):
+            raise ConfigError(f"{where}: {v!r} is not finite")
+        if info is not None and info.low is not None and v < info.low:
+            raise ConfigError(f"{where}: {v!r} {unit} is below the allowed minimum {info.low} {unit}")
+        if info is not None and info.high is not None and v > info.high:
+            raise ConfigError(f"{where}: {v!r} {unit} is above the allowed maximum {info.high} {unit}")
+    values = tuple(values)
+    _check_unique(values, where)
+    return SweepParameter(name=name, unit=unit, kind=kind or "float", values=values)
+
+
+def _is_quantity(v) -> bool:
+    try:
+        parse_quantity(v)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_unique(values: tuple, where: str) -> None:
+    if len(set(values)) != len(values):
+        raise ConfigError(f"{where}: a value appears twice in {list(values)!r}")
+
+
+def _expand_range(spec: dict, where: str) -> list[tuple[float, str]]:
+    allowed = {"start", "stop", "num", "step", "scale"}
+    bad = sorted(set(spec) - allowed)
+    if bad or "start" not in spec or "stop" not in spec or ("num" in spec) == ("step" in spec):
+        raise ConfigError(f"{where} = {spec!r}: a range needs start, stop and exactly one of "
+                          "num or step (scale = 'linear' | 'log' with num)")
+    try:
+        start, u_start = parse_quantity(spec["start"])
+        stop, u_stop = parse_quantity(spec["stop"])
+        stop = _convert(stop, u_stop, u_start)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    scale = spec.get("scale", "linear")
+    if scale not in ("linear", "log"):
+        raise ConfigError(f"{where}: scale = {scale!r}; allowed: linear, log")
+    if "num" in spec:
+        num = spec["num"]
+        if not isinstance(num, int) or isinstance(num, bool) or num < 1:
+            raise ConfigError(f"{where}: num = {num!r} gives an empty range; must be an integer >= 1")
+        if scale == "log":
+            if start <= 0 or stop <= 0:
+                raise ConfigError(f"{where}: a log range needs start and stop > 0, got "
+                                  f"{spec['start']!r}, {spec['stop']!r}")
+            values = np.geomspace(start, stop, num)
+        else:
+            values = np.linspace(start, stop, num)
+    else:
+        if scale != "linear":
+            raise ConfigError(f"{where}: step ranges are linear; use num with scale = 'log'")
+        try:
+            step, u_step = parse_quantity(spec["step"])
+            step = _convert(step, u_step, u_start) if u_step or u_start else step
+        except ValueError as exc:
+            raise ConfigError(f"{where}: step: {exc}") from None
+        if step <= 0 or stop < start:
+            raise ConfigError(f"{where}: empty range (start {spec['start']!r}, stop "
+                              f"{spec['stop']!r}, step {spec['step']!r}); need step > 0 and "
+                              "stop >= start")
+        n = int(math.floor((stop - start) / step * (1 + 1e-12) + 1e-9)) + 1
+        values = start + step * np.arange(n)
+    return [(float(v), u_start) for v in values]
+
+
+# --------------------------------------------------------------------------------------------
+# Grid
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Point:
+    """One point x seed of the grid.
+
+    ``index`` is the row number in the results table; ``seed`` the user's seed and
+    ``eval_seed`` the seed passed to the target (equal for ``seed_mode = "shared"``).
+    """
+
+    index: int
+    params: dict
+    seed: int
+    eval_seed: int
+    point_id: str
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def expand_grid(spec: SweepSpec) -> list[Point]:
+    """Every point x seed of the spec, in table order (parameters in spec order, the first
+    varying slowest; seeds innermost)."""
+    import itertools
+
+    target_key = {"kind": spec.target_kind, "cfg": spec.target_cfg}
+    points = []
+    names = [p.name for p in spec.parameters]
+    units = {p.name: p.unit for p in spec.parameters}
+    index = 0
+    for combo in itertools.product(*(p.values for p in spec.parameters)):
+        params = dict(zip(names, combo))
+        key_params = {n: [params[n], units[n]] for n in names}
+        for seed in spec.seeds:
+            if spec.seed_mode == "shared":
+                eval_seed = seed
+            else:
+                entropy = int(_digest(key_params)[:16], 16)
+                eval_seed = int(np.random.SeedSequence([seed, entropy]).generate_state(1)[0])
+            pid = _digest({"target": target_key, "params": key_params, "seed": seed,
+                           "eval_seed": eval_seed})[:24]
+            points.append(Point(index=index, params=params, seed=seed, eval_seed=eval_seed,
+                                point_id=pid))
+            index += 1
+    return points
+
+
+def _point_path(out: Path, point: Point) -> Path:
+    return out / "points" / f"{point.point_id}.json"
+
+
+def _read_point(out: Path, point: Point) -> dict | None:
+    path = _point_path(out, point)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def pending_points(spec: SweepSpec, out: str | os.PathLike | None = None, *,
+                   retry_errors: bool = False) -> list[Point]:
+    """The points of the grid without a usable result file under ``OUT/points``.
+
+    A point file counts as done when it has every requested metric, or records an error (unless
+    ``retry_errors``).
+    """
+    out = Path(out) if out is not None else spec.out
+    todo = []
+    for p in expand_grid(spec):
+        rec = _read_point(out, p)
+        if rec is None:
+            todo.append(p)
+        elif rec.get("error"):
+            if retry_errors:
+                todo.append(p)
+        elif not all(m in rec.get("metrics", {}) for m in spec.metrics):
+            todo.append(p)
+    return todo
+
+
+# --------------------------------------------------------------------------------------------
+# Runner
+# --------------------------------------------------------------------------------------------
+
+
+def run_point(evaluate: Callable, target_cfg: dict, params: dict, seed: int) -> dict:
+    """Evaluate one point (on a worker); never raises for errors of the target itself.
+
+    Returns
+    -------
+    dict
+        ``metrics`` (name -> float), ``run_time_s`` (wall time of ``evaluate``), ``error``
+        (``""`` or ``"ExceptionType: message"``), ``traceback`` and ``worker`` (host:pid).
+    """
+    t0 = time.perf_counter()
+    error, tb, metrics = "", "", {}
+    try:
+        result = evaluate(target_cfg, dict(params), int(seed))
+        if not isinstance(result, Mapping):
+            raise TypeError(f"target returned {type(result).__name__}, not a dict of metrics")
+        for key, value in result.items():
+            if isinstance(value, (bool, np.bool_)):
+                value = float(value)
+            if not isinstance(value, (int, float, np.integer, np.floating)):
+                raise TypeError(f"metric {key!r} is {type(value).__name__}, not a number")
+            metrics[str(key)] = float(value)
+    except Exception as exc:  # recorded, not fatal: the sweep goes on
+        error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+        tb = traceback.format_exc(limit=20)[-4000:]
+        metrics = {}
+    return {"metrics": metrics, "run_time_s": time.perf_counter() - t0, "error": error,
+            "traceback": tb, "worker": f"{socket.gethostname()}:{os.getpid()}"}
+
+
+def _write_point(out: Path, point: Point, rec: dict) -> None:
+    data = {"point_id": point.point_id, "params": point.params, "seed": point.seed,
+            "eval_seed": point.eval_seed, "finished_utc": _utcnow(), **rec}
+    write_json_atomic(_point_path(out, point), data)
+
+
+def _utcnow() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that shape sweep results (absent ones omitted)."""
+    import platform
+    from importlib import metadata
+
+    from hcs_neuro import __version__
+
+    out = {"python": platform.python_version(), "hcs_neuro": __version__}
+    for dist in ("numpy", "brian2", "dask", "distributed", "pandas", "xarray", "pyarrow",
+                 "h5netcdf", "torch"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+@dataclass
+class SweepResult:
+    """What :func:`run_sweep` did.
+
+    ``table`` is None when the sweep was interrupted before every point finished.
+    Times are wall-clock seconds on the client.
+    """
+
+    spec: SweepSpec
+    out: Path
+    n_rows: int
+    n_computed: int
+    n_errors: int
+    n_workers: int
+    cluster_start_s: float
+    compute_wall_s: float
+    table: Any = None
+    files: dict = field(default_factory=dict)
+
+    @property
+    def throughput_points_per_s(self) -> float:
+        """Points computed in this run per second of compute wall time (cluster start excluded)."""
+        return self.n_computed / self.compute_wall_s if self.compute_wall_s > 0 else float("nan")
+
+    def summary(self) -> dict:
+        """JSON-able summary with stable snake_case keys."""
+        return {"name": self.spec.name, "out": str(self.out), "n_rows": self.n_rows,
+                "n_computed": self.n_computed, "n_errors": self.n_errors,
+                "n_workers": self.n_workers, "cluster_start_s": self.cluster_start_s,
+                "compute_wall_s": self.compute_wall_s,
+                "throughput_points_per_s": self.throughput_points_per_s,
+                "files": {k: str(v) for k, v in self.files.items()}}
+
+
+class _LocalOrRemote:
+    """Context manager yielding a dask Client: a new LocalCluster or an existing scheduler."""
+
+    def __init__(self, scheduler: str | None, n_workers: int, brian2: bool):
+        self.scheduler, self.n_workers, self.brian2 = scheduler, n_workers, brian2
+        self.cluster = self.client = None
+
+    def __enter__(self):
+        import logging
+
+        from distributed import Client, LocalCluster
+
+        if self.scheduler:
+            try:
+                self.client = Client(self.scheduler, timeout="20s")
+            except (OSError, TimeoutError) as exc:
+                raise ConfigError(f"--scheduler {self.scheduler}: cannot connect ({exc})") from None
+        else:
+            self.cluster = LocalCluster(n_workers=self.n_workers, threads_per_worker=1,
+                                        processes=True, dashboard_address=None,
+                                        silence_logs=logging.ERROR)
+            self.client = Client(self.cluster)
+        try:
+            if self.brian2:
+                from hcs_neuro.sweep_worker import Brian2Preload
+
+                self.client.register_plugin(Brian2Preload())
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self.client
+
+    def __exit__(self, *exc):
+        if self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+        return False
+
+
+def run_sweep(spec: SweepSpec, out: str | os.PathLike | None = None, *,
+              scheduler: str | None = None, n_workers: int | None = None, client=None,
+              progress: bool = True, retry_errors: bool = False) -> SweepResult:
+    """Run every missing point x seed of ``spec`` on Dask, then assemble the results.
+
+    Parameters
+    ----------
+    spec : SweepSpec
+    out : path-like, optional
+        Output folder (default ``spec.out``). Finished points already there are reused.
+    scheduler : str, optional
+        Address of an existing Dask scheduler (``tcp://host:8786``); default: a new
+        ``LocalCluster(n_workers, threads_per_worker=1, processes=True)``.
+    n_workers : int, optional
+        Local workers (default: the CPU count, at most the number of missing points).
+    client : distributed.Client, optional
+        Use this client instead (tests, notebooks); ``scheduler``/``n_workers`` are then ignored.
+    progress : bool
+        tqdm progress bar as points complete.
+    retry_errors : bool
+        Recompute points whose file records an error.
+
+    Returns
+    -------
+    SweepResult
+
+    Notes
+    -----
+    Each finished point is written atomically to ``OUT/points/<point_id>.json`` by the client
+    as soon as its future completes. A task whose worker dies is rescheduled by Dask (up to
+    ``distributed.scheduler.allowed-failures`` times, default 3); beyond that it is recorded
+    with a ``KilledWorker`` error. KeyboardInterrupt closes the cluster and propagates; running
+    again computes only the missing points.
+    """
+    out = Path(out) if out is not None else spec.out
+    if scheduler and n_workers:
+        raise ConfigError("--workers applies to the local cluster only; with --scheduler the "
+                          "cluster's own workers are used")
+    if n_workers is not None and n_workers < 1:
+        raise ConfigError(f"--workers {n_workers}: must be >= 1")
+    target = spec.target
+    points = expand_grid(spec)
+    todo = pending_points(spec, out, retry_errors=retry_errors)
+    out.mkdir(parents=True, exist_ok=True)
+    started = _utcnow()
+    _write_metadata(spec, out, points, status="running", started=started)
+
+    n_errors_run, cluster_start_s, compute_wall_s, used_workers = 0, 0.0, 0.0, 0
+    if todo:
+        from tqdm.auto import tqdm
+
+        if n_workers is None:
+            n_workers = max(1, min(os.cpu_count() or 1, len(todo)))
+        t0 = time.perf_counter()
+        manager = _LocalOrRemote(scheduler, n_workers, target.needs_brian2(spec.target_cfg)) \
+            if client is None else None
+        cl = manager.__enter__() if manager is not None else client
+        try:
+            from distributed import as_completed
+
+            if client is not None and target.needs_brian2(spec.target_cfg):
+                from hcs_neuro.sweep_worker import Brian2Preload
+
+                cl.register_plugin(Brian2Preload())
+            used_workers = len(cl.scheduler_info(n_workers=-1)["workers"])
+            cluster_start_s = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            futures = {}
+            for p in todo:
+                fut = cl.submit(run_point, target.evaluate, spec.target_cfg, p.params,
+                                p.eval_seed, key=f"hcs-sweep-{p.point_id}", pure=False)
+                futures[fut] = p
+            bar = tqdm(total=len(todo), disable=not progress, unit="point",
+                       desc=f"sweep {spec.name}")
+            try:
+                for fut in as_completed(futures):
+                    p = futures.pop(fut)
+                    try:
+                        rec = fut.result()
+                    except Exception as exc:  # KilledWorker after repeated losses, ...
+                        rec = {"metrics": {}, "run_time_s": float("nan"),
+                               "error": f"{type(exc).__name__}: {exc}".splitlines()[0][:500],
+                               "traceback": "", "worker": ""}
+                    if not rec["error"]:
+                        missing = [m for m in spec.metrics if m not in rec["metrics"]]
+                        if missing:
+                            rec["error"] = f"MissingMetric: target returned no {missing}"
+                    n_errors_run += bool(rec["error"])
+                    _write_point(out, p, rec)
+                    bar.update(1)
+            finally:
+                bar.close()
+                for fut in futures:
+                    fut.cancel()
+            compute_wall_s = time.perf_counter() - t1
+        finally:
+            if manager is not None:
+                manager.__exit__(None, None, None)
+
+    table = assemble_results(spec, out)
+    files = write_results(spec, out, table)
+    n_errors = int((table["error"] != "").sum())
+    result = SweepResult(spec=spec, out=out, n_rows=len(table), n_computed=len(todo),
+                         n_errors=n_errors, n_workers=used_workers,
+                         cluster_start_s=cluster_start_s, compute_wall_s=compute_wall_s,
+                         table=table, files=files)
+    _write_metadata(spec, out, points, status="complete", started=started,
+                    run=result.summary())
+    files["metadata"] = out / "sweep.json"
+    return result
+
+
+def _write_metadata(spec: SweepSpec, out: Path, points: list[Point], *, status: str,
+                    started: str, run: dict | None = None) -> None:
+    meta = {
+        "name": spec.name,
+        "status": status,
+        "spec_file": spec.source,
+        "spec": spec.raw,
+        "target": {"kind": spec.target_kind, "cfg": spec.target_cfg},
+        "parameters": [{"name": p.name, "column": p.column, "unit": p.unit, "kind": p.kind,
+                        "values": list(p.values)} for p in spec.parameters],
+        "seeds": list(spec.seeds),
+        "seed_mode": spec.seed_mode,
+        "metrics": list(spec.metrics),
+        "n_rows": len(points),
+        "versions": package_versions(),
+        "started_utc": started,
+    }
+    if run is not None:
+        meta["finished_utc"] = _utcnow()
+        meta["last_run"] = run
+    write_json_atomic(out / "sweep.json", meta)
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------------------------
+
+
+def assemble_results(spec: SweepSpec, out: str | os.PathLike | None = None):
+    """The tidy results table, read from the point files.
+
+    One row per point x seed in grid order; columns ``point_id``, one per parameter (unit in
+    the name), ``seed``, the requested metrics, ``run_time_s`` and ``error`` (``""`` when none;
+    metrics are NaN then).
+
+    Raises
+    ------
+    ConfigError
+        If a point has no result file yet (the sweep has not finished).
+    """
+    import pandas as pd
+
+    out = Path(out) if out is not None else spec.out
+    rows = []
+    missing = 0
+    for p in expand_grid(spec):
+        rec = _read_point(out, p)
+        if rec is None:
+            missing += 1
+            continue
+        row = {"point_id": p.point_id}
+        for param in spec.parameters:
+            row[param.column] = p.params[param.name]
+        row["seed"] = p.seed
+        for m in spec.metrics:
+            row[m] = float(rec.get("metrics", {}).get(m, float("nan")))
+        row["run_time_s"] = float(rec.get("run_time_s", float("nan")))
+        row["error"] = rec.get("error", "") or ""
+        if not row["error"] and any(m not in rec.get("metrics", {}) for m in spec.metrics):
+            row["error"] = "MissingMetric: point file lacks a requested metric"
+        rows.append(row)
+    if missing:
+        raise ConfigError(f"sweep {spec.name} in {out}: {missing} of {spec.n_points} points have "
+                          "no result yet; run the sweep again to compute them")
+    table = pd.DataFrame(rows)
+    table["seed"] = table["seed"].astype("int64")
+    for param in spec.parameters:
+        if param.kind == "int":
+            table[param.column] = table[param.column].astype("int64")
+        elif param.kind == "float":
+            table[param.column] = table[param.column].astype("float64")
+    return table
+
+
+def to_xarray(spec: SweepSpec, table):
+    """The results as an xarray Dataset: one dimension per parameter (coordinate = its column
+    name, unit in ``attrs``) plus ``seed``; data variables = metrics, ``run_time_s``, ``error``."""
+    dims = [p.column for p in spec.parameters] + ["seed"]
+    ds = table.drop(columns=["point_id"]).set_index(dims).to_xarray()
+    for p in spec.parameters:
+        ds[p.column].attrs.update({"parameter": p.name, "units": p.unit or "1"})
+    ds["run_time_s"].attrs["units"] = "s"
+    ds["error"] = ds["error"].fillna("").astype(str)
+    ds.attrs.update({"sweep": spec.name, "target_kind": spec.target_kind,
+                     "seed_mode": spec.seed_mode, "metrics": ",".join(spec.metrics)})
+    return ds
+
+
+def write_results(spec: SweepSpec, out: str | os.PathLike, table) -> dict[str, Path]:
+    """Write ``results.parquet``, ``results.csv`` and ``results.nc`` (h5netcdf) atomically."""
+    out = Path(out)
+    files = {"parquet": out / "results.parquet", "csv": out / "results.csv",
+             "netcdf": out / "results.nc"}
+    with atomic_path(files["parquet"]) as tmp:
+        table.to_parquet(tmp, index=False)
+    with atomic_path(files["csv"]) as tmp:
+        table.to_csv(tmp, index=False)
+    ds = to_xarray(spec, table)
+    engine = netcdf_engine()
+    with atomic_path(files["netcdf"]) as tmp:
+        ds.to_netcdf(tmp, engine=engine)
+    return files
+
+
+def netcdf_engine() -> str:
+    """``"h5netcdf"`` (NetCDF4) when its h5py backend is importable, else ``"scipy"`` (NetCDF3
+    classic, which xarray and every NetCDF reader open as well)."""
+    try:
+        import h5py  # noqa: F401  (h5netcdf's backend)
+        import h5netcdf  # noqa: F401
+    except ImportError:
+        return "scipy"
+    return "h5netcdf"
+
+
+def load_metadata(path: str | os.PathLike) -> dict:
+    """``sweep.json`` of a sweep folder (or of the folder holding a results file)."""
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    meta_path = folder / "sweep.json"
+    try:
+        return json.loads(meta_path.read_text())
+    except OSError:
+        raise ConfigError(f"{meta_path}: no sweep metadata (is {path} a sweep output folder?)") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{meta_path}: not valid JSON ({exc})") from None
+
+
+def load_results(path: str | os.PathLike):
+    """Read a results table: a sweep folder (its ``results.parquet``), a ``.parquet`` or ``.csv``.
+
+    Raises
+    ------
+    ConfigError
+        Missing file or an unsupported extension.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.parquet"
+    if not path.exists():
+        raise ConfigError(f"{path}: no such results file (run `hcs-neuro sweep SPEC` first)")
+    if path.suffix == ".parquet":
+        table = pd.read_parquet(path)
+    elif path.suffix == ".csv":
+        table = pd.read_csv(path, keep_default_na=False, na_values=[""])
+        if "error" in table:
+            table["error"] = table["error"].fillna("").astype(str)
+    else:
+        raise ConfigError(f"{path}: unsupported results file; allowed: a sweep folder, "
+                          ".parquet, .csv")
+    return table
