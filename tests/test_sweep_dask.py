@@ -1,0 +1,223 @@
+"""Sweeps on a real multi-process Dask LocalCluster: results, errors, lost workers, resume,
+Ctrl-C, and the Brian2-import-in-a-task trap."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hcs_neuro.sweep import (
+    ParamInfo,
+    Target,
+    assemble_results,
+    expand_grid,
+    load_metadata,
+    load_results,
+    parse_sweep_spec,
+    register_target,
+    run_sweep,
+)
+
+pytestmark = pytest.mark.dask
+TESTS_DIR = Path(__file__).resolve().parent
+
+
+def toy_evaluate(cfg, params, seed):
+    """Test-only target (the generic interface): metrics are a deterministic function of the
+    parameters and the seed; k = 3 with coding 'ttfs' raises."""
+    if params["coding"] == "ttfs" and params["k"] == 3:
+        raise RuntimeError("ttfs with k=3 is not supported by this toy")
+    rng = np.random.default_rng(seed)
+    tau = params["neuron.tau_m"]
+    time.sleep(cfg["sleep_s"])
+    return {"agreement": 1.0 / (1.0 + tau / 10.0) + 0.01 * rng.normal(),
+            "latency_ms": tau * params["k"] + rng.uniform()}
+
+
+register_target(Target(
+    kind="toy_dask_test",
+    evaluate=toy_evaluate,
+    prepare=lambda table, spec_dir: {"sleep_s": float(table.get("sleep_s", 0.0))},
+    parameters=lambda cfg: {"neuron.tau_m": ParamInfo(unit="ms"), "k": ParamInfo(kind="int"),
+                            "coding": ParamInfo(kind="str", choices=("rate", "ttfs"))},
+    metrics=lambda cfg: ("agreement", "latency_ms"),
+), replace=True)
+
+
+def kill_worker_once(params, seed, marker_dir):
+    """Kills its own worker process the first time it runs for a point, succeeds on the retry."""
+    name = f"attempt-{int(params['x'])}-{seed}"
+    attempts = len(list(Path(marker_dir).glob(f"{name}.*")))
+    marker = Path(marker_dir) / name
+    Path(f"{marker}.{attempts}").write_text(str(os.getpid()))
+    if attempts == 0 and params["x"] == 2:
+        os._exit(1)  # the worker dies mid-task, like an OOM kill or a node failure
+    return {"y": params["x"] * 10.0 + seed}
+
+
+def import_brian2_in_task(params, seed):
+    """Imports Brian2 inside the task thread (fails unless the worker preloaded it)."""
+    import threading
+
+    import brian2
+
+    assert threading.current_thread() is not threading.main_thread()
+    return {"ok": 1.0, "x": float(params["x"]), "major": float(brian2.__version__.split(".")[0])}
+
+
+def sleepy(params, seed, sleep_s=0.0):
+    time.sleep(sleep_s)
+    return {"y": params["x"] ** 2 + np.random.default_rng(seed).normal()}
+
+
+@pytest.fixture(scope="module")
+def client():
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=logging.ERROR) as cluster, Client(cluster) as cl:
+        yield cl
+
+
+def _toy_spec(out, seeds=(0, 1), sleep_s=0.0):
+    raw = {"sweep": {"name": "toy", "seeds": list(seeds)},
+           "target": {"kind": "toy_dask_test", "sleep_s": sleep_s},
+           "parameters": {"neuron.tau_m": {"start": "5 ms", "stop": "20 ms", "num": 3},
+                          "k": [1, 3], "coding": ["rate", "ttfs"]}}
+    return parse_sweep_spec(raw, source="toy.toml", out=out)
+
+
+def _comparable(table):
+    """Everything but the wall-clock run time, which differs between runs by nature."""
+    return table.drop(columns=["run_time_s"])
+
+
+def test_small_sweep_on_local_cluster_records_errors(client, tmp_path):
+    spec = _toy_spec(tmp_path / "a")
+    result = run_sweep(spec, client=client, progress=False)
+    table = result.table
+    assert result.n_rows == len(table) == 3 * 2 * 2 * 2 and result.n_computed == 24
+    assert list(table.columns) == ["point_id", "neuron.tau_m_ms", "k", "coding", "seed",
+                                   "agreement", "latency_ms", "run_time_s", "error"]
+    failing = (table["coding"] == "ttfs") & (table["k"] == 3)
+    assert result.n_errors == int(failing.sum()) == 6
+    assert table.loc[failing, "error"].str.startswith("RuntimeError: ttfs with k=3").all()
+    assert table.loc[failing, "agreement"].isna().all()
+    ok = table[~failing]
+    assert (ok["error"] == "").all()
+    # each metric recomputed locally for every row: workers ran the right point with the right seed
+    for row in ok.itertuples(index=False):
+        rng = np.random.default_rng(row.seed)
+        assert row.agreement == 1.0 / (1.0 + row[1] / 10.0) + 0.01 * rng.normal()
+    # all files, metadata with versions and seeds, NetCDF with one dimension per parameter
+    for key in ("parquet", "csv", "netcdf"):
+        assert result.files[key].exists()
+    pd.testing.assert_frame_equal(load_results(tmp_path / "a"), table)
+    pd.testing.assert_frame_equal(load_results(tmp_path / "a" / "results.csv"), table,
+                                  check_dtype=False)
+    meta = load_metadata(tmp_path / "a")
+    assert meta["status"] == "complete" and meta["seeds"] == [0, 1]
+    assert meta["versions"]["dask"] and meta["parameters"][0]["column"] == "neuron.tau_m_ms"
+    import xarray as xr
+
+    with xr.open_dataset(result.files["netcdf"]) as ds:
+        assert dict(ds.sizes) == {"neuron.tau_m_ms": 3, "k": 2, "coding": 2, "seed": 2}
+        val = float(ds["latency_ms"].sel({"neuron.tau_m_ms": 5.0, "k": 1, "coding": "rate",
+                                          "seed": 1}))
+        row = table[(table["neuron.tau_m_ms"] == 5.0) & (table["k"] == 1)
+                    & (table["coding"] == "rate") & (table["seed"] == 1)]
+        assert val == row["latency_ms"].item()
+
+
+def test_resume_computes_only_missing_points_and_gives_identical_table(client, tmp_path):
+    reference = run_sweep(_toy_spec(tmp_path / "ref"), client=client, progress=False).table
+    spec = _toy_spec(tmp_path / "b")
+    run_sweep(spec, client=client, progress=False)
+    # simulate an interruption: half the points never finished, one write was torn mid-way
+    points = expand_grid(spec)
+    for p in points[::2]:
+        (tmp_path / "b" / "points" / f"{p.point_id}.json").unlink()
+    (tmp_path / "b" / "points" / f".{points[0].point_id}.abc.tmp.json").write_text('{"metr')
+    (tmp_path / "b" / "results.parquet").unlink()
+    resumed = run_sweep(spec, client=client, progress=False)
+    assert resumed.n_computed == len(points[::2]) == 12
+    pd.testing.assert_frame_equal(_comparable(resumed.table), _comparable(reference))
+    again = run_sweep(spec, client=client, progress=False)  # nothing left to do
+    assert again.n_computed == 0
+    pd.testing.assert_frame_equal(again.table, resumed.table)
+
+
+def test_lost_worker_points_are_retried(client, tmp_path):
+    raw = {"sweep": {"metrics": ["y"], "seeds": [0, 1]},
+           "target": {"kind": "python", "function": "test_sweep_dask:kill_worker_once",
+                      "options": {"marker_dir": str(tmp_path)}},
+           "parameters": {"x": [1, 2, 3]}}
+    result = run_sweep(parse_sweep_spec(raw, out=tmp_path / "out"), client=client, progress=False)
+    assert (result.table["error"] == "").all()
+    assert result.table["y"].tolist() == [10.0, 11.0, 20.0, 21.0, 30.0, 31.0]
+    # the x=2 points ran twice (first attempt killed the worker), the others once
+    assert len(list(tmp_path.glob("attempt-2-0.*"))) == 2
+    assert len(list(tmp_path.glob("attempt-1-0.*"))) == 1
+    client.wait_for_workers(2, timeout=30)
+
+
+def test_brian2_import_inside_task_needs_the_worker_preload(client, tmp_path):
+    raw = {"sweep": {"metrics": ["ok"], "seeds": [0]},
+           "target": {"kind": "python", "function": "test_sweep_dask:import_brian2_in_task"},
+           "parameters": {"x": [1, 2]}}
+    # without the preload: the known trap, recorded as an error (not fatal)
+    plain = run_sweep(parse_sweep_spec(raw, out=tmp_path / "plain"), client=client,
+                      progress=False)
+    assert plain.table["error"].str.contains("signal only works in main thread").all()
+    # with it (the plugin imports Brian2 in each worker's main thread at start)
+    raw["target"]["brian2"] = True
+    fixed = run_sweep(parse_sweep_spec(raw, out=tmp_path / "fixed"), client=client,
+                      progress=False)
+    assert (fixed.table["error"] == "").all() and (fixed.table["ok"] == 1.0).all()
+    threads = client.run(lambda dask_worker: dask_worker.plugins["hcs-neuro-brian2-preload"].thread)
+    assert set(threads.values()) == {"MainThread"}
+
+
+def test_cli_ctrl_c_then_rerun_resumes(tmp_path):
+    spec_file = tmp_path / "sleepy.toml"
+    spec_file.write_text(
+        '[sweep]\nname = "sleepy"\nseeds = [0, 1]\nmetrics = ["y"]\n'
+        '[target]\nkind = "python"\nfunction = "test_sweep_dask:sleepy"\n'
+        'options = {sleep_s = 0.25}\n'
+        '[parameters]\nx = {start = 1, stop = 12, step = 1}\n')
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-m", "hcs_neuro", "sweep", str(spec_file), "--out", str(out),
+           "--workers", "2", "--no-progress"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if len(list((out / "points").glob("*.json"))) >= 4:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    n_saved = len(list((out / "points").glob("*.json")))
+    assert 4 <= n_saved < 24
+    rerun = subprocess.run(cmd + ["--json", str(tmp_path / "run.json")], env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    import json
+
+    summary = json.loads((tmp_path / "run.json").read_text())
+    assert summary["n_computed"] == 24 - n_saved and summary["n_rows"] == 24
+    table = load_results(out)
+    assert table[["x", "seed"]].values.tolist() == [[x, s] for x in range(1, 13) for s in (0, 1)]
+    expected = [x ** 2 + np.random.default_rng(s).normal() for x in range(1, 13) for s in (0, 1)]
+    assert table["y"].tolist() == expected

@@ -1,0 +1,224 @@
+"""Sweep specs: units, ranges, validation errors, grid expansion and hashing (no Dask here)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hcs_neuro.errors import ConfigError
+from hcs_neuro.sweep import (
+    ParamInfo,
+    Target,
+    expand_grid,
+    load_sweep_spec,
+    parse_quantity,
+    parse_sweep_spec,
+    pending_points,
+    register_target,
+    run_point,
+    unit_column_suffix,
+)
+
+
+def _toy_evaluate(cfg, params, seed):
+    """Test-only target: a deterministic function of the parameters and the seed."""
+    rng = np.random.default_rng(seed)
+    tau = params["neuron.tau_m"]
+    if params.get("coding") == "ttfs" and params.get("k", 1) == 3:
+        raise RuntimeError("ttfs with k=3 is not supported by this toy")
+    return {"agreement": 1.0 / (1.0 + tau / 10.0) + 0.01 * rng.normal(),
+            "latency_ms": tau * params.get("k", 1) + cfg["offset_ms"]}
+
+
+def _toy_prepare(table, spec_dir):
+    bad = set(table) - {"offset_ms"}
+    if bad:
+        raise ConfigError(f"[target] unknown field(s) {sorted(bad)}; allowed: offset_ms")
+    return {"offset_ms": float(table.get("offset_ms", 0.0))}
+
+
+TOY = register_target(Target(
+    kind="toy_test",
+    evaluate=_toy_evaluate,
+    prepare=_toy_prepare,
+    parameters=lambda cfg: {
+        "neuron.tau_m": ParamInfo(unit="ms", low=0.0),
+        "k": ParamInfo(kind="int", low=1),
+        "coding": ParamInfo(kind="str", choices=("rate", "ttfs")),
+        "input.rate": ParamInfo(unit="Hz"),
+    },
+    metrics=lambda cfg: ("agreement", "latency_ms"),
+), replace=True)
+
+
+def _spec(params, **sweep):
+    raw = {"sweep": {"seeds": [0, 1], **sweep}, "target": {"kind": "toy_test"},
+           "parameters": params}
+    return parse_sweep_spec(raw, source="toy.toml")
+
+
+# -- units ------------------------------------------------------------------------------------
+
+
+def test_parse_quantity_and_column_suffix():
+    assert parse_quantity("20 ms") == (20.0, "ms")
+    assert parse_quantity("1.5e-3 nS") == (1.5e-3, "nS")
+    assert parse_quantity(3) == (3.0, "")
+    assert parse_quantity("0.5 mV/ms") == (0.5, "mV/ms")
+    for bad in ("fast", "20 parsecs", "ms 20", True):
+        with pytest.raises(ValueError):
+            parse_quantity(bad)
+    assert unit_column_suffix("ms") == "_ms"
+    assert unit_column_suffix("mV/ms") == "_mV_per_ms"
+    assert unit_column_suffix("") == ""
+
+
+def test_values_are_converted_to_the_parameter_unit():
+    spec = _spec({"neuron.tau_m": ["0.02 s", "5000 us", "7 ms"], "input.rate": ["0.1 kHz"]})
+    tau = spec.parameters[0]
+    assert tau.column == "neuron.tau_m_ms"
+    assert tau.values == (20.0, 5.0, 7.0)
+    assert spec.parameters[1].column == "input.rate_Hz"
+    assert spec.parameters[1].values == (100.0,)
+    assert spec.metrics == ("agreement", "latency_ms")  # default: every declared metric
+
+
+def test_ranges_linear_log_step():
+    spec = _spec({"neuron.tau_m": {"start": "5 ms", "stop": "50 ms", "num": 3, "scale": "log"},
+                  "k": {"start": 1, "stop": 4, "step": 1}})
+    tau, k = spec.parameters
+    # values are rounded to 12 significant digits (canonical form for hashing)
+    np.testing.assert_allclose(tau.values, [5.0, np.sqrt(250.0), 50.0], rtol=1e-11)
+    assert k.values == (1, 2, 3, 4) and all(isinstance(v, int) for v in k.values)
+    lin = _spec({"neuron.tau_m": {"start": "1 ms", "stop": "2 ms", "num": 3}}).parameters[0]
+    assert lin.values == (1.0, 1.5, 2.0)
+    step = _spec({"neuron.tau_m": {"start": "0.1 ms", "stop": "0.3 ms", "step": "0.1 ms"}})
+    assert step.parameters[0].values == (0.1, 0.2, 0.3)  # inclusive stop despite round-off
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"neuron.tau_x": ["20 ms"]}, "not a parameter of target 'toy_test'"),
+    ({"neuron.tau_m": ["20 mV"]}, "wrong unit"),
+    ({"neuron.tau_m": [20]}, "has no unit"),
+    ({"neuron.tau_m": []}, "empty list"),
+    ({"neuron.tau_m": {"start": "5 ms", "stop": "50 ms", "num": 0}}, "empty range"),
+    ({"neuron.tau_m": {"start": "50 ms", "stop": "5 ms", "step": "1 ms"}}, "empty range"),
+    ({"neuron.tau_m": {"start": "5 ms", "stop": "5 mV", "num": 2}}, "not compatible"),
+    ({"neuron.tau_m": {"start": "0 ms", "stop": "5 ms", "num": 2, "scale": "log"}}, "log range"),
+    ({"neuron.tau_m": {"start": "1 ms", "stop": "5 ms"}}, "exactly one of num or step"),
+    ({"neuron.tau_m": ["-1 ms"]}, "below the allowed minimum"),
+    ({"neuron.tau_m": ["1 ms", "0.001 s"]}, "appears twice"),
+    ({"k": [1.5]}, "not an integer"),
+    ({"coding": ["rate", "burst"]}, "'burst' is not allowed; allowed: rate, ttfs"),
+    ({}, "at least one parameter"),
+])
+def test_bad_parameters_raise_config_error_naming_the_field(params, message):
+    with pytest.raises(ConfigError, match=message) as exc:
+        _spec(params)
+    assert "toy.toml" in str(exc.value)
+    assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("raw_update, message", [
+    ({"sweep": {"metrics": ["agreement", "accuracy"]}}, "unknown metric 'accuracy'"),
+    ({"sweep": {"seeds": []}}, "non-empty list"),
+    ({"sweep": {"seeds": [1, 1]}}, "appears twice"),
+    ({"sweep": {"seeds": [-1]}}, "not an integer in"),
+    ({"sweep": {"seed_mode": "random"}}, "seed_mode"),
+    ({"sweep": {"bogus": 1}}, "unknown field"),
+    ({"target": {"kind": "spaceship"}}, "unknown target kind 'spaceship'"),
+    ({"target": {"kind": "toy_test", "offset": 1}}, "unknown field"),
+    ({"extra": {}}, "unknown section"),
+])
+def test_bad_spec_sections(raw_update, message):
+    raw = {"sweep": {"seeds": [0]}, "target": {"kind": "toy_test"},
+           "parameters": {"k": [1, 2]}}
+    raw.update(raw_update)
+    with pytest.raises(ConfigError, match=message):
+        parse_sweep_spec(raw, source="toy.toml")
+
+
+def test_load_errors_name_the_file(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_sweep_spec(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[sweep\nname=1")
+    with pytest.raises(ConfigError, match="bad.toml: invalid TOML"):
+        load_sweep_spec(bad)
+
+
+def test_python_target_validation(tmp_path):
+    raw = {"sweep": {"metrics": ["y"]}, "target": {"kind": "python", "function": "math:nope"},
+           "parameters": {"x": [1, 2]}}
+    with pytest.raises(ConfigError, match="cannot import"):
+        parse_sweep_spec(raw)
+    raw["target"]["function"] = "math:hypot"
+    raw["target"]["parameters"] = {"x": "ms"}
+    with pytest.raises(ConfigError, match="has no unit"):
+        parse_sweep_spec(raw)
+    raw["parameters"] = {"x": ["1 ms"], "z": [1]}
+    with pytest.raises(ConfigError, match="not a parameter"):
+        parse_sweep_spec(raw)
+
+
+# -- grid -------------------------------------------------------------------------------------
+
+
+def test_grid_order_hashes_and_seeds():
+    spec = _spec({"neuron.tau_m": ["5 ms", "10 ms"], "k": [1, 2, 3]}, seeds=[7, 8])
+    points = expand_grid(spec)
+    assert len(points) == spec.n_points == 12
+    assert [p.index for p in points] == list(range(12))
+    assert points[0].params == {"neuron.tau_m": 5.0, "k": 1} and points[0].seed == 7
+    assert points[1].params == {"neuron.tau_m": 5.0, "k": 1} and points[1].seed == 8
+    assert points[2].params["k"] == 2 and points[-1].params == {"neuron.tau_m": 10.0, "k": 3}
+    assert len({p.point_id for p in points}) == 12
+    # same point written differently (0.01 s vs 10 ms) -> same hash; shared seeds pass through
+    again = expand_grid(_spec({"neuron.tau_m": ["0.005 s", "0.01 s"], "k": [1, 2, 3]},
+                              seeds=[7, 8]))
+    assert [p.point_id for p in again] == [p.point_id for p in points]
+    assert [p.eval_seed for p in points] == [7, 8] * 6
+    # per_point: deterministic, distinct per point
+    pp = expand_grid(_spec({"neuron.tau_m": ["5 ms", "10 ms"], "k": [1, 2, 3]}, seeds=[7, 8],
+                           seed_mode="per_point"))
+    pp2 = expand_grid(_spec({"neuron.tau_m": ["5 ms", "10 ms"], "k": [1, 2, 3]}, seeds=[7, 8],
+                            seed_mode="per_point"))
+    assert [p.eval_seed for p in pp] == [p.eval_seed for p in pp2]
+    assert len({p.eval_seed for p in pp}) == 12
+    assert set(p.point_id for p in pp).isdisjoint(p.point_id for p in points)
+
+
+def test_target_settings_change_the_hash():
+    raw = {"sweep": {"seeds": [0]}, "target": {"kind": "toy_test", "offset_ms": 1.0},
+           "parameters": {"k": [1]}}
+    a = expand_grid(parse_sweep_spec(raw))[0].point_id
+    raw["target"]["offset_ms"] = 2.0
+    assert expand_grid(parse_sweep_spec(raw))[0].point_id != a
+
+
+def test_run_point_records_errors_instead_of_raising():
+    ok = run_point(_toy_evaluate, {"offset_ms": 1.0}, {"neuron.tau_m": 10.0, "k": 2}, 3)
+    assert ok["error"] == "" and ok["metrics"]["latency_ms"] == 21.0 and ok["run_time_s"] >= 0
+    bad = run_point(_toy_evaluate, {"offset_ms": 0.0},
+                    {"neuron.tau_m": 10.0, "k": 3, "coding": "ttfs"}, 0)
+    assert bad["error"].startswith("RuntimeError: ttfs with k=3") and bad["metrics"] == {}
+    assert "Traceback" in bad["traceback"]
+    wrong = run_point(lambda c, p, s: {"x": "high"}, {}, {}, 0)
+    assert wrong["error"].startswith("TypeError: metric 'x' is str")
+
+
+def test_pending_points_reads_point_files(tmp_path):
+    spec = _spec({"k": [1, 2]}, seeds=[0])
+    points = expand_grid(spec)
+    assert pending_points(spec, tmp_path) == points
+    (tmp_path / "points").mkdir()
+    (tmp_path / "points" / f"{points[0].point_id}.json").write_text(
+        json.dumps({"metrics": {"agreement": 1.0, "latency_ms": 2.0}, "error": ""}))
+    (tmp_path / "points" / f"{points[1].point_id}.json").write_text('{"metrics": ')  # torn
+    assert pending_points(spec, tmp_path) == [points[1]]
+    (tmp_path / "points" / f"{points[1].point_id}.json").write_text(
+        json.dumps({"metrics": {}, "error": "RuntimeError: x"}))
+    assert pending_points(spec, tmp_path) == []
+    assert pending_points(spec, tmp_path, retry_errors=True) == [points[1]]
