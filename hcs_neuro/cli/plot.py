@@ -1,0 +1,109 @@
+"""``hcs-neuro plot WHAT ...``: figures from saved results (``plot sweep`` for sweeps)."""
+
+from __future__ import annotations
+
+__all__ = ["register"]
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("plot", help="draw figures from saved results",
+                              description="Draw figures from saved results.")
+    what = p.add_subparsers(dest="what", metavar="WHAT")
+    what.required = True
+    s = what.add_parser(
+        "sweep",
+        help="a sweep metric against a parameter (lines with bands over seeds) or a heatmap",
+        description="Line plot of METRIC against parameter --x, mean over seeds with a band "
+        "(95%% Student-t confidence interval of the mean, or +-1 sd), one line per value of "
+        "--hue, one panel per value of --facet; or with --kind heatmap the seed-mean of METRIC "
+        "over --x (columns) and --hue (rows). Names may be dotted parameter names "
+        "(neuron.tau_m) or column names (neuron.tau_m_ms). Points that raised are left out.",
+    )
+    s.add_argument("results", metavar="RESULTS",
+                   help="sweep output folder, or its results.parquet / results.csv")
+    s.add_argument("--x", required=True, metavar="NAME", help="parameter on the x axis")
+    s.add_argument("--y", required=True, metavar="METRIC", help="metric to plot")
+    s.add_argument("--hue", metavar="NAME", help="parameter: one line per value (heatmap: rows)")
+    s.add_argument("--facet", metavar="NAME", help="parameter: one panel per value")
+    s.add_argument("--kind", choices=("line", "heatmap"), default="line")
+    s.add_argument("--band", choices=("ci95", "sd"), default="ci95",
+                   help="band over seeds (default: ci95)")
+    s.add_argument("--where", action="append", default=[], metavar="NAME=VALUE",
+                   help="fix another varying parameter (repeatable)")
+    s.add_argument("--logx", action="store_true", default=None, help="logarithmic x axis")
+    s.add_argument("--out", metavar="FILE",
+                   help="figure file (.png/.pdf/.svg; default: RESULTS folder/sweep_Y_vs_X.png)")
+    s.add_argument("--json", metavar="PATH", help="write the plotted means and bands as JSON")
+    s.set_defaults(func=_handle_sweep)
+
+
+def _handle_sweep(args) -> int:
+    from pathlib import Path
+
+    from hcs_neuro.atomic import atomic_path, write_json_atomic
+    from hcs_neuro.errors import ConfigError
+    from hcs_neuro.plotting.sweep import (
+        check_free_parameters,
+        filter_table,
+        plot_sweep_heatmap,
+        plot_sweep_line,
+        resolve_column,
+        summarize_sweep,
+    )
+    from hcs_neuro.sweep import load_metadata, load_results
+
+    table = load_results(args.results)
+    try:
+        meta = load_metadata(args.results)
+    except ConfigError:
+        meta = None  # a bare table: no units from metadata, no free-parameter check
+    where = {}
+    for item in args.where:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--where {item!r}: expected NAME=VALUE")
+        where[name.strip()] = value.strip()
+    table = filter_table(table, where, meta)
+    x = resolve_column(table, args.x, meta, "x")
+    y = resolve_column(table, args.y, meta, "y")
+    hue = resolve_column(table, args.hue, meta, "hue") if args.hue else None
+    facet = resolve_column(table, args.facet, meta, "facet") if args.facet else None
+    if meta and y not in meta.get("metrics", []) and y != "run_time_s":
+        raise ConfigError(f"--y {args.y!r} is not a metric of this sweep; allowed: "
+                          f"{', '.join(meta['metrics'] + ['run_time_s'])}")
+    if args.kind == "heatmap" and not hue:
+        raise ConfigError("--kind heatmap needs --hue NAME (the parameter on the rows)")
+    check_free_parameters(table, [c for c in (x, hue, facet) if c], meta)
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    facets = [(None, table)] if facet is None else list(table.groupby(facet, sort=True))
+    fig, axes = plt.subplots(1, len(facets), figsize=(5 * len(facets), 3.8), squeeze=False,
+                             sharey=args.kind == "line")
+    records = []
+    for ax, (value, part) in zip(axes[0], facets):
+        if args.kind == "line":
+            plot_sweep_line(part, x, y, hue, ax=ax, band=args.band, meta=meta, log_x=args.logx)
+            summary = summarize_sweep(part, x, y, by=[hue] if hue else [], band=args.band)
+        else:
+            plot_sweep_heatmap(part, x, hue, y, ax=ax, meta=meta)
+            summary = summarize_sweep(part, x, y, by=[hue], band=args.band)
+        if facet is not None:
+            ax.set_title(f"{facet} = {value}", fontsize="small")
+            summary.insert(0, facet, value)
+        records.extend(summary.to_dict(orient="records"))
+    fig.tight_layout()
+    folder = Path(args.results) if Path(args.results).is_dir() else Path(args.results).parent
+    out = Path(args.out) if args.out else folder / f"sweep_{y}_vs_{x}.png"
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=150)
+    plt.close(fig)
+    print(f"wrote {out}")
+    if args.json:
+        write_json_atomic(args.json, {"x": x, "y": y, "hue": hue, "facet": facet,
+                                      "kind": args.kind, "band": args.band, "figure": str(out),
+                                      "rows": records})
+    return 0
