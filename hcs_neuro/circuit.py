@@ -1,0 +1,404 @@
+"""Brian2 builder: H hypercolumns x N channels with k-WTA through shared inhibitory interneurons.
+
+One explicit :class:`brian2.Network` holds one excitatory ``NeuronGroup`` for all H*N cells,
+one interneuron group for all hypercolumns, and synapses made from index arrays. The k winners
+emerge from spikes: an excitatory cell that crosses threshold spikes; the interneuron(s) of its
+hypercolumn count those spikes and fire at the k-th; their inhibition silences the rest. No
+argmax, sort or top-k is evaluated anywhere in the simulated network.
+
+Notes
+-----
+Schedule within one time step (all inside Brian2's ``thresholds`` slot, by ``order``)::
+
+    start        E, I: remember the state at the start of the step (X_prev = X)
+    groups       integrate E (v, u, I_syn, ...) and I (local clock tl)
+    thresholds 0 E threshold  -> excitatory spikes
+               1 E reset      -> v = v_reset, done = 1 (each cell fires at most once)
+               2 E->I         -> count += w_ei (every excitatory spike of this step is counted)
+               3 I threshold  -> 'spike' if count reached k, 'overshoot' if it jumped past k
+               4 I reset      -> on 'overshoot': count, clock rewound; time scale s /= factor
+               5 I->E         -> on 'spike': inhibition (lands before the next step);
+                                 on 'overshoot': rewind the hypercolumn's cells to X_prev
+
+So inhibition lands in the same step as the k-th spike (no one-step lag), and when more cells
+cross in one step than slots remain, the hypercolumn re-integrates that step at a finer local
+time scale ``s`` (``refinement.factor`` times slower), up to ``refinement.max_levels`` times:
+local adaptive time stepping, i.e. sub-step spike timing carried out by the neuron model. Because
+the integration map of a cell is monotone in its drive and all cells of a hypercolumn share
+their state history, the set of cells that have crossed is always an upper set of the drives,
+and the race ends with exactly the top-k unless two drives differ by less than what the final
+level resolves (``hcs_neuro.theory``). With ``max_levels = 0`` the circuit is a plain race.
+
+Drive enters as the dimensionless state variable ``drive`` of the excitatory cells (steady
+depolarisation ``drive_gain * drive``); synaptic input from another layer is added with
+``on_pre="I_syn_post += w"`` (``I_syn`` in volt for ``lif_*`` circuits, in amp for
+``cond_kwta``). ``bias`` adds a per-cell offset, e.g. the tie-break "lower channel index wins"
+(``tie_break=True``). Run-time settable state variables (also through cpp_standalone
+``run_args``): ``exc.drive``, ``exc.bias``, ``inh.k_hc``, ``inh.max_level``, ``inh.refine``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+
+import numpy as np
+
+from hcs_neuro.circuit_spec import CircuitSpec, check_k
+from hcs_neuro.errors import ConfigError
+
+__all__ = [
+    "HypercolumnCircuit",
+    "KWTAHandles",
+    "make_exc_group",
+    "attach_kwta",
+    "build_hypercolumns",
+    "noise_enabled",
+    "TIE_BIAS_MV",
+]
+
+#: Per-channel bias step (mV) of the "lower channel index wins" tie-break: far below the drive
+#: differences that matter (1e-3 of a level of 20 mV / 2**8), far above what the deepest
+#: refinement level resolves (~1e-7 mV with the lif_kwta defaults; see hcs_neuro.theory).
+TIE_BIAS_MV = 1e-5
+
+
+def noise_enabled(spec: CircuitSpec) -> bool:
+    """True if the membrane-noise term is on (a ``sigma*`` parameter is > 0)."""
+    return bool(spec.noise_term) and any(p.name.startswith("sigma") and p.value > 0 for p in spec.params)
+
+
+def _diff_vars(eqs: str) -> list[str]:
+    return re.findall(r"^\s*d([A-Za-z_]\w*)\s*/\s*dt\s*=", eqs, flags=re.M)
+
+
+def make_exc_group(spec: CircuitSpec, n: int, *, name: str = "exc", clock=None, noise: bool | None = None):
+    """Excitatory cells with the circuit's model, ready for :func:`attach_kwta`.
+
+    Parameters
+    ----------
+    spec : CircuitSpec
+    n : int
+        Number of cells (all hypercolumns of a layer).
+    name : str
+        Brian2 name of the group (unique within a network).
+    clock : brian2.Clock, optional
+    noise : bool, optional
+        Membrane noise on/off; default: on if a ``sigma*`` parameter is > 0.
+
+    Returns
+    -------
+    brian2.NeuronGroup
+        With ``drive = 0``, ``bias = 0``, ``v = v_rest``, ``s = 1``. Add inputs through
+        ``drive`` (1) or ``I_syn`` (``on_pre="I_syn_post += w"``).
+    """
+    import brian2 as b2
+
+    noise = noise_enabled(spec) if noise is None else noise
+    eqs_text = spec.neuron_equations(noise=noise)
+    eqs = b2.Equations(eqs_text)
+    dvars = [v for v in _diff_vars(eqs_text)]
+    extra = []
+    for var in dvars:
+        extra.append(f"{var}_prev : {_unit_name(eqs[var].dim)}")
+    extra += ["s_prev : 1", "just : 1", "t_win : second"]
+    eqs = eqs + b2.Equations("\n".join(extra))
+    ns = spec.namespace()
+    kwargs: dict[str, Any] = dict(name=name, namespace=ns, method=spec.method(noise))
+    if clock is not None:
+        kwargs["clock"] = clock
+    try:
+        G = b2.NeuronGroup(
+            n,
+            eqs,
+            threshold=f"({spec.threshold_expr}) and done < 0.5",
+            reset="v = v_reset\ndone = 1\njust = 1\nt_win = t",
+            **kwargs,
+        )
+    except Exception as exc:  # Brian2 raises many types for bad equations
+        raise ConfigError(f"{spec.source}: the neuron model does not build in Brian2: {exc}") from None
+    G.v = ns["v_rest"] if "v_rest" in ns else ns["v_reset"]
+    G.s = 1
+    G.t_win = -1 * b2.second
+    if spec.coding == "poisson":
+        # Poisson input spikes (drive * rate_max), one Bernoulli draw per step of local time
+        G.run_regularly(
+            "I_syn += w_in * int(rand() < drive * rate_max * s * dt)", when="before_groups", name=f"{name}_poisson"
+        )
+    save = "\n".join([f"{v}_prev = {v}" for v in dvars] + ["s_prev = s", "just = 0"])
+    G.run_regularly(save, when="start", name=f"{name}_save")
+    G.resetter["spike"].when = "thresholds"
+    G.resetter["spike"].order = 1
+    G.thresholder["spike"].when = "thresholds"
+    G.thresholder["spike"].order = 0
+    G.add_attribute("hcs_diff_vars")
+    G.hcs_diff_vars = tuple(dvars)  # remembered for attach_kwta's rewind code
+    return G
+
+
+def _unit_name(dim) -> str:
+    import brian2 as b2
+
+    from brian2.units.fundamentalunits import DIMENSIONLESS
+
+    return "1" if dim is DIMENSIONLESS else repr(b2.get_unit(dim))
+
+
+@dataclasses.dataclass
+class KWTAHandles:
+    """What :func:`attach_kwta` adds: the interneurons and the two synapse groups."""
+
+    inh: Any
+    syn_ei: Any
+    syn_ie: Any
+    n_hypercolumns: int
+    n_pool: int
+    hypercolumn_of: np.ndarray
+
+    def decision_time_ms(self) -> np.ndarray:
+        """Grid time of each hypercolumn's first interneuron spike (ms; NaN if none)."""
+        t = np.asarray(self.inh.t_decision_[:: self.n_pool]) * 1e3
+        return np.where(t >= 0, t, np.nan)
+
+    def decision_local_time_ms(self) -> np.ndarray:
+        """The same on the hypercolumn's local (refined) clock (ms; NaN if none)."""
+        t = np.asarray(self.inh.tl_decision_[:: self.n_pool]) * 1e3
+        return np.where(t >= 0, t, np.nan)
+
+    def levels(self) -> np.ndarray:
+        """Refinement levels used by each hypercolumn."""
+        return np.asarray(self.inh.level_[:: self.n_pool]).astype(int)
+
+
+def attach_kwta(network, exc_group, hypercolumn_of, n_hypercolumns: int, k: int, spec: CircuitSpec, *,
+                name: str = "kwta", clock=None) -> KWTAHandles:
+    """Wire k-WTA interneurons onto an existing excitatory group partitioned into hypercolumns.
+
+    Parameters
+    ----------
+    network : brian2.Network
+        The objects created here are added to it.
+    exc_group : brian2.NeuronGroup
+        Made by :func:`make_exc_group` (it needs the variables listed there).
+    hypercolumn_of : array of int, shape (len(exc_group),)
+        Hypercolumn index of every excitatory cell, in ``0 .. n_hypercolumns-1``.
+    n_hypercolumns : int
+    k : int
+        Winners per hypercolumn (0 < k < cells of the smallest hypercolumn).
+    spec : CircuitSpec
+    name : str
+        Prefix of the Brian2 names (unique per network).
+
+    Returns
+    -------
+    KWTAHandles
+        ``inh`` has ``spec.n_interneurons`` cells per hypercolumn (hypercolumn h owns
+        ``h*n_pool .. h*n_pool+n_pool-1``); state variables ``k_hc``, ``max_level``, ``refine``
+        are settable per hypercolumn at run time.
+    """
+    import brian2 as b2
+
+    hc = np.asarray(hypercolumn_of, dtype=np.int64)
+    if hc.shape != (len(exc_group),):
+        raise ConfigError(f"hypercolumn_of must have one entry per excitatory cell ({len(exc_group)}), got shape {hc.shape}")
+    if hc.size and (hc.min() < 0 or hc.max() >= n_hypercolumns):
+        raise ConfigError(f"hypercolumn_of values must lie in 0..{n_hypercolumns - 1}")
+    sizes = np.bincount(hc, minlength=n_hypercolumns)
+    check_k(int(k), int(sizes.min()) if sizes.size else 0)
+    n_pool = spec.n_interneurons
+    ns = spec.namespace()
+    extra = """
+    count_prev : 1
+    level : 1
+    decided : 1
+    t_decision : second
+    tl_decision : second
+    k_hc : 1
+    max_level : 1
+    refine : 1
+    s : 1
+    s_prev : 1
+    dtl/dt = s : second
+    tl_prev : second
+    """
+    eqs = b2.Equations(spec.inter_eqs) + b2.Equations(extra)
+    kwargs: dict[str, Any] = dict(name=f"{name}_inh", namespace=ns, method=spec.inter_method)
+    if clock is not None:
+        kwargs["clock"] = clock
+    refractory = ns["t_ref_i"] if "t_ref_i" in ns else False
+    try:
+        inh = b2.NeuronGroup(
+            n_hypercolumns * n_pool,
+            eqs,
+            threshold="count > k_hc - 0.5 and (count < k_hc + 0.5 or level >= max_level)",
+            reset="t_decision = t_decision * decided + t * (1 - decided)\n"
+            "tl_decision = tl_decision * decided + tl * (1 - decided)\ndecided = 1",
+            events={"overshoot": "count > k_hc + 0.5 and level < max_level and decided < 0.5"},
+            refractory=refractory,
+            **kwargs,
+        )
+    except Exception as exc:
+        raise ConfigError(f"{spec.source}: the interneuron model does not build in Brian2: {exc}") from None
+    inh.run_on_event("overshoot", "count = count_prev\ns = s_prev / refine\ntl = tl_prev\nlevel += 1",
+                     when="thresholds", order=4)
+    inh.run_regularly("count_prev = count\ns_prev = s\ntl_prev = tl", when="start", name=f"{name}_inh_save")
+    inh.k_hc = k
+    inh.max_level = spec.max_levels
+    inh.refine = spec.refine_factor
+    inh.s = 1
+    inh.t_decision = -1 * b2.second
+    inh.tl_decision = -1 * b2.second
+    inh.thresholder["spike"].when = "thresholds"
+    inh.thresholder["spike"].order = 3
+    inh.thresholder["overshoot"].when = "thresholds"
+    inh.thresholder["overshoot"].order = 3
+    inh.resetter["spike"].when = "thresholds"
+    inh.resetter["spike"].order = 4
+
+    # index arrays: excitatory cell e of hypercolumn h <-> interneurons h*n_pool + p
+    exc_idx = np.repeat(np.arange(len(exc_group)), n_pool)
+    inh_idx = (np.repeat(hc, n_pool) * n_pool + np.tile(np.arange(n_pool), len(exc_group)))
+    syn_kw = {} if clock is None else {"clock": clock}
+    delay_ei = ns.get("delay_ei")
+    delay_ie = ns.get("delay_ie")
+    syn_ei = b2.Synapses(exc_group, inh, on_pre=spec.on_pre_ei, namespace=ns, name=f"{name}_ei",
+                         delay=delay_ei, **syn_kw)
+    syn_ei.connect(i=exc_idx, j=inh_idx)
+    dvars = getattr(exc_group, "hcs_diff_vars", ("v",))
+    rewind = ["r = 1 - done_post + just_post"]
+    for v in dvars:
+        rewind.append(f"{v}_post = {v}_prev_post * r + {v}_post * (1 - r)" if v == "v" else f"{v}_post = {v}_prev_post")
+    rewind += ["s_post = s_prev_post / refine_pre", "done_post = done_post - just_post",
+               "t_win_post = t_win_post * (1 - just_post) - second * just_post", "just_post = 0"]
+    syn_ie = b2.Synapses(
+        inh, exc_group, model="", namespace=ns, name=f"{name}_ie",
+        on_pre={"pre": spec.on_pre_ie, "rewind": "\n".join(rewind)},
+        on_event={"pre": "spike", "rewind": "overshoot"}, delay={"pre": delay_ie} if delay_ie is not None else None,
+        **syn_kw,
+    )
+    syn_ie.connect(i=inh_idx, j=exc_idx)
+    syn_ei.pre.when = "thresholds"
+    syn_ei.pre.order = 2
+    syn_ie.pre.when = "thresholds"
+    syn_ie.pre.order = 5
+    syn_ie.rewind.when = "thresholds"
+    syn_ie.rewind.order = 5
+    network.add(inh, syn_ei, syn_ie)
+    return KWTAHandles(inh=inh, syn_ei=syn_ei, syn_ie=syn_ie, n_hypercolumns=n_hypercolumns, n_pool=n_pool,
+                       hypercolumn_of=hc)
+
+
+@dataclasses.dataclass
+class HypercolumnCircuit:
+    """A built circuit: one explicit network with named handles.
+
+    Attributes
+    ----------
+    network : brian2.Network
+    exc, inh : brian2.NeuronGroup
+        All H*N excitatory cells (cell ``h*N + c`` is channel c of hypercolumn h) and all
+        interneurons.
+    kwta : KWTAHandles
+    spikes_exc, spikes_inh, state : monitors or None
+    spec : CircuitSpec
+    n_hypercolumns, n_channels, k : int
+    """
+
+    network: Any
+    exc: Any
+    inh: Any
+    kwta: KWTAHandles
+    spikes_exc: Any
+    spikes_inh: Any
+    state: Any
+    spec: CircuitSpec
+    n_hypercolumns: int
+    n_channels: int
+    k: int
+    dt_ms: float
+
+    def set_drives(self, drives) -> None:
+        """Set the (H, N) drives (dimensionless, nominally in [0, 1])."""
+        d = np.asarray(drives, dtype=float)
+        if d.shape != (self.n_hypercolumns, self.n_channels):
+            raise ConfigError(f"drives must have shape ({self.n_hypercolumns}, {self.n_channels}), got {d.shape}")
+        self.exc.drive = d.ravel()
+
+    def winners(self) -> np.ndarray:
+        """Boolean (H, N): cells that fired (and were not rewound)."""
+        return (np.asarray(self.exc.done_) > 0.5).reshape(self.n_hypercolumns, self.n_channels)
+
+    def win_time_ms(self) -> np.ndarray:
+        """(H, N) grid time of each winner's spike in ms (NaN for non-winners)."""
+        t = np.asarray(self.exc.t_win_).reshape(self.n_hypercolumns, self.n_channels) * 1e3
+        return np.where(self.winners(), t, np.nan)
+
+    def run(self, duration_ms: float, report=None) -> None:
+        import brian2 as b2
+
+        self.network.run(duration_ms * b2.ms, report=report)
+
+
+def build_hypercolumns(spec: CircuitSpec, n_hypercolumns: int, n_channels: int, k: int, drives=None, *,
+                       dt_ms: float | None = None, monitors: tuple[str, ...] = ("spikes",),
+                       record_v: Any = None, tie_break: bool = False, name: str = "hc") -> HypercolumnCircuit:
+    """Build H hypercolumns x N channels with k-WTA in one explicit ``brian2.Network``.
+
+    Parameters
+    ----------
+    spec : CircuitSpec
+    n_hypercolumns, n_channels, k : int
+        H, N and the number of winners (0 < k < N).
+    drives : array (H, N), optional
+        Dimensionless drives (set later with :meth:`HypercolumnCircuit.set_drives`).
+    dt_ms : float, optional
+        Time step in ms (default: Brian2's default clock, 0.1 ms).
+    monitors : tuple of str
+        Any of ``"spikes"`` (excitatory and interneuron spike monitors) and ``"state"``.
+    record_v : sequence of int, optional
+        Excitatory cells whose ``v`` (and ``u``) is recorded when ``"state"`` is requested.
+    tie_break : bool
+        Add a per-channel bias of ``-c * TIE_BIAS_MV`` mV so that among exactly equal drives
+        the lower channel index wins (the tie rule of ``hcs_neuro.kwta``).
+    name : str
+        Prefix for Brian2 object names.
+
+    Returns
+    -------
+    HypercolumnCircuit
+    """
+    import brian2 as b2
+
+    if n_hypercolumns < 1:
+        raise ConfigError(f"n_hypercolumns must be >= 1, got {n_hypercolumns}")
+    check_k(int(k), int(n_channels))
+    clock = b2.Clock(dt=dt_ms * b2.ms, name=f"{name}_clock") if dt_ms is not None else None
+    if dt_ms is not None and not dt_ms > 0:
+        raise ConfigError(f"dt_ms must be > 0, got {dt_ms}")
+    net = b2.Network(name=f"{name}_network")
+    exc = make_exc_group(spec, n_hypercolumns * n_channels, name=f"{name}_exc", clock=clock)
+    net.add(exc)
+    hc_of = np.repeat(np.arange(n_hypercolumns), n_channels)
+    kw = attach_kwta(net, exc, hc_of, n_hypercolumns, k, spec, name=f"{name}_kwta", clock=clock)
+    if tie_break:
+        if exc.variables["bias"].dim != b2.mV.dim:
+            raise ConfigError(f"{spec.source}: tie_break needs a bias in volt (neuron variable 'bias')")
+        exc.bias = -np.tile(np.arange(n_channels), n_hypercolumns) * TIE_BIAS_MV * b2.mV
+    spikes_exc = spikes_inh = state = None
+    mkw = {} if clock is None else {"clock": clock}
+    if "spikes" in monitors:
+        spikes_exc = b2.SpikeMonitor(exc, name=f"{name}_spikes_exc")
+        spikes_inh = b2.SpikeMonitor(kw.inh, name=f"{name}_spikes_inh")
+        net.add(spikes_exc, spikes_inh)
+    if "state" in monitors:
+        rec = np.arange(min(len(exc), n_channels)) if record_v is None else np.asarray(record_v)
+        state = b2.StateMonitor(exc, ["v", "u"], record=rec, name=f"{name}_state", **mkw)
+        net.add(state)
+    circ = HypercolumnCircuit(network=net, exc=exc, inh=kw.inh, kwta=kw, spikes_exc=spikes_exc,
+                              spikes_inh=spikes_inh, state=state, spec=spec, n_hypercolumns=n_hypercolumns,
+                              n_channels=n_channels, k=int(k),
+                              dt_ms=float(dt_ms) if dt_ms is not None else float(b2.defaultclock.dt / b2.ms))
+    if drives is not None:
+        circ.set_drives(drives)
+    return circ

@@ -1,0 +1,652 @@
+"""Circuit definitions (``circuits/*.toml``): loading, validation, parameters with units.
+
+A circuit file declares a hypercolumn k-WTA circuit: the excitatory neuron model, the shared
+inhibitory interneuron(s), the E->I / I->E synapses, the input coding, an optional local
+time-refinement stage, and a citation for every parameter. This module only needs the standard
+library: units are parsed by a small SI dimension calculator here, and Brian2 quantities are made
+only when :meth:`CircuitSpec.namespace` is called.
+
+File layout (see ``circuits/lif_kwta.toml`` for a complete, commented example)::
+
+    [circuit]        name, description                       (strings)
+    [neuron]         equations, method, method_noise, noise_term, threshold_expr (strings)
+                     + parameters, e.g. tau_m = "1 ms"
+    [interneuron]    equations (string) + parameters
+    [inhibition]     n_interneurons (int) + parameters (w_ei, w_ie, ...)
+    [refinement]     max_levels (int), factor (int)
+    [input]          coding ("current" | "poisson"), + parameters
+    [citations]      "section.name" = "where the value comes from"  (one per parameter)
+
+Every key that is not one of the reserved keys of its section is a *parameter*: a string
+``"<number> <unit>"`` (``"20 ms"``, ``"0.6 mV/ms"``, ``"25 nS"``) or a bare number for a
+dimensionless value. A parameter is addressed by its dotted name (``neuron.tau_m``); parameter
+names are unique across sections because they share one Brian2 namespace.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Mapping
+
+from hcs_neuro.errors import ConfigError
+
+__all__ = [
+    "Param",
+    "CircuitSpec",
+    "load_circuit",
+    "list_builtin_circuits",
+    "parse_quantity",
+    "format_quantity",
+    "DIMENSION_NAMES",
+]
+
+# ----------------------------------------------------------------------------------------------
+# A tiny SI unit parser. Dimensions are exponent triples over (second, volt, amp); every unit
+# used in neuron models is a product of those (siemens = A/V, farad = A s/V, hertz = 1/s, ohm = V/A).
+_BASE = {
+    "s": (1.0, (1, 0, 0)),
+    "second": (1.0, (1, 0, 0)),
+    "V": (1.0, (0, 1, 0)),
+    "volt": (1.0, (0, 1, 0)),
+    "A": (1.0, (0, 0, 1)),
+    "amp": (1.0, (0, 0, 1)),
+    "S": (1.0, (0, -1, 1)),
+    "siemens": (1.0, (0, -1, 1)),
+    "F": (1.0, (1, -1, 1)),
+    "farad": (1.0, (1, -1, 1)),
+    "Hz": (1.0, (-1, 0, 0)),
+    "hertz": (1.0, (-1, 0, 0)),
+    "ohm": (1.0, (0, 1, -1)),
+}
+_PREFIX = {"p": 1e-12, "n": 1e-9, "u": 1e-6, "µ": 1e-6, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9}
+
+#: Human names of the dimensions that occur in circuit files (for error messages).
+DIMENSION_NAMES = {
+    (0, 0, 0): "dimensionless number",
+    (1, 0, 0): "time",
+    (0, 1, 0): "voltage",
+    (0, 0, 1): "current",
+    (0, -1, 1): "conductance",
+    (1, -1, 1): "capacitance",
+    (-1, 0, 0): "rate",
+    (-1, 1, 0): "voltage per time",
+    (0, 1, -1): "resistance",
+    (-1, 0, 1): "current per time",
+}
+# Canonical display unit for each dimension: values are stored as floats in these units.
+_DISPLAY = {
+    (0, 0, 0): ("1", 1.0),
+    (1, 0, 0): ("ms", 1e-3),
+    (0, 1, 0): ("mV", 1e-3),
+    (0, 0, 1): ("pA", 1e-12),
+    (0, -1, 1): ("nS", 1e-9),
+    (1, -1, 1): ("pF", 1e-12),
+    (-1, 0, 0): ("Hz", 1.0),
+    (-1, 1, 0): ("mV/ms", 1.0),
+    (0, 1, -1): ("Mohm", 1e6),
+    (-1, 0, 1): ("pA/ms", 1e-9),
+}
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+
+
+def _dim_name(dim) -> str:
+    return DIMENSION_NAMES.get(tuple(dim), f"quantity of dimension s^{dim[0]} V^{dim[1]} A^{dim[2]}")
+
+
+def _parse_unit(text: str) -> tuple[float, tuple[int, int, int]]:
+    """Parse ``"mV/ms"``, ``"nS"``, ``"mV*ms^-1"`` into (scale to SI, dimension)."""
+    text = text.replace(" ", "")
+    scale, dim = 1.0, [0, 0, 0]
+    for sign, token in re.findall(r"([*/]?)([^*/]+)", text):
+        m = re.fullmatch(r"([A-Za-zµ]+)(?:\^|\*\*)?([-+]?\d+)?", token)
+        if not m:
+            raise ValueError(token)
+        name, power = m.group(1), int(m.group(2) or 1)
+        if sign == "/":
+            power = -power
+        if name in _BASE:
+            s, d = _BASE[name]
+        elif len(name) > 1 and name[0] in _PREFIX and name[1:] in _BASE:
+            s, d = _BASE[name[1:]]
+            s = s * _PREFIX[name[0]]
+        else:
+            raise ValueError(name)
+        scale *= s**power
+        dim = [a + power * b for a, b in zip(dim, d)]
+    return scale, tuple(dim)
+
+
+def parse_quantity(value: Any, where: str = "value") -> tuple[float, tuple[int, int, int]]:
+    """Parse ``"20 ms"`` (or a bare number) into (value in SI units, dimension triple).
+
+    Raises
+    ------
+    ConfigError
+        If the text is not ``<number> <unit>`` with a known unit; the message names ``where``.
+    """
+    if isinstance(value, bool):
+        raise ConfigError(f"{where} must be a number with a unit such as \"20 ms\", got {value!r}")
+    if isinstance(value, (int, float)):
+        return float(value), (0, 0, 0)
+    if not isinstance(value, str):
+        raise ConfigError(f"{where} must be a string such as \"20 ms\", got {value!r}")
+    m = re.fullmatch(rf"\s*({_NUMBER})\s*(\*\s*)?(.*?)\s*", value)
+    if not m:
+        raise ConfigError(f"{where} must be \"<number> <unit>\" (e.g. \"20 ms\"), got {value!r}")
+    number = float(m.group(1))
+    unit = m.group(3)
+    if unit in ("", "1"):
+        return number, (0, 0, 0)
+    try:
+        scale, dim = _parse_unit(unit)
+    except ValueError:
+        raise ConfigError(
+            f"{where} has an unknown unit {unit!r} in {value!r} (use e.g. ms, mV, nS, pA, pF, Hz, mV/ms)"
+        ) from None
+    return number * scale, dim
+
+
+def format_quantity(si_value: float, dim) -> str:
+    """Format an SI value of dimension ``dim`` in its canonical display unit (``"20 ms"``)."""
+    unit, scale = _DISPLAY.get(tuple(dim), (None, None))
+    if unit is None:
+        return f"{si_value!r} (s^{dim[0]} V^{dim[1]} A^{dim[2]})"
+    v = si_value / scale
+    v = float(f"{v:.12g}")
+    return f"{v:g}" if unit == "1" else f"{v:g} {unit}"
+
+
+# ----------------------------------------------------------------------------------------------
+# Schema: the reserved (non-parameter) keys of each section and their types.
+_SECTIONS: dict[str, dict[str, type]] = {
+    "circuit": {"name": str, "description": str},
+    "neuron": {
+        "equations": str,
+        "method": str,
+        "method_noise": str,
+        "noise_term": str,
+        "threshold_expr": str,
+    },
+    "interneuron": {"equations": str, "method": str},
+    "inhibition": {"n_interneurons": int, "on_pre_ei": str, "on_pre_ie": str},
+    "refinement": {"max_levels": int, "factor": int},
+    "input": {"coding": str},
+    "citations": {},
+}
+_REQUIRED = {
+    "circuit": ("name",),
+    "neuron": ("equations", "threshold_expr"),
+    "interneuron": ("equations",),
+    "inhibition": ("on_pre_ei", "on_pre_ie"),
+}
+_CODINGS = ("current", "poisson")
+# Names that must be *defined* as variables by the model equations (the builder relies on them).
+_NEURON_VARS = ("v", "drive", "bias", "I_syn", "s", "u", "done")
+_INTER_VARS = ("count",)
+# Parameters the builder reads (and their dimension) when present.
+_BUILDER_PARAMS = {
+    "v_threshold": (0, 1, 0),
+    "v_reset": (0, 1, 0),
+    "rate_max": (-1, 0, 0),
+    "w_in": (0, 1, 0),
+    "t_ref_i": (1, 0, 0),
+}
+_BRIAN_SPECIAL = {
+    "t", "dt", "xi", "i", "N", "rand", "randn", "exp", "log", "sqrt", "abs", "int", "clip",
+    "sin", "cos", "tanh", "floor", "ceil", "True", "False", "and", "or", "not", "lastspike",
+    "not_refractory", "unless", "refractory", "second", "ms", "mV", "volt", "amp", "siemens",
+    "farad", "hertz", "Hz", "nS", "pA", "pF", "nA", "nF", "uS", "ohm", "inf", "exprel",
+    "constant", "over", "shared", "linked", "summed", "pre", "post", "k_hc",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    """One circuit parameter: ``value`` in the display ``unit`` of its dimension."""
+
+    section: str
+    name: str
+    value: float
+    unit: str
+    dim: tuple[int, int, int]
+
+    @property
+    def dotted(self) -> str:
+        return f"{self.section}.{self.name}"
+
+    @property
+    def si(self) -> float:
+        return self.value * _DISPLAY[self.dim][1]
+
+    def text(self) -> str:
+        return self.value.__format__("g") if self.unit == "1" else f"{self.value:g} {self.unit}"
+
+
+@dataclasses.dataclass(frozen=True)
+class CircuitSpec:
+    """A validated circuit definition: plain strings, ints and floats; JSON-able and hashable.
+
+    Attributes
+    ----------
+    name, description, source : str
+        Circuit name, one-line description, and the file it came from.
+    neuron_eqs, neuron_method, neuron_method_noise, noise_term, threshold_expr : str
+        Excitatory model (Brian2 equation string with a ``{noise}`` placeholder), integration
+        methods without/with membrane noise, the noise term and the spike condition.
+    inter_eqs, inter_method : str
+        Interneuron model (a spike counter ``count`` plus optional variables).
+    n_interneurons : int
+        Interneurons per hypercolumn (a pool, all counting every excitatory spike of it).
+    on_pre_ei, on_pre_ie : str
+        Synaptic effect of an excitatory spike on an interneuron, and of an interneuron spike on
+        every excitatory cell of its hypercolumn.
+    max_levels, refine_factor : int
+        Local time refinement (0 = a plain race; see :mod:`hcs_neuro.circuit`).
+    coding : str
+        Input coding, ``"current"`` (constant drive) or ``"poisson"``.
+    params : tuple of Param
+        Every parameter with its unit.
+    citations : tuple of (str, str)
+        ``(dotted name, citation)`` for every parameter.
+    """
+
+    name: str
+    description: str
+    source: str
+    neuron_eqs: str
+    neuron_method: str
+    neuron_method_noise: str
+    noise_term: str
+    threshold_expr: str
+    inter_eqs: str
+    inter_method: str
+    n_interneurons: int
+    on_pre_ei: str
+    on_pre_ie: str
+    max_levels: int
+    refine_factor: int
+    coding: str
+    params: tuple[Param, ...]
+    citations: tuple[tuple[str, str], ...]
+
+    # -- access ---------------------------------------------------------------------------------
+    def param(self, dotted: str) -> Param:
+        """The parameter with dotted name ``dotted`` (ConfigError if there is none)."""
+        for p in self.params:
+            if p.dotted == dotted:
+                return p
+        raise ConfigError(
+            f"{self.source}: unknown parameter {dotted!r}; known: {', '.join(p.dotted for p in self.params)}"
+        )
+
+    def has(self, name: str) -> bool:
+        """True if a parameter with the bare ``name`` exists in any section."""
+        return any(p.name == name for p in self.params)
+
+    def value(self, name: str, unit: str | None = None) -> float:
+        """Value of the parameter with bare name ``name`` in its display unit (or ``unit``)."""
+        for p in self.params:
+            if p.name == name:
+                if unit is None:
+                    return p.value
+                scale, dim = _parse_unit(unit) if unit != "1" else (1.0, (0, 0, 0))
+                if dim != p.dim:
+                    raise ConfigError(f"{p.dotted} is a {_dim_name(p.dim)}, not in {unit}")
+                return p.si / scale
+        raise ConfigError(f"{self.source}: circuit has no parameter {name!r}")
+
+    def namespace(self) -> dict:
+        """Brian2 namespace: every parameter as a Brian2 Quantity (imports Brian2)."""
+        import brian2 as b2
+
+        base = (b2.second, b2.volt, b2.amp)
+        ns = {}
+        for p in self.params:
+            q = p.si
+            for b, e in zip(base, p.dim):
+                if e:
+                    q = q * b**e
+            ns[p.name] = q
+        return ns
+
+    def neuron_equations(self, noise: bool = False) -> str:
+        """Excitatory-cell equation string; ``noise=True`` inserts the membrane-noise term.
+
+        Variables the builder relies on (all must be defined): ``v`` (volt, membrane),
+        ``drive`` (1, the input in [0, 1]; enters as ``drive_gain * drive``), ``bias`` (volt,
+        per-cell offset, e.g. a tie-breaking bias), ``I_syn`` (volt or amp, synaptic input from
+        a previous layer: ``on_pre='I_syn_post += w'``), ``s`` (1, local time scale of the
+        hypercolumn), ``u`` (urgency input) and ``done`` (1 after the cell has won).
+        """
+        term = f" + {self.noise_term}" if noise else ""
+        return self.neuron_eqs.replace("{noise}", term)
+
+    def method(self, noise: bool = False) -> str:
+        return self.neuron_method_noise if noise else self.neuron_method
+
+    # -- derived specs ----------------------------------------------------------------------------
+    def with_overrides(self, overrides: Mapping[str, Any]) -> "CircuitSpec":
+        """A new validated spec with some values replaced.
+
+        Parameters
+        ----------
+        overrides : mapping
+            Dotted name -> new value, e.g. ``{"inhibition.w_ie": "2 mV", "neuron.tau_m": "10 ms",
+            "refinement.max_levels": 3, "inhibition.n_interneurons": 2}``. A parameter must keep
+            its dimension.
+
+        Raises
+        ------
+        ConfigError
+            Unknown name, wrong unit ("neuron.tau_m must be a time, got 5 mV") or bad value.
+        """
+        raw = self.to_toml_dict()
+        for dotted, value in overrides.items():
+            if not isinstance(dotted, str) or "." not in dotted:
+                raise ConfigError(f"override {dotted!r} must be a dotted name such as neuron.tau_m")
+            section, key = dotted.split(".", 1)
+            if section not in raw or section == "citations":
+                raise ConfigError(
+                    f"override {dotted!r}: unknown section {section!r} (allowed: "
+                    f"{', '.join(s for s in _SECTIONS if s != 'citations')})"
+                )
+            reserved = _SECTIONS[section]
+            if key in reserved:
+                typ = reserved[key]
+                if typ is int:
+                    try:
+                        value = int(str(value))
+                    except ValueError:
+                        raise ConfigError(f"{dotted} must be an integer, got {value!r}") from None
+                raw[section][key] = value
+                continue
+            old = next((p for p in self.params if p.dotted == dotted), None)
+            if old is None:
+                known = ", ".join([p.dotted for p in self.params] + [f"{section}.{k}" for k in reserved])
+                raise ConfigError(f"override {dotted!r}: unknown field (known in {section}: {known})")
+            si, dim = parse_quantity(value, dotted)
+            if dim != old.dim:
+                raise ConfigError(f"{dotted} must be a {_dim_name(old.dim)}, got {value}")
+            raw[section][key] = value if isinstance(value, str) else float(value)
+        return _from_raw(raw, self.source)
+
+    # -- serialisation ------------------------------------------------------------------------------
+    def to_toml_dict(self) -> dict:
+        """The raw (TOML-shaped) dictionary this spec was built from."""
+        raw: dict[str, dict] = {
+            "circuit": {"name": self.name, "description": self.description},
+            "neuron": {
+                "equations": self.neuron_eqs,
+                "method": self.neuron_method,
+                "method_noise": self.neuron_method_noise,
+                "noise_term": self.noise_term,
+                "threshold_expr": self.threshold_expr,
+            },
+            "interneuron": {"equations": self.inter_eqs, "method": self.inter_method},
+            "inhibition": {
+                "n_interneurons": self.n_interneurons,
+                "on_pre_ei": self.on_pre_ei,
+                "on_pre_ie": self.on_pre_ie,
+            },
+            "refinement": {"max_levels": self.max_levels, "factor": self.refine_factor},
+            "input": {"coding": self.coding},
+            "citations": dict(self.citations),
+        }
+        for p in self.params:
+            raw[p.section][p.name] = p.text()
+        return raw
+
+    def to_dict(self) -> dict:
+        """JSON-able dictionary: the TOML content plus ``source`` (stable keys)."""
+        d = self.to_toml_dict()
+        d["source"] = self.source
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+# ----------------------------------------------------------------------------------------------
+def list_builtin_circuits() -> list[str]:
+    """Names of the circuits shipped in ``circuits/`` (installed as ``hcs_neuro.circuits``)."""
+    root = importlib.resources.files("hcs_neuro.circuits")
+    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".toml"))
+
+
+def load_circuit(path_or_name: str | Path) -> CircuitSpec:
+    """Load and validate a circuit file, or a built-in circuit by name (``"lif_kwta"``).
+
+    Raises
+    ------
+    ConfigError
+        Missing file, TOML syntax error, unknown field, missing or wrong unit, negative time
+        constant, missing citation, unknown variable in an equation.
+    """
+    p = Path(str(path_or_name))
+    if p.suffix != ".toml" and not p.exists():
+        name = str(path_or_name)
+        if name in list_builtin_circuits():
+            res = importlib.resources.files("hcs_neuro.circuits") / f"{name}.toml"
+            return _from_text(res.read_text(), f"{name}.toml (built-in)")
+        raise ConfigError(
+            f"circuit {name!r} is neither a file nor a built-in circuit "
+            f"(built-in: {', '.join(list_builtin_circuits())})"
+        )
+    if not p.is_file():
+        raise ConfigError(f"circuit file {p} does not exist")
+    return _from_text(p.read_text(), str(p))
+
+
+def _from_text(text: str, source: str) -> CircuitSpec:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    return _from_raw(raw, source)
+
+
+_IDENT = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*\b")
+
+
+def _defined_vars(eqs: str) -> set[str]:
+    names = set()
+    for line in eqs.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        m = re.match(r"d([A-Za-z_]\w*)\s*/\s*dt\s*=", line) or re.match(r"([A-Za-z_]\w*)\s*[:=]", line)
+        if m:
+            names.add(m.group(1))
+    return names
+
+
+def _from_raw(raw: dict, source: str) -> CircuitSpec:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a TOML table")
+    for section in raw:
+        if section not in _SECTIONS:
+            raise ConfigError(f"{source}: unknown section [{section}] (allowed: {', '.join(_SECTIONS)})")
+    for section, keys in _REQUIRED.items():
+        if section not in raw:
+            raise ConfigError(f"{source}: missing section [{section}]")
+        for key in keys:
+            if key not in raw[section]:
+                raise ConfigError(f"{source}: missing field {section}.{key}")
+    params: list[Param] = []
+    fields: dict[str, Any] = {}
+    for section, table in raw.items():
+        if section == "citations":
+            continue
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: [{section}] must be a table")
+        reserved = _SECTIONS[section]
+        for key, value in table.items():
+            dotted = f"{section}.{key}"
+            if key in reserved:
+                typ = reserved[key]
+                if typ is int and (isinstance(value, bool) or not isinstance(value, int)):
+                    raise ConfigError(f"{source}: {dotted} must be an integer, got {value!r}")
+                if typ is str and not isinstance(value, str):
+                    raise ConfigError(f"{source}: {dotted} must be a string, got {value!r}")
+                fields[dotted] = value
+                continue
+            if isinstance(value, dict):
+                raise ConfigError(f"{source}: unknown field {dotted} (a table is not allowed here)")
+            si, dim = parse_quantity(value, f"{source}: {dotted}")
+            if dim not in _DISPLAY:
+                raise ConfigError(f"{source}: {dotted} has an unsupported unit in {value!r}")
+            if key in _BUILDER_PARAMS and dim != _BUILDER_PARAMS[key]:
+                raise ConfigError(
+                    f"{source}: {dotted} must be a {_dim_name(_BUILDER_PARAMS[key])}, got {value}"
+                )
+            if dim == (1, 0, 0):
+                if key.startswith("tau") and si <= 0:
+                    raise ConfigError(f"{source}: {dotted} is a time constant and must be > 0, got {value}")
+                if si < 0:
+                    raise ConfigError(f"{source}: {dotted} is a time and must be >= 0, got {value}")
+            if key.startswith("tau") and dim != (1, 0, 0):
+                raise ConfigError(f"{source}: {dotted} must be a time, got {value}")
+            if key.startswith(("sigma", "rate")) and si < 0:
+                raise ConfigError(f"{source}: {dotted} must be >= 0, got {value}")
+            disp = _DISPLAY[dim]
+            params.append(Param(section, key, float(f"{si / disp[1]:.15g}"), disp[0], dim))
+
+    # unique parameter names (they share one Brian2 namespace)
+    seen: dict[str, str] = {}
+    for p in params:
+        if p.name in seen:
+            raise ConfigError(f"{source}: parameter name {p.name!r} appears in {seen[p.name]} and {p.section}")
+        seen[p.name] = p.section
+
+    def get(dotted, default):
+        return fields.get(dotted, default)
+
+    n_int = get("inhibition.n_interneurons", 1)
+    if n_int < 1:
+        raise ConfigError(f"{source}: inhibition.n_interneurons must be >= 1, got {n_int}")
+    max_levels = get("refinement.max_levels", 0)
+    if not 0 <= max_levels <= 12:
+        raise ConfigError(f"{source}: refinement.max_levels must be in 0..12, got {max_levels}")
+    factor = get("refinement.factor", 10)
+    if factor < 2:
+        raise ConfigError(f"{source}: refinement.factor must be an integer >= 2, got {factor}")
+    coding = get("input.coding", "current")
+    if coding not in _CODINGS:
+        raise ConfigError(f"{source}: input.coding must be one of {', '.join(_CODINGS)}, got {coding!r}")
+    method = get("neuron.method", "exact")
+    method_noise = get("neuron.method_noise", "euler")
+    for dotted, m in (("neuron.method", method), ("neuron.method_noise", method_noise),
+                      ("interneuron.method", get("interneuron.method", "euler"))):
+        if m not in ("exact", "euler", "heun", "rk2", "rk4", "milstein", "linear", "exponential_euler"):
+            raise ConfigError(f"{source}: {dotted} must be a Brian2 integration method, got {m!r}")
+
+    neuron_eqs = fields["neuron.equations"]
+    inter_eqs = fields["interneuron.equations"]
+    noise_term = get("neuron.noise_term", "")
+    if "{noise}" not in neuron_eqs:
+        raise ConfigError(f"{source}: neuron.equations must contain the placeholder {{noise}} (where membrane noise is added)")
+    defined_e = _defined_vars(neuron_eqs)
+    for var in _NEURON_VARS:
+        if var not in defined_e:
+            raise ConfigError(f"{source}: neuron.equations must define the variable {var!r}")
+    defined_i = _defined_vars(inter_eqs)
+    for var in _INTER_VARS:
+        if var not in defined_i:
+            raise ConfigError(f"{source}: interneuron.equations must define the variable {var!r}")
+
+    # every identifier in a code string is a variable, a parameter or a Brian2 name; every
+    # parameter is used somewhere (catches typos such as tau_mm in either place)
+    pnames = {p.name for p in params}
+    extra = {"v_prev", "u_prev", "s_prev", "just", "t_win", "level", "count_prev", "w",
+             "decided", "t_decision", "k_hc", "tl", "tl_prev", "tl_win", "tl_decision"}
+    known = pnames | defined_e | defined_i | _BRIAN_SPECIAL | extra
+    used: set[str] = set()
+    code_fields = {
+        "neuron.equations": neuron_eqs,
+        "neuron.noise_term": noise_term,
+        "neuron.threshold_expr": fields["neuron.threshold_expr"],
+        "interneuron.equations": inter_eqs,
+        "inhibition.on_pre_ei": fields["inhibition.on_pre_ei"],
+        "inhibition.on_pre_ie": fields["inhibition.on_pre_ie"],
+    }
+    for dotted, code in code_fields.items():
+        for line in code.splitlines():
+            body = line.split("#", 1)[0]
+            if ":" in body and dotted.endswith("equations"):
+                body = body.rsplit(":", 1)[0]  # drop the unit declaration
+            body = re.sub(r"\bd([A-Za-z_]\w*)\s*/\s*dt\b", r"\1", body)
+            body = body.replace("{noise}", "")
+            for ident in _IDENT.findall(re.sub(rf"\b{_NUMBER}\b", " ", body)):
+                base = re.sub(r"_(pre|post)$", "", ident)
+                used.add(base)
+                if base not in known and ident not in known:
+                    raise ConfigError(
+                        f"{source}: {dotted} uses {ident!r}, which is neither a variable nor a parameter of the circuit"
+                    )
+    builder_used = {"v_threshold", "v_reset", "t_ref_i"}
+    if coding == "poisson":
+        builder_used |= {"rate_max", "w_in"}
+    for p in params:
+        if p.name not in used and p.name not in builder_used:
+            raise ConfigError(f"{source}: unknown field {p.dotted} (not used by any equation of the circuit)")
+    for name in ("v_threshold", "v_reset"):
+        if name not in pnames:
+            raise ConfigError(f"{source}: missing parameter neuron.{name} (a voltage)")
+    if coding == "poisson":
+        for name in ("rate_max", "w_in"):
+            if name not in pnames:
+                raise ConfigError(f"{source}: input.coding = \"poisson\" needs input.{name}")
+
+    # citations: one per parameter, and none for unknown names
+    cites = raw.get("citations", {})
+    if not isinstance(cites, dict):
+        raise ConfigError(f"{source}: [citations] must be a table of \"section.name\" = \"source\"")
+    dotted_names = {p.dotted for p in params}
+    for key, val in cites.items():
+        if key not in dotted_names:
+            raise ConfigError(f"{source}: citations.{key!r} names no parameter of the circuit")
+        if not isinstance(val, str) or not val.strip():
+            raise ConfigError(f"{source}: citation for {key} must be a non-empty string")
+    for p in params:
+        if p.dotted not in cites:
+            raise ConfigError(f"{source}: parameter {p.dotted} has no entry in [citations]")
+
+    circuit = raw["circuit"]
+    return CircuitSpec(
+        name=str(circuit["name"]),
+        description=str(circuit.get("description", "")),
+        source=source,
+        neuron_eqs=neuron_eqs,
+        neuron_method=method,
+        neuron_method_noise=method_noise,
+        noise_term=noise_term,
+        threshold_expr=fields["neuron.threshold_expr"],
+        inter_eqs=inter_eqs,
+        inter_method=get("interneuron.method", "euler"),
+        n_interneurons=n_int,
+        on_pre_ei=fields["inhibition.on_pre_ei"],
+        on_pre_ie=fields["inhibition.on_pre_ie"],
+        max_levels=max_levels,
+        refine_factor=factor,
+        coding=coding,
+        params=tuple(params),
+        citations=tuple(sorted((k, str(v)) for k, v in cites.items())),
+    )
+
+
+def check_k(k: int, n_channels: int) -> None:
+    """Raise ConfigError unless 0 < k < n_channels."""
+    if not isinstance(k, (int,)) or isinstance(k, bool):
+        raise ConfigError(f"k must be an integer, got {k!r}")
+    if n_channels < 2:
+        raise ConfigError(f"n_channels must be >= 2, got {n_channels}")
+    if not 0 < k < n_channels:
+        raise ConfigError(f"k must satisfy 0 < k < n_channels = {n_channels}, got k = {k}")
+
+
+__all__.append("check_k")
