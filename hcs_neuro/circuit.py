@@ -303,7 +303,9 @@ class HypercolumnCircuit:
         All H*N excitatory cells (cell ``h*N + c`` is channel c of hypercolumn h) and all
         interneurons.
     kwta : KWTAHandles
-    spikes_exc, spikes_inh, state : monitors or None
+    spikes_exc, spikes_inh, state, state_inh : monitors or None
+        ``state`` records ``v`` and ``u`` of the cells in ``record_v``; ``state_inh`` records
+        the interneurons' ``count`` of hypercolumn 0.
     spec : CircuitSpec
     n_hypercolumns, n_channels, k : int
     """
@@ -315,6 +317,7 @@ class HypercolumnCircuit:
     spikes_exc: Any
     spikes_inh: Any
     state: Any
+    state_inh: Any
     spec: CircuitSpec
     n_hypercolumns: int
     n_channels: int
@@ -388,7 +391,7 @@ def build_hypercolumns(spec: CircuitSpec, n_hypercolumns: int, n_channels: int, 
         if exc.variables["bias"].dim != b2.mV.dim:
             raise ConfigError(f"{spec.source}: tie_break needs a bias in volt (neuron variable 'bias')")
         exc.bias = -np.tile(np.arange(n_channels), n_hypercolumns) * TIE_BIAS_MV * b2.mV
-    spikes_exc = spikes_inh = state = None
+    spikes_exc = spikes_inh = state = state_inh = None
     mkw = {} if clock is None else {"clock": clock}
     if "spikes" in monitors:
         spikes_exc = b2.SpikeMonitor(exc, name=f"{name}_spikes_exc")
@@ -397,9 +400,10 @@ def build_hypercolumns(spec: CircuitSpec, n_hypercolumns: int, n_channels: int, 
     if "state" in monitors:
         rec = np.arange(min(len(exc), n_channels)) if record_v is None else np.asarray(record_v)
         state = b2.StateMonitor(exc, ["v", "u"], record=rec, name=f"{name}_state", **mkw)
-        net.add(state)
+        state_inh = b2.StateMonitor(kw.inh, ["count"], record=np.arange(kw.n_pool), name=f"{name}_state_inh", **mkw)
+        net.add(state, state_inh)
     circ = HypercolumnCircuit(network=net, exc=exc, inh=kw.inh, kwta=kw, spikes_exc=spikes_exc,
-                              spikes_inh=spikes_inh, state=state, spec=spec, n_hypercolumns=n_hypercolumns,
+                              spikes_inh=spikes_inh, state=state, state_inh=state_inh, spec=spec, n_hypercolumns=n_hypercolumns,
                               n_channels=n_channels, k=int(k),
                               dt_ms=float(dt_ms) if dt_ms is not None else float(b2.defaultclock.dt / b2.ms))
     if drives is not None:

@@ -36,13 +36,9 @@ __all__ = [
     "psychometric",
     "run_bench",
     "random_drives",
-    "DEFAULT_DURATION_MS",
     "MARGIN_EDGES",
 ]
 
-#: Simulated time per trial (ms): > 4x the slowest median decision (k = 4, ~4 ms) and long
-#: enough for the worst k-th drive of 10^5 trials (see docs/circuits.md).
-DEFAULT_DURATION_MS = 30.0
 #: Margin bin edges (drive units) of the psychometric curve: 0, then log-spaced 1e-7 .. 1.
 MARGIN_EDGES = np.concatenate([[0.0], np.logspace(-7, 0, 22)])
 
@@ -144,7 +140,7 @@ def _simulate_runtime(spec, drives, k, dt_ms, duration_ms, codegen_target, progr
 
 def run_bench(spec: CircuitSpec, *, k: int, n_channels: int = 32, trials: int = 2000, seed: int = 0,
               noise: float | None = None, dt_ms: float | None = None, device: str = "runtime",
-              duration_ms: float = DEFAULT_DURATION_MS, tie_tol: float = 0.01, batch_size: int = 10000,
+              duration_ms: float | None = None, tie_tol: float = 0.01, batch_size: int = 10000,
               codegen_target: str = "numpy", progress: bool = False, return_raw: bool = False,
               standalone_dir=None) -> dict[str, Any]:
     """Winner agreement, decision latency and wall time of ``spec`` on random drives.
@@ -164,8 +160,8 @@ def run_bench(spec: CircuitSpec, *, k: int, n_channels: int = 32, trials: int = 
         Time step (ms; default 0.1).
     device : {"runtime", "cpp_standalone"}
         cpp_standalone compiles once and reruns each batch via ``run_args``.
-    duration_ms : float
-        Simulated time per batch.
+    duration_ms : float, optional
+        Simulated time per batch (default: the circuit's ``circuit.duration``).
     tie_tol : float
         Tie tolerance as a fraction of the drive range.
     batch_size : int
@@ -189,6 +185,7 @@ def run_bench(spec: CircuitSpec, *, k: int, n_channels: int = 32, trials: int = 
     import brian2 as b2
 
     check_k(int(k), int(n_channels))
+    duration_ms = spec.duration_ms if duration_ms is None else float(duration_ms)
     if trials < 1:
         raise ConfigError(f"trials must be >= 1, got {trials}")
     if device not in ("runtime", "cpp_standalone"):

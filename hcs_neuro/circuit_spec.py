@@ -164,7 +164,7 @@ def format_quantity(si_value: float, dim) -> str:
 # ----------------------------------------------------------------------------------------------
 # Schema: the reserved (non-parameter) keys of each section and their types.
 _SECTIONS: dict[str, dict[str, type]] = {
-    "circuit": {"name": str, "description": str},
+    "circuit": {"name": str, "description": str, "duration": str},
     "neuron": {
         "equations": str,
         "method": str,
@@ -195,6 +195,8 @@ _BUILDER_PARAMS = {
     "rate_max": (-1, 0, 0),
     "w_in": (0, 1, 0),
     "t_ref_i": (1, 0, 0),
+    "delay_ei": (1, 0, 0),
+    "delay_ie": (1, 0, 0),
 }
 _BRIAN_SPECIAL = {
     "t", "dt", "xi", "i", "N", "rand", "randn", "exp", "log", "sqrt", "abs", "int", "clip",
@@ -249,6 +251,8 @@ class CircuitSpec:
         Local time refinement (0 = a plain race; see :mod:`hcs_neuro.circuit`).
     coding : str
         Input coding, ``"current"`` (constant drive) or ``"poisson"``.
+    duration_ms : float
+        Default simulated time per stimulus (``circuit.duration``), long enough to decide.
     params : tuple of Param
         Every parameter with its unit.
     citations : tuple of (str, str)
@@ -271,6 +275,7 @@ class CircuitSpec:
     max_levels: int
     refine_factor: int
     coding: str
+    duration_ms: float
     params: tuple[Param, ...]
     citations: tuple[tuple[str, str], ...]
 
@@ -379,7 +384,8 @@ class CircuitSpec:
     def to_toml_dict(self) -> dict:
         """The raw (TOML-shaped) dictionary this spec was built from."""
         raw: dict[str, dict] = {
-            "circuit": {"name": self.name, "description": self.description},
+            "circuit": {"name": self.name, "description": self.description,
+                        "duration": f"{self.duration_ms:g} ms"},
             "neuron": {
                 "equations": self.neuron_eqs,
                 "method": self.neuron_method,
@@ -588,13 +594,17 @@ def _from_raw(raw: dict, source: str) -> CircuitSpec:
                     raise ConfigError(
                         f"{source}: {dotted} uses {ident!r}, which is neither a variable nor a parameter of the circuit"
                     )
-    builder_used = {"v_threshold", "v_reset", "t_ref_i"}
-    if coding == "poisson":
-        builder_used |= {"rate_max", "w_in"}
+    builder_used = {"v_threshold", "v_reset", "t_ref_i", "rate_max", "w_in", "delay_ei", "delay_ie"}
     for p in params:
         if p.name not in used and p.name not in builder_used:
             raise ConfigError(f"{source}: unknown field {p.dotted} (not used by any equation of the circuit)")
-    for name in ("v_threshold", "v_reset"):
+    delays = [p for p in params if p.name in ("delay_ei", "delay_ie") and p.value > 0]
+    if delays and max_levels > 0:
+        raise ConfigError(
+            f"{source}: refinement.max_levels = {max_levels} needs delay-free E->I and I->E pathways, "
+            f"but {delays[0].dotted} = {delays[0].text()} (set it to 0 ms or max_levels = 0)"
+        )
+    for name in ("v_threshold", "v_reset", "v_rest"):
         if name not in pnames:
             raise ConfigError(f"{source}: missing parameter neuron.{name} (a voltage)")
     if coding == "poisson":
@@ -617,6 +627,9 @@ def _from_raw(raw: dict, source: str) -> CircuitSpec:
             raise ConfigError(f"{source}: parameter {p.dotted} has no entry in [citations]")
 
     circuit = raw["circuit"]
+    dur_si, dur_dim = parse_quantity(circuit.get("duration", "30 ms"), f"{source}: circuit.duration")
+    if dur_dim != (1, 0, 0) or dur_si <= 0:
+        raise ConfigError(f"{source}: circuit.duration must be a positive time, got {circuit.get('duration')!r}")
     return CircuitSpec(
         name=str(circuit["name"]),
         description=str(circuit.get("description", "")),
@@ -634,6 +647,7 @@ def _from_raw(raw: dict, source: str) -> CircuitSpec:
         max_levels=max_levels,
         refine_factor=factor,
         coding=coding,
+        duration_ms=float(f"{dur_si * 1e3:.12g}"),
         params=tuple(params),
         citations=tuple(sorted((k, str(v)) for k, v in cites.items())),
     )
