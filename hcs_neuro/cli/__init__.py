@@ -21,7 +21,7 @@ from hcs_neuro.errors import HCSError
 __all__ = ["main", "build_parser"]
 
 # Sub-command modules, in the order they appear in ``--help``.
-_STAGE_MODULES = ("train", "circuit", "network", "sweep", "plot", "demo")
+_STAGE_MODULES = ("train", "circuit", "network", "energy", "sweep", "plot", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
