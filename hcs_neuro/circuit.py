@@ -399,8 +399,9 @@ def build_hypercolumns(spec: CircuitSpec, n_hypercolumns: int, n_channels: int, 
         net.add(spikes_exc, spikes_inh)
     if "state" in monitors:
         rec = np.arange(min(len(exc), n_channels)) if record_v is None else np.asarray(record_v)
-        state = b2.StateMonitor(exc, ["v", "u"], record=rec, name=f"{name}_state", **mkw)
-        state_inh = b2.StateMonitor(kw.inh, ["count"], record=np.arange(kw.n_pool), name=f"{name}_state_inh", **mkw)
+        state = b2.StateMonitor(exc, ["v", "u"], record=rec, name=f"{name}_state", when="end", **mkw)
+        state_inh = b2.StateMonitor(kw.inh, ["count"], record=np.arange(kw.n_pool), name=f"{name}_state_inh",
+                                     when="end", **mkw)
         net.add(state, state_inh)
     circ = HypercolumnCircuit(network=net, exc=exc, inh=kw.inh, kwta=kw, spikes_exc=spikes_exc,
                               spikes_inh=spikes_inh, state=state, state_inh=state_inh, spec=spec, n_hypercolumns=n_hypercolumns,

@@ -1,0 +1,317 @@
+"""``hcs-neuro circuit run|plot|bench``: one hypercolumn circuit on its own.
+
+Heavy imports (Brian2, matplotlib) happen inside the handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from hcs_neuro.errors import ConfigError
+
+__all__ = ["register"]
+
+
+def _csv_ints(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _csv_floats(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", metavar="FILE", help="circuit TOML file or built-in name (lif_kwta, lif_pool, cond_kwta)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="DOTTED=VALUE",
+                   help='override a circuit field, e.g. --set neuron.tau_m="2 ms" --set refinement.max_levels=0')
+    p.add_argument("--n", type=int, default=None, help="channels per hypercolumn N (default 32)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random drives and of the noise (default 0)")
+    p.add_argument("--dt", type=float, default=None, metavar="MS", help="time step in ms (default 0.1)")
+    p.add_argument("--duration", default=None, metavar="T",
+                   help='simulated time per stimulus, e.g. "30 ms" or 30 (ms); default: the circuit\'s duration')
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("circuit", help="run, plot or benchmark one hypercolumn k-WTA circuit (Brian2)",
+                              description="Brian2 hypercolumn circuits: dynamic k-WTA through shared "
+                              "inhibitory interneurons.")
+    sub = p.add_subparsers(dest="circuit_command", metavar="ACTION")
+    sub.required = True
+
+    r = sub.add_parser("run", help="simulate hypercolumns with given or random drives, print the winners")
+    _common(r)
+    r.add_argument("--k", type=int, default=2, help="winners per hypercolumn (default 2)")
+    r.add_argument("--drive", default="random", metavar="v1,v2,...|random",
+                   help="drives of one hypercolumn (dimensionless, nominally in [0, 1]) or 'random'")
+    r.add_argument("--hypercolumns", type=int, default=1, metavar="H", help="hypercolumns with random drives")
+    r.add_argument("--device", choices=("runtime", "cpp_standalone"), default="runtime")
+    r.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    r.set_defaults(func=_run)
+
+    b = sub.add_parser("bench", help="winner agreement / latency / wall time on random drives")
+    _common(b)
+    b.add_argument("--k", type=_csv_ints, default=[1, 2, 4], metavar="K1,K2,..", help="default 1,2,4")
+    b.add_argument("--trials", type=int, default=2000,
+                   help="hypercolumns (trials) per k; use >= 10000 for figures at the 99.9%% level")
+    b.add_argument("--noise", type=_csv_floats, default=None, metavar="MV1,MV2,..",
+                   help="membrane-noise standard deviations in mV (one benchmark each)")
+    b.add_argument("--tie-tol", type=float, default=0.01, help="tie tolerance, fraction of the drive range (0.01)")
+    b.add_argument("--device", choices=("runtime", "cpp_standalone"), default="runtime")
+    b.add_argument("--batch", type=int, default=10000, help="hypercolumns simulated together (default 10000)")
+    b.add_argument("--json", metavar="PATH", help="write all results as JSON")
+    b.set_defaults(func=_bench)
+
+    q = sub.add_parser("plot", help="raster, membrane traces, interneuron activity, latency vs margin, "
+                       "psychometric curve (PNG and PDF)")
+    _common(q)
+    q.add_argument("--k", type=int, default=2, help="winners per hypercolumn (default 2)")
+    q.add_argument("--trials", type=int, default=2000, help="trials for latency vs margin and psychometric")
+    q.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    q.set_defaults(func=_plot)
+
+
+def _spec(args):
+    from hcs_neuro.circuit_spec import load_circuit
+
+    spec = load_circuit(args.file)
+    over = {}
+    for item in args.overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected DOTTED.NAME=VALUE, e.g. neuron.tau_m=\"2 ms\"")
+        key, val = item.split("=", 1)
+        over[key.strip()] = val.strip().strip('"').strip("'")
+    return spec.with_overrides(over) if over else spec
+
+
+def _duration_ms(text, spec) -> float:
+    from hcs_neuro.circuit_spec import parse_quantity
+
+    if text is None:
+        return spec.duration_ms
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    si, dim = parse_quantity(text, "--duration")
+    if dim != (1, 0, 0) or si <= 0:
+        raise ConfigError(f"--duration must be a positive time such as \"30 ms\", got {text!r}")
+    return si * 1e3
+
+
+def _run(args) -> int:
+    import numpy as np
+
+    from hcs_neuro.atomic import write_json_atomic
+    from hcs_neuro.circuit_bench import random_drives, reference_topk, score_trials
+
+    spec = _spec(args)
+    duration = _duration_ms(args.duration, spec)
+    if args.drive != "random":
+        try:
+            d = np.array([float(x) for x in args.drive.split(",")], dtype=float)
+        except ValueError:
+            raise ConfigError(f"--drive must be comma-separated numbers or 'random', got {args.drive!r}") from None
+        if args.n is not None and args.n != d.size:
+            raise ConfigError(f"--drive has {d.size} values but --n is {args.n}")
+        drives = np.tile(d, (max(1, args.hypercolumns), 1))
+    else:
+        drives = random_drives(max(1, args.hypercolumns), args.n or 32, args.seed)
+    H, N = drives.shape
+    from hcs_neuro.circuit_spec import check_k
+
+    check_k(args.k, N)
+    if args.device == "runtime":
+        import brian2 as b2
+
+        from hcs_neuro.circuit import build_hypercolumns
+
+        b2.prefs.codegen.target = "numpy"
+        b2.seed(args.seed)
+        c = build_hypercolumns(spec, H, N, args.k, drives, dt_ms=args.dt, monitors=("spikes",))
+        c.run(duration)
+        winners, win_t = c.winners(), c.win_time_ms()
+        lat, levels = c.kwta.decision_time_ms(), c.kwta.levels()
+        n_exc_spikes, n_inh_spikes = int(c.spikes_exc.num_spikes), int(c.spikes_inh.num_spikes)
+    else:
+        from hcs_neuro.standalone import StandaloneCircuit
+
+        with StandaloneCircuit(spec, H, N, args.k, duration_ms=duration, dt_ms=args.dt, seed=args.seed) as sa:
+            res = sa.run(drives)
+        winners, win_t, lat, levels = res["winners"], res["win_time_ms"], res["decision_time_ms"], res["levels"]
+        n_exc_spikes = n_inh_spikes = None
+    sc = score_trials(drives, winners, args.k)
+    ref = reference_topk(drives, args.k)
+    out = {
+        "circuit": spec.name,
+        "k": args.k,
+        "n_channels": N,
+        "hypercolumns": H,
+        "seed": args.seed,
+        "dt_ms": args.dt if args.dt is not None else 0.1,
+        "duration_ms": duration,
+        "device": args.device,
+        "drives": drives.tolist(),
+        "winners": [np.flatnonzero(w).tolist() for w in winners],
+        "reference_topk": [np.flatnonzero(w).tolist() for w in ref],
+        "win_time_ms": [[round(float(win_t[h, c]), 9) for c in np.flatnonzero(winners[h])] for h in range(H)],
+        "decision_latency_ms": [None if not np.isfinite(x) else round(float(x), 9) for x in lat],
+        "refinement_levels": levels.tolist(),
+        "strict_agreement": float(sc["strict"].mean()),
+        "tie_tolerant_agreement": float(sc["tie_tolerant"].mean()),
+        "n_exc_spikes": n_exc_spikes,
+        "n_inh_spikes": n_inh_spikes,
+    }
+    for h in range(min(H, 20)):
+        lt = out["decision_latency_ms"][h]
+        print(f"hypercolumn {h}: winners {out['winners'][h]} (top-k {out['reference_topk'][h]}), "
+              f"decision {'none' if lt is None else f'{lt:.2f} ms'}, refinement levels {levels[h]}")
+    if H > 20:
+        print(f"... {H - 20} more hypercolumns")
+    print(f"strict agreement {out['strict_agreement']:.4f}, tie-tolerant {out['tie_tolerant_agreement']:.4f} "
+          f"({H} hypercolumns, N = {N}, k = {args.k}, dt = {out['dt_ms']} ms)")
+    if args.json:
+        write_json_atomic(args.json, out)
+    return 0
+
+
+def _bench(args) -> int:
+    from hcs_neuro.atomic import write_json_atomic
+    from hcs_neuro.circuit_bench import run_bench
+
+    spec = _spec(args)
+    duration = _duration_ms(args.duration, spec)
+    n = args.n or 32
+    noises = args.noise if args.noise is not None else [None]
+    rows = []
+    print(f"{'k':>2} {'noise_mV':>8} {'strict':>8} {'tie_tol':>8} {'over':>5} {'under':>5} {'lat_med_ms':>10} "
+          f"{'lat_p95_ms':>10} {'wall/trial_ms':>13}")
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover
+        def tqdm(x, **kw):
+            return x
+    jobs = [(k, nz) for nz in noises for k in args.k]
+    for k, nz in tqdm(jobs, desc="circuit bench", disable=not sys.stderr.isatty()):
+        r = run_bench(spec, k=k, n_channels=n, trials=args.trials, seed=args.seed, noise=nz, dt_ms=args.dt,
+                      device=args.device, duration_ms=duration, tie_tol=args.tie_tol, batch_size=args.batch)
+        rows.append(r)
+        lat = r["latency_median_ms"]
+        p95 = r["latency_p95_ms"]
+        print(f"{k:>2} {'-' if nz is None else f'{nz:g}':>8} {r['strict_agreement']:>8.4f} "
+              f"{r['tie_tolerant_agreement']:>8.4f} {r['over_selection']:>5} {r['under_selection']:>5} "
+              f"{'nan' if lat is None else f'{lat:.2f}':>10} {'nan' if p95 is None else f'{p95:.2f}':>10} "
+              f"{r['wall_time_per_trial_s'] * 1e3:>13.3f}")
+    print(f"circuit {spec.name}, N = {n}, {args.trials} trials per row, dt = {rows[0]['dt_ms']} ms, "
+          f"device {args.device}, tie_tol = {args.tie_tol:g} of the drive range")
+    if args.json:
+        write_json_atomic(args.json, {"circuit": spec.name, "spec": spec.to_dict(), "results": rows})
+    return 0
+
+
+def _plot(args) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import brian2 as b2
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from hcs_neuro.atomic import atomic_path
+    from hcs_neuro.circuit import build_hypercolumns
+    from hcs_neuro.circuit_bench import random_drives, run_bench
+    from hcs_neuro.circuit_spec import check_k
+    from hcs_neuro.plotting import circuit as pc
+
+    spec = _spec(args)
+    duration = _duration_ms(args.duration, spec)
+    n = args.n or 32
+    check_k(args.k, n)
+    from pathlib import Path
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def save(fig, stem):
+        for ext in ("png", "pdf"):
+            with atomic_path(out / f"{stem}.{ext}") as tmp:
+                fig.savefig(tmp, dpi=150)
+        plt.close(fig)
+        print(f"wrote {out / stem}.png/.pdf")
+
+    # one hypercolumn, fully recorded
+    b2.prefs.codegen.target = "numpy"
+    b2.seed(args.seed)
+    drives = random_drives(1, n, args.seed)
+    c = build_hypercolumns(spec, 1, n, args.k, drives, dt_ms=args.dt, monitors=("spikes", "state"),
+                           record_v=np.arange(n))
+    c.run(duration)
+    win = c.winners()[0]
+    dec = c.kwta.decision_time_ms()[0]
+    t_show = min(duration, (dec if np.isfinite(dec) else duration) * 2.5 + 1)
+    ei = np.asarray(c.spikes_exc.i[:])
+    et = np.asarray(c.spikes_exc.t[:] / b2.ms)
+    it = np.asarray(c.spikes_inh.t[:] / b2.ms)
+    it_first = it[np.asarray(c.spikes_inh.i[:]) == 0]
+
+    fig, ax = plt.subplots(figsize=(7, 5), constrained_layout=True)
+    pc.plot_raster(drives[0], ei, et, win, it_first, k=args.k, ax=ax)
+    ax.set_xlim(0, t_show)
+    save(fig, "raster")
+
+    tm = np.asarray(c.state.t / b2.ms)
+    v = np.asarray(c.state.v / b2.mV)
+    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    pc.plot_membrane(tm, v, float(spec.value("v_threshold", "mV")), win, drives[0], ax=ax)
+    ax.set_xlim(0, t_show)
+    save(fig, "membrane")
+
+    fig, ax = plt.subplots(figsize=(7, 3.5), constrained_layout=True)
+    pc.plot_interneuron(np.asarray(c.state_inh.t / b2.ms), np.asarray(c.state_inh.count[0]), it_first, args.k, ax=ax)
+    ax.set_xlim(0, t_show)
+    save(fig, "interneuron")
+
+    # many trials: latency vs margin, psychometric (this circuit and its plain race)
+    r = run_bench(spec, k=args.k, n_channels=n, trials=args.trials, seed=args.seed, dt_ms=args.dt,
+                  duration_ms=duration, return_raw=True)
+    raw = r["raw"]
+    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    pc.plot_latency_vs_margin(raw["margin"], raw["latency_ms"], levels=raw["levels"], ax=ax)
+    save(fig, "latency_margin")
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    pc.plot_psychometric(r["psychometric_margin_center"], r["psychometric_strict"], r["psychometric_n_trials"],
+                         label=f"{spec.name}, max_levels = {spec.max_levels} (strict)", ax=ax)
+    curves = [(spec, r)]
+    if spec.max_levels > 0:
+        plain = spec.with_overrides({"refinement.max_levels": 0})
+        r0 = run_bench(plain, k=args.k, n_channels=n, trials=args.trials, seed=args.seed, dt_ms=args.dt,
+                       duration_ms=duration)
+        pc.plot_psychometric(r0["psychometric_margin_center"], r0["psychometric_strict"],
+                             r0["psychometric_n_trials"], label="plain race, max_levels = 0 (strict)", ax=ax)
+        curves.append((plain, r0))
+    try:
+        from hcs_neuro.theory import p_strict_given_margin, race_params
+
+        p = race_params(spec)
+        xk = float(np.median(-np.sort(-raw["drives"], axis=1)[:, args.k - 1]))
+        mm = np.logspace(-7, 0, 200)
+        dt = r["dt_ms"]
+        for sp, _ in curves:
+            th = p_strict_given_margin(np.full(mm.size, xk), mm, p, dt, max_levels=sp.max_levels,
+                                       factor=sp.refine_factor)
+            ax.plot(mm, th, "k--", lw=1)
+        ax.plot([], [], "k--", lw=1, label="theory (hcs_neuro.theory)")
+        ax.legend(loc="lower right", fontsize=8)
+    except ConfigError:
+        pass  # not a lif-type circuit: no closed-form theory
+    ax.set_title(f"psychometric curve, N = {n}, k = {args.k}, dt = {r['dt_ms']} ms, {args.trials} trials",
+                 fontsize=10)
+    save(fig, "psychometric")
+    return 0
