@@ -1,0 +1,240 @@
+"""Network-level spike, SOP, MAC and energy accounting (hcs_neuro.energy.network_energy).
+
+The spiking side is a synthetic :class:`SpikingResult` built from the reference forward pass the
+way a correct spiking network behaves (every winner spikes once, the readout's decision unit
+spikes once), with its synapses enumerated by brute force from the weight arrays; so the
+analytic counts of ``network_energy`` are checked against an independent synapse list.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hcs_neuro import reference
+from hcs_neuro.architecture import load_architecture
+from hcs_neuro.energy import get_profile, layer_fan_out, network_energy, spiking_energy_pj
+from hcs_neuro.errors import ConfigError, DataError
+from hcs_neuro.model import random_model
+from hcs_neuro.spiking_result import SpikingLayer, SpikingResult
+
+TINY_2D = {
+    "name": "tiny2d",
+    "input": {"shape": [1, 6, 6], "bits": 2},
+    "precision": {"weight_bits": 2, "act_bits": 1},
+    "hcs": {"k": 2},
+    "layers": [
+        {"type": "conv2d", "channels": 4, "kernel": 3, "padding": 1},
+        {"type": "pool2d", "kernel": 2},
+        {"type": "conv2d", "channels": 6, "kernel": 2, "stride": 2, "padding": 1, "k": 3},
+        {"type": "linear", "channels": 3},
+    ],
+}
+TINY_1D = {
+    "name": "tiny1d",
+    "input": {"shape": [2, 9], "bits": 3},
+    "precision": {"weight_bits": 3, "act_bits": 1},
+    "hcs": {"k": 1},
+    "layers": [
+        {"type": "conv1d", "channels": 3, "kernel": 3},
+        {"type": "pool1d", "kernel": 3, "stride": 2, "padding": 1},
+        {"type": "linear", "channels": 2},
+    ],
+}
+
+
+def tiny_model(spec=TINY_2D, seed=3):
+    return random_model(load_architecture(spec), seed=seed)
+
+
+def brute_force_synapses(model, i):
+    """(pre, post) flat index pairs of every existing feed-forward synapse into layer i."""
+    spec = model.architecture.layers[i]
+    pre_shape, post_shape = spec.in_shape, spec.out_shape
+    pairs = []
+    if spec.type == "linear":
+        w = np.asarray(model.layers[i].weight_levels)
+        for o in range(w.shape[0]):
+            for j in range(w.shape[1]):
+                if w[o, j] != 0:
+                    pairs.append((j, o))
+        return np.array(pairs)
+    nd = spec.spatial_dims
+    in_sp, out_sp = pre_shape[1:], post_shape[1:]
+    kern = (spec.kernel,) * nd
+    if spec.type.startswith("conv"):
+        w = np.asarray(model.layers[i].weight_levels)
+        taps = [(o, c) + d for o in range(w.shape[0]) for c in range(w.shape[1])
+                for d in np.ndindex(*kern) if w[(o, c) + d] != 0]
+    else:
+        taps = [(c, c) + d for c in range(pre_shape[0]) for d in np.ndindex(*kern)]
+    for (o, c, *d) in taps:
+        for pos in np.ndindex(*out_sp):
+            src = tuple(p * spec.stride - spec.padding + dd for p, dd in zip(pos, d))
+            if all(0 <= s < n for s, n in zip(src, in_sp)):
+                pairs.append((np.ravel_multi_index((c,) + src, pre_shape),
+                              np.ravel_multi_index((o,) + pos, post_shape)))
+    return np.array(pairs)
+
+
+def synthetic_spiking(model, ref, x_levels, *, dt_ms=0.1, phase_ms=5.0):
+    """What a correct spiking network emits: one spike per winner, sops from explicit synapses."""
+    arch = model.architecture
+    n = len(x_levels)
+    syn = [brute_force_synapses(model, i) for i in range(len(arch.layers))]
+
+    def sops_of(counts, pairs):
+        flat = counts.reshape(len(counts), -1)
+        return flat[:, pairs[:, 0]].sum(axis=1).astype(np.int64) if len(pairs) else np.zeros(len(counts), np.int64)
+
+    in_counts = (np.asarray(x_levels) > 0).astype(np.int64)  # "single" input coding
+    layers = []
+    for i, spec in enumerate(arch.layers):
+        if spec.is_readout:
+            winners = np.zeros((n,) + spec.out_shape, dtype=bool)
+            winners[np.arange(n), ref.pred] = True
+        else:
+            winners = np.array(ref.layers[i].winners, dtype=bool)  # a copy: tests mutate it
+        counts = winners.astype(np.int64)
+        first = np.where(winners, (i + 1) * phase_ms - 1.0, np.nan)
+        n_hc = int(np.prod(spec.out_shape[1:])) if not spec.is_readout else 1
+        sops = sops_of(counts, syn[i + 1]) if i + 1 < len(arch.layers) else np.zeros(n, np.int64)
+        n_exc = int(np.prod(spec.out_shape))
+        steps = int(round(phase_ms / dt_ms))
+        layers.append(SpikingLayer(
+            spike_counts=counts, winners=winners, first_spike_ms=first,
+            interneuron_spikes=np.full(n, n_hc, dtype=np.int64),
+            sops=sops, sops_circuit=counts.reshape(n, -1).sum(1) + n_hc,  # E->I + I->E events (made up)
+            neuron_updates=np.full(n, (n_exc + n_hc) * steps, dtype=np.int64),
+            n_exc=n_exc, n_inh=n_hc, n_synapses=len(syn[i])))
+    return SpikingResult(
+        pred=np.asarray(ref.pred, dtype=np.int64), decision_latency_ms=np.full(n, len(arch.layers) * phase_ms - 1.0),
+        input_spike_counts=in_counts, input_sops=sops_of(in_counts, syn[0]), layers=layers,
+        dt_ms=dt_ms, window_ms=len(arch.layers) * phase_ms, wall_time_s=0.0,
+        metadata={"input_coding": "single", "synthetic": True})
+
+
+def _data(model, n=12, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.random((n,) + tuple(model.architecture.input_shape))
+    ref = reference.forward(model, images)
+    return images, ref, reference.quantize_input(model, images)
+
+
+@pytest.mark.parametrize("spec", [TINY_2D, TINY_1D], ids=["2d", "1d"])
+def test_fan_out_equals_explicit_synapse_list(spec):
+    model = tiny_model(spec)
+    for i, layer in enumerate(model.architecture.layers):
+        pairs = brute_force_synapses(model, i)
+        fan = layer_fan_out(model, i)
+        expected = np.bincount(pairs[:, 0], minlength=int(np.prod(layer.in_shape))) if len(pairs) else 0
+        np.testing.assert_array_equal(fan.reshape(-1), expected)
+        if layer.has_weights:  # synapse count = non-zero weight instances reaching real outputs
+            assert fan.sum() == len(pairs)
+
+
+@pytest.mark.parametrize("spec", [TINY_2D, TINY_1D], ids=["2d", "1d"])
+def test_sops_from_simulation_equal_analytic_when_winners_agree(spec):
+    model = tiny_model(spec)
+    images, ref, x = _data(model)
+    spk = synthetic_spiking(model, ref, x)
+    e = network_energy(model, ref, spk, input_levels=x)
+    n_layers = len(model.architecture.layers)
+    assert e["sop_check"] == {"n_image_layers_winners_agree": len(images) * n_layers,
+                              "n_sop_mismatches_where_winners_agree": 0,
+                              "sops_equal_where_winners_agree": True, "n_recount_mismatches": 0}
+    for l in e["layers"]:
+        assert l["sops_out_per_image"] == pytest.approx(l["sops_out_analytic_per_image"], abs=0)
+        assert l["n_synapses_in"] == l["n_synapses_in_simulated"]
+    assert e["input"]["sops_per_image"] == e["input"]["sops_analytic_per_image"]
+    # binary activities, one spike per winner: SOPs into a layer = the reference's effective ops,
+    # as counted independently by reference.evaluate
+    ev = reference.evaluate(model, images, np.zeros(len(images), dtype=np.int64))
+    for l, r in zip(e["layers"], ev["layers"]):
+        assert l["sops_in_analytic_per_image"] == pytest.approx(r["effective_ops_per_image"], rel=1e-12)
+        assert l["effective_ops_per_image"] == pytest.approx(r["effective_ops_per_image"], rel=1e-12)
+    assert e["per_image"]["sops"] == (spk.total_sops()).tolist()
+    assert e["per_image"]["spikes"] == (spk.total_spikes()).tolist()
+
+
+def test_sop_check_excludes_disagreeing_images_and_catches_miscounts():
+    model = tiny_model()
+    images, ref, x = _data(model)
+    spk = synthetic_spiking(model, ref, x)
+    syn1 = brute_force_synapses(model, 1)  # synapses from layer 0 into the pool
+    # image 0, layer 0: move one winner to a losing channel at the same location; recount its SOPs
+    w = spk.layers[0].winners
+    loc = np.argwhere(w[0].any(axis=0))[0]
+    on = int(np.flatnonzero(w[0, :, loc[0], loc[1]])[0])
+    off = int(np.flatnonzero(~w[0, :, loc[0], loc[1]])[0])
+    w[0, on, loc[0], loc[1]], w[0, off, loc[0], loc[1]] = False, True
+    spk.layers[0].spike_counts = w.astype(np.int64)
+    spk.layers[0].sops[0] = spk.layers[0].spike_counts[0].reshape(-1)[syn1[:, 0]].sum()
+    e = network_energy(model, ref, spk, input_levels=x)
+    n_layers = len(model.architecture.layers)
+    assert e["sop_check"]["n_image_layers_winners_agree"] == len(images) * n_layers - 1
+    assert e["sop_check"]["sops_equal_where_winners_agree"] is True
+    assert e["sop_check"]["n_recount_mismatches"] == 0
+    # a counting bug on an image whose winners agree is caught by both checks
+    spk.layers[2].sops[3] += 1
+    e = network_energy(model, ref, spk, input_levels=x)
+    assert e["sop_check"]["n_sop_mismatches_where_winners_agree"] == 1
+    assert e["sop_check"]["sops_equal_where_winners_agree"] is False
+    assert e["layers"][2]["sop_check"]["n_recount_mismatches"] == 1
+
+
+def test_dense_ops_and_energy_totals_add_up():
+    model = tiny_model()
+    images, ref, x = _data(model)
+    spk = synthetic_spiking(model, ref, x)
+    e = network_energy(model, ref, spk, profiles=["loihi", "cmos45_fp32"], input_levels=x)
+    assert set(e["energy"]) == {"loihi", "cmos45_fp32"}
+    for i, l in enumerate(e["layers"]):  # dense ops: every real tap, zero weights included
+        dense = model.architecture.layers[i]
+        ones = random_model(model.architecture, seed=1)
+        if dense.has_weights:
+            ones.layers[i].weight_levels = np.ones(dense.weight_shape, dtype=np.int64)
+        assert l["dense_ops_per_image"] == len(brute_force_synapses(ones, i))
+    loihi = e["energy"]["loihi"]
+    t = e["totals"]
+    expect = spiking_energy_pj(get_profile("loihi"), sops=float(spk.total_sops().mean()),
+                               spikes=float(spk.total_spikes().mean()),
+                               neuron_updates=float(sum(l.neuron_updates.mean() for l in spk.layers)))
+    assert loihi["per_image_pj"]["total_pj"] == pytest.approx(expect["total_pj"], rel=1e-12)
+    assert t["sops_per_image"] == pytest.approx(spk.total_sops().mean(), rel=1e-12)
+    parts = sum(p["total_pj"] for p in loihi["per_layer_pj"]) + loihi["input_pj"]
+    assert parts == pytest.approx(loihi["per_image_pj"]["total_pj"], rel=1e-12)
+    fp32 = e["energy"]["cmos45_fp32"]
+    macs = sum(l["dense_ops_per_image"] for l in e["layers"] if l["op_kind"] == "mac")
+    adds = sum(l["dense_ops_per_image"] for l in e["layers"] if l["op_kind"] == "add")
+    assert fp32["per_image_pj"]["dense_pj"] == pytest.approx(macs * 4.6 + adds * 0.9)
+    assert fp32["per_image_pj"]["effective_pj"] < fp32["per_image_pj"]["dense_pj"]
+
+
+def test_analytic_only_without_simulation():
+    model = tiny_model()
+    images, ref, x = _data(model)
+    e = network_energy(model, ref, None, profiles="loihi", input_levels=x)
+    assert e["has_spiking"] is False and e["sop_check"] is None
+    assert e["totals"]["sops_per_image"] is None
+    spk = synthetic_spiking(model, ref, x)
+    assert e["totals"]["sops_analytic_per_image"] == pytest.approx(
+        float(spk.total_sops().mean() - sum(l.sops_circuit.mean() for l in spk.layers)), rel=1e-12)
+
+
+def test_bad_inputs_are_clear_errors():
+    model = tiny_model()
+    images, ref, x = _data(model)
+    spk = synthetic_spiking(model, ref, x)
+    with pytest.raises(ConfigError, match="unknown energy profile 'tpu'"):
+        network_energy(model, ref, spk, profiles=["tpu"])
+    with pytest.raises(ConfigError, match="input coding 'morse'"):
+        network_energy(model, ref, spk, input_coding="morse")
+    other = tiny_model(TINY_1D)
+    with pytest.raises(DataError, match="layers"):
+        network_energy(other, ref, None)
+    with pytest.raises(DataError, match="spiking result has 5 images"):
+        short = synthetic_spiking(model, reference.forward(model, images[:5]), x[:5])
+        network_energy(model, ref, short)
+    with pytest.raises(DataError, match="input levels"):
+        network_energy(model, ref, spk, input_levels=x[:3])
