@@ -37,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib
+import importlib.resources
 import json
 import math
 import os
@@ -61,6 +62,8 @@ __all__ = [
     "register_target",
     "get_target",
     "target_kinds",
+    "CIRCUIT_BENCH_PARAMETERS",
+    "CIRCUIT_METRICS",
     "parse_quantity",
     "unit_column_suffix",
     "SweepParameter",
@@ -233,6 +236,13 @@ class Target:
         ``metrics(target_cfg) -> tuple[str, ...] | None``; None accepts any metric name.
     needs_brian2 : callable
         ``needs_brian2(target_cfg) -> bool``: import Brian2 at worker start.
+    check : callable
+        ``check(target_cfg, parameters)``: cross-checks of the fixed settings and the swept
+        :class:`SweepParameter` list (a required setting neither fixed nor swept, values the
+        target would reject); raises ConfigError.
+    group_key : callable or None
+        ``group_key(target_cfg, params, seed) -> str``: points with equal keys can reuse one
+        compiled network; they are submitted next to each other.
     """
 
     kind: str
@@ -241,6 +251,8 @@ class Target:
     parameters: Callable[[dict], dict[str, ParamInfo] | None] = lambda cfg: None
     metrics: Callable[[dict], tuple[str, ...] | None] = lambda cfg: None
     needs_brian2: Callable[[dict], bool] = lambda cfg: False
+    check: Callable[[dict, tuple], None] = lambda cfg, parameters: None
+    group_key: Callable[[dict, dict, int], str] | None = None
 
 
 _TARGETS: dict[str, Target] = {}
@@ -343,6 +355,256 @@ register_target(Target(
     parameters=_python_parameters,
     metrics=lambda cfg: None if cfg.get("metrics") is None else tuple(cfg["metrics"]),
     needs_brian2=lambda cfg: bool(cfg.get("brian2", False)),
+))
+
+
+# -- the "circuit" target: hcs_neuro.circuit_bench.run_bench on one circuit file ---------------
+
+#: Sweepable names that are arguments of ``circuit_bench.run_bench``, not circuit-file fields.
+CIRCUIT_BENCH_PARAMETERS: dict[str, ParamInfo] = {
+    "k": ParamInfo(kind="int", low=1, doc="winners per hypercolumn (run-time settable)"),
+    "n_channels": ParamInfo(kind="int", low=2, doc="channels per hypercolumn"),
+    "trials": ParamInfo(kind="int", low=1, doc="hypercolumns (random drive vectors) per point"),
+    "noise": ParamInfo(unit="mV", low=0.0, doc="membrane-noise sd; overrides the circuit's sigma*"),
+    "dt": ParamInfo(unit="ms", low=1e-6, doc="simulation time step"),
+    "duration": ParamInfo(unit="ms", low=1e-6, doc="simulated time per stimulus"),
+    "tie_tol": ParamInfo(unit="", low=0.0, doc="tie tolerance, fraction of the drive range"),
+}
+#: Scalar results of ``run_bench`` a circuit sweep can record (its stable key names).
+CIRCUIT_METRICS = (
+    "strict_agreement", "tie_tolerant_agreement", "over_selection", "under_selection",
+    "undecided", "latency_median_ms", "latency_p95_ms", "latency_local_median_ms",
+    "refined_fraction", "max_level_used", "wall_time_s", "wall_time_per_trial_s",
+    "sim_time_per_trial_s", "compile_time_s",
+)
+_CIRCUIT_FIELDS = {"circuit", "overrides", "device", "batch_size", "codegen_target",
+                   *CIRCUIT_BENCH_PARAMETERS}
+_RESERVED_CIRCUIT_FIELDS = {  # non-parameter fields of circuit files that can be overridden
+    "inhibition.n_interneurons": ParamInfo(kind="int", low=1),
+    "refinement.max_levels": ParamInfo(kind="int", low=0),
+    "refinement.factor": ParamInfo(kind="int", low=2),
+    "input.coding": ParamInfo(kind="str", choices=("current", "poisson")),
+}
+
+
+def _load_circuit_module():
+    try:
+        from hcs_neuro import circuit_spec
+    except ImportError as exc:  # pragma: no cover - only in a partial installation
+        raise ConfigError(f"[target] kind 'circuit' needs hcs_neuro.circuit_spec ({exc})") from None
+    return circuit_spec
+
+
+def _prepare_circuit(table: dict, spec_dir: Path | None) -> dict:
+    cs = _load_circuit_module()
+    unknown = sorted(set(table) - _CIRCUIT_FIELDS)
+    if unknown:
+        raise ConfigError(f"[target] (kind 'circuit'): unknown field(s) {unknown}; allowed: "
+                          f"{sorted(_CIRCUIT_FIELDS)}")
+    name = table.get("circuit")
+    if not isinstance(name, str):
+        raise ConfigError("[target] circuit: required, a built-in circuit name "
+                          f"({', '.join(cs.list_builtin_circuits())}) or a .toml path")
+    if name in cs.list_builtin_circuits() and not name.endswith(".toml"):
+        text = (importlib.resources.files("hcs_neuro.circuits") / f"{name}.toml").read_text()
+        ref = name
+    else:
+        path = Path(name)
+        if not path.is_absolute() and spec_dir is not None:
+            path = spec_dir / path
+        if not path.is_file():
+            raise ConfigError(f"[target] circuit = {name!r}: no such file ({path}) and not a "
+                              f"built-in circuit ({', '.join(cs.list_builtin_circuits())})")
+        ref, text = str(path.resolve()), path.read_text()
+    circuit = cs.load_circuit(ref)
+    overrides = table.get("overrides", {})
+    if not isinstance(overrides, dict):
+        raise ConfigError("[target] overrides: must be a table of dotted circuit fields")
+    try:
+        circuit.with_overrides(overrides)  # validates names and units
+    except ConfigError as exc:
+        raise ConfigError(f"[target] overrides: {exc}") from None
+    bench = {}
+    for key, info in CIRCUIT_BENCH_PARAMETERS.items():
+        if key in table:
+            value = _parse_parameter(key, table[key], info, f"[target] {key}").values[0]
+            bench[key] = value
+    device = table.get("device", "runtime")
+    if device not in ("runtime", "cpp_standalone"):
+        raise ConfigError(f"[target] device = {device!r}; allowed: runtime, cpp_standalone")
+    codegen = table.get("codegen_target", "numpy")
+    if codegen not in ("numpy", "cython"):
+        raise ConfigError(f"[target] codegen_target = {codegen!r}; allowed: numpy, cython")
+    batch = table.get("batch_size", 10000)
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+        raise ConfigError(f"[target] batch_size = {batch!r}; must be an integer >= 1")
+    return {"circuit": ref, "circuit_sha256": hashlib.sha256(text.encode()).hexdigest(),
+            "overrides": overrides, "bench": bench, "device": device,
+            "codegen_target": codegen, "batch_size": batch}
+
+
+def _circuit_parameters(cfg: dict) -> dict[str, ParamInfo]:
+    circuit = _load_circuit_module().load_circuit(cfg["circuit"])
+    out = {p.dotted: ParamInfo(unit="" if p.unit == "1" else p.unit) for p in circuit.params}
+    out.update(_RESERVED_CIRCUIT_FIELDS)
+    out.update(CIRCUIT_BENCH_PARAMETERS)
+    return out
+
+
+def _check_circuit(cfg: dict, parameters: tuple) -> None:
+    swept = {p.name for p in parameters}
+    if "k" not in swept and "k" not in cfg["bench"]:
+        raise ConfigError("[target] k: required (winners per hypercolumn), fixed in [target] "
+                          "or swept in [parameters]")
+    values = {p.name: p.values for p in parameters}
+    ks = values.get("k", [cfg["bench"].get("k")])
+    n_channels = values.get("n_channels", [cfg["bench"].get("n_channels", 32)])
+    for k in ks:
+        if k is not None and k >= max(n_channels):
+            raise ConfigError(f"k = {k} needs n_channels > k, but n_channels is at most "
+                              f"{max(n_channels)}; allowed: 0 < k < n_channels")
+    circuit = _load_circuit_module().load_circuit(cfg["circuit"]).with_overrides(cfg["overrides"])
+    for p in parameters:  # every swept circuit value must be accepted by the circuit file
+        if p.name in CIRCUIT_BENCH_PARAMETERS:
+            continue
+        for value in p.values:
+            try:
+                circuit.with_overrides({p.name: _override_text(value, p.unit)})
+            except ConfigError as exc:
+                raise ConfigError(f"[parameters] {p.name!r} = {value!r}: {exc}") from None
+
+
+def _override_text(value, unit: str):
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        return value if isinstance(value, str) or not unit else f"{value} {unit}"
+    return f"{value!r} {unit}" if unit else float(value)
+
+
+def _circuit_call(cfg: dict, params: dict, seed: int):
+    """(circuit spec with overrides, run_bench keyword arguments) for one point."""
+    circuit = _load_circuit_module().load_circuit(cfg["circuit"])
+    units = {p.dotted: p.unit for p in circuit.params}
+    overrides = dict(cfg["overrides"])
+    bench = dict(cfg["bench"])
+    for name, value in params.items():
+        if name in CIRCUIT_BENCH_PARAMETERS:
+            bench[name] = value
+        else:
+            unit = units.get(name, "")
+            overrides[name] = _override_text(value, "" if unit == "1" else unit)
+    circuit = circuit.with_overrides(overrides) if overrides else circuit
+    kwargs = {"k": int(bench["k"]), "seed": int(seed), "device": cfg["device"],
+              "codegen_target": cfg["codegen_target"], "batch_size": int(cfg["batch_size"])}
+    for key, arg in (("n_channels", "n_channels"), ("trials", "trials"), ("noise", "noise"),
+                     ("dt", "dt_ms"), ("duration", "duration_ms"), ("tie_tol", "tie_tol")):
+        if key in bench:
+            kwargs[arg] = bench[key]
+    return circuit, kwargs
+
+
+def _circuit_group_key(cfg: dict, params: dict, seed: int) -> str:
+    """Points with equal keys share a compiled cpp_standalone network: they differ only in k
+    and, for a noise-free current-coded circuit, in the seed (which then only draws drives)."""
+    if cfg["device"] != "cpp_standalone":
+        return ""
+    circuit, kw = _circuit_call(cfg, params, seed)
+    return _standalone_key(circuit, kw)
+
+
+def _standalone_key(circuit, kw: dict) -> str:
+    from hcs_neuro.circuit import noise_enabled
+
+    noise = kw.get("noise")
+    random_inside = (noise is not None and noise > 0) or (noise is None and noise_enabled(circuit)) \
+        or circuit.coding != "current"
+    n_channels = kw.get("n_channels", 32)
+    size = min(kw.get("trials", 2000), kw["batch_size"])
+    return _digest({"circuit": circuit.to_dict(), "noise": noise, "size": size,
+                    "n_channels": n_channels, "dt_ms": kw.get("dt_ms"),
+                    "duration_ms": kw.get("duration_ms"),
+                    "seed": kw["seed"] if random_inside else None})
+
+
+class _CompiledCache:
+    """One compiled cpp_standalone network per worker process (Brian2's standalone device is
+    process-global, so one at a time), reused by consecutive points with the same key."""
+
+    key: str | None = None
+    circuit = None
+    builds = 0
+    reuses = 0
+
+    @classmethod
+    def evict(cls) -> None:
+        if cls.circuit is not None:
+            cls.circuit.close()
+        cls.key, cls.circuit = None, None
+
+
+class _ReusedStandalone:
+    """Stand-in for ``hcs_neuro.standalone.StandaloneCircuit`` while ``run_bench`` runs in a
+    sweep worker: the compiled network of the previous point is reused when only run-time
+    settable values (k, drives) differ; ``compile_time_s`` is 0 for a reused network."""
+
+    key: str = ""
+
+    def __init__(self, spec, n_hypercolumns, n_channels, k, **kwargs):
+        from hcs_neuro.standalone import StandaloneCircuit as real
+        from hcs_neuro.sweep_worker import worker_scratch_dir
+
+        if _CompiledCache.key == self.key and _CompiledCache.circuit is not None:
+            _CompiledCache.reuses += 1
+            self.compile_time_s = 0.0
+        else:
+            _CompiledCache.evict()
+            kwargs["directory"] = Path(worker_scratch_dir("standalone")) / self.key[:16]
+            _CompiledCache.circuit = real(spec, n_hypercolumns, n_channels, k, **kwargs)
+            _CompiledCache.key = self.key
+            _CompiledCache.builds += 1
+            self.compile_time_s = _CompiledCache.circuit.compile_time_s
+        self._circuit, self._k = _CompiledCache.circuit, int(k)
+
+    def run(self, drives, **kwargs):
+        kwargs.setdefault("k", self._k)  # k is a state variable: set it for every run
+        return self._circuit.run(drives, **kwargs)
+
+    def close(self) -> None:  # kept for the next point; evicted when the key changes
+        pass
+
+
+def _evaluate_circuit(cfg: dict, params: dict, seed: int) -> dict[str, float]:
+    from hcs_neuro.circuit_bench import run_bench
+
+    circuit, kwargs = _circuit_call(cfg, params, seed)
+    if cfg["device"] != "cpp_standalone":
+        _CompiledCache.evict()  # back to the runtime device
+        result = run_bench(circuit, **kwargs)
+    else:
+        from hcs_neuro import standalone
+
+        _ReusedStandalone.key = _standalone_key(circuit, kwargs)
+        real = standalone.StandaloneCircuit
+        standalone.StandaloneCircuit = _ReusedStandalone  # run_bench looks it up at call time
+        try:
+            result = run_bench(circuit, **kwargs)
+        except BaseException:
+            _CompiledCache.evict()
+            raise
+        finally:
+            standalone.StandaloneCircuit = real
+    return {m: (float("nan") if result.get(m) is None else float(result[m]))
+            for m in CIRCUIT_METRICS if m in result}
+
+
+register_target(Target(
+    kind="circuit",
+    evaluate=_evaluate_circuit,
+    prepare=_prepare_circuit,
+    parameters=_circuit_parameters,
+    metrics=lambda cfg: CIRCUIT_METRICS,
+    needs_brian2=lambda cfg: True,
+    check=_check_circuit,
+    group_key=_circuit_group_key,
 ))
 
 
@@ -510,6 +772,11 @@ def parse_sweep_spec(raw: dict, *, source: str = "<spec>", spec_dir: str | os.Pa
                               f"{_target_label(cfg)}; allowed: {near}")
         info = declared.get(pname) if declared is not None else None
         parameters.append(_parse_parameter(pname, pvalue, info, where))
+
+    try:
+        target.check(cfg, tuple(parameters))
+    except ConfigError as exc:
+        raise ConfigError(f"sweep spec {source}: {exc}") from None
 
     # metrics
     available = target.metrics(cfg)
@@ -989,6 +1256,9 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike | None = None, *,
             cluster_start_s = time.perf_counter() - t0
             t1 = time.perf_counter()
             futures = {}
+            if target.group_key is not None:  # neighbours can reuse one compiled network
+                todo = sorted(todo, key=lambda p: (
+                    target.group_key(spec.target_cfg, p.params, p.eval_seed), p.index))
             for p in todo:
                 fut = cl.submit(run_point, target.evaluate, spec.target_cfg, p.params,
                                 p.eval_seed, key=f"hcs-sweep-{p.point_id}", pure=False)

@@ -222,3 +222,64 @@ def test_pending_points_reads_point_files(tmp_path):
         json.dumps({"metrics": {}, "error": "RuntimeError: x"}))
     assert pending_points(spec, tmp_path) == []
     assert pending_points(spec, tmp_path, retry_errors=True) == [points[1]]
+
+
+# -- the circuit target (validation only; runs are in test_sweep_dask.py) ---------------------
+
+
+def _circuit_spec(params, **target):
+    raw = {"sweep": {"seeds": [0]},
+           "target": {"kind": "circuit", "circuit": "lif_kwta", "k": 2, "n_channels": 8, **target},
+           "parameters": params}
+    return parse_sweep_spec(raw, source="c.toml")
+
+
+def test_circuit_target_parameters_and_units():
+    spec = _circuit_spec({"neuron.tau_m": ["0.5 ms", "0.002 s"], "noise": ["0 mV", "1 mV"],
+                          "inhibition.w_ie": [0.3, 3], "refinement.max_levels": [0, 6]})
+    cols = [p.column for p in spec.parameters]
+    assert cols == ["neuron.tau_m_ms", "noise_mV", "inhibition.w_ie", "refinement.max_levels"]
+    assert spec.parameters[0].values == (0.5, 2.0)
+    assert spec.target_cfg["bench"] == {"k": 2, "n_channels": 8}
+    assert len(spec.target_cfg["circuit_sha256"]) == 64
+    assert "strict_agreement" in spec.metrics and "latency_median_ms" in spec.metrics
+
+
+@pytest.mark.parametrize("params, target, message", [
+    ({"neuron.tau_x": ["1 ms"]}, {}, "not a parameter of target 'circuit' .lif_kwta.; allowed: did you mean neuron.tau_m"),
+    ({"neuron.tau_m": ["1 mV"]}, {}, "wrong unit"),
+    ({"inhibition.w_ie": ["3 mV"]}, {}, "wrong unit"),
+    ({"neuron.tau_m": ["-1 ms"]}, {}, "neuron.tau_m is a time constant and must be > 0"),
+    ({"k": [2, 8]}, {}, "k = 8 needs n_channels > k"),
+    ({"input.coding": ["spikes"]}, {}, "not allowed; allowed: current, poisson"),
+    ({"k": [1]}, {"circuit": "nope"}, "no such file"),
+    ({"k": [1]}, {"device": "gpu"}, "device = 'gpu'"),
+    ({"k": [1]}, {"noise": "1 ms"}, "wrong unit"),
+    ({"k": [1]}, {"overrides": {"neuron.tau_m": "3 mV"}},
+     r"\[target\] overrides: neuron.tau_m must be a time"),
+    ({"k": [1]}, {"colour": "red"}, "unknown field"),
+])
+def test_circuit_target_errors(params, target, message):
+    with pytest.raises(ConfigError, match=message):
+        _circuit_spec(params, **target)
+
+
+def test_circuit_target_requires_k_and_known_metrics():
+    raw = {"target": {"kind": "circuit", "circuit": "lif_kwta"}, "parameters": {"trials": [10]}}
+    with pytest.raises(ConfigError, match=r"\[target\] k: required"):
+        parse_sweep_spec(raw)
+    raw["target"]["k"] = 1
+    raw["sweep"] = {"metrics": ["accuracy"]}
+    with pytest.raises(ConfigError, match="unknown metric 'accuracy' for target 'circuit'"):
+        parse_sweep_spec(raw)
+
+
+def test_example_specs_are_valid():
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "analysis" / "sweeps"
+    specs = sorted(folder.glob("*.toml"))
+    assert len(specs) >= 2
+    for path in specs:
+        spec = load_sweep_spec(path)
+        assert spec.n_points >= 1
