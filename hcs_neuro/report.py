@@ -1,0 +1,289 @@
+"""One-page report of a spiking-network validation run: Markdown with PNG figures and the JSON
+numbers, written atomically as one folder.
+
+Layout of the folder (``write_report``)::
+
+    report.md          summary, per-layer agreement and cost tables, figures, run metadata
+    validation.json    the validation dict (hcs_neuro.validate.validate), as given
+    energy.json        the energy dict (hcs_neuro.energy.network_energy), as given
+    raster.png         spike raster of one image, all layers
+    agreement_L<i>.png strict winner agreement per location, layer i (reference layer applied
+                       to the spiking layer i-1 output: conditional agreement)
+    latency.png        decision latency histogram
+    sops.png           synaptic operations per layer, simulated vs analytic vs reference ops
+    energy.png         energy per layer and profile (chip level)
+    psychometric.png   agreement against margin, if the validation dict carries one
+
+Figures are drawn on :class:`matplotlib.figure.Figure` objects (no pyplot state, any backend).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from pathlib import Path
+
+import numpy as np
+
+from hcs_neuro.atomic import atomic_dir, write_json_atomic
+
+__all__ = ["write_report", "conditional_reference_winners", "REPORT_NAME"]
+
+#: File name of the Markdown page inside the report folder.
+REPORT_NAME = "report.md"
+
+
+def conditional_reference_winners(model, reference, spiking, i: int) -> np.ndarray:
+    """Reference winners of layer ``i`` given the *spiking* output of layer ``i - 1``.
+
+    Layer 0 sees the same quantized input in both networks, so its reference winners are
+    returned as they are. The spiking output of a binary-activity layer is its winner mask; of a
+    multi-bit layer, its spike counts (count coding).
+    """
+    from hcs_neuro.reference import layer_forward
+
+    if i == 0:
+        return np.asarray(reference.layers[0].winners, dtype=bool)
+    prev_spec = model.architecture.layers[i - 1]
+    prev = spiking.layers[i - 1]
+    x = (np.asarray(prev.winners, dtype=bool).astype(np.int64) if prev_spec.act_bits == 1
+         else np.asarray(prev.spike_counts, dtype=np.int64))
+    _, winners, _ = layer_forward(model, i, x)
+    return np.asarray(winners, dtype=bool)
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, numbers.Integral):
+        return f"{int(v):,}"
+    if isinstance(v, numbers.Real):
+        v = float(v)
+        if math.isnan(v):
+            return "nan"
+        if v != 0 and (abs(v) >= 1e6 or abs(v) < 1e-3):
+            return f"{v:.3e}"
+        if abs(v) >= 100:
+            return f"{v:,.1f}"
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _pct(v) -> str:
+    return "–" if v is None else f"{100.0 * float(v):.2f} %"
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    out = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    out += ["| " + " | ".join(_fmt(c) if not isinstance(c, str) else c for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def _scalars(d: dict, prefix: str = "") -> list[tuple[str, object]]:
+    """Flatten the scalar leaves of a nested dict (lists of numbers and of dicts are skipped)."""
+    out = []
+    for key in sorted(d):
+        v = d[key]
+        name = f"{prefix}{key}"
+        if isinstance(v, dict):
+            out += _scalars(v, name + ".")
+        elif v is None or isinstance(v, (numbers.Number, str, bool)):
+            out.append((name, v))
+    return out
+
+
+def _find_psychometric(validation: dict):
+    """(margin, agreement, n) from the first dict in ``validation`` whose key mentions
+    'psychometric' and that holds a margin and an agreement array."""
+    stack = [(k, v) for k, v in validation.items()]
+    while stack:
+        key, v = stack.pop(0)
+        if isinstance(v, dict):
+            if "psychometric" in key:
+                margin = next((v[k] for k in v if "margin" in k and isinstance(v[k], list)), None)
+                agree = next((v[k] for k in v if ("agree" in k or "correct" in k) and isinstance(v[k], list)), None)
+                count = next((v[k] for k in v if k in ("n", "count", "n_hypercolumns", "counts")
+                              and isinstance(v[k], list)), None)
+                if margin is not None and agree is not None and len(margin) == len(agree):
+                    return key, margin, agree, count
+            stack += [(f"{key}.{k}", vv) for k, vv in v.items()]
+    return None
+
+
+def _layer_rows(validation: dict) -> list[dict] | None:
+    layers = validation.get("layers")
+    if isinstance(layers, list) and layers and all(isinstance(l, dict) for l in layers):
+        return layers
+    return None
+
+
+def _save(fig, path: Path) -> str:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path.name
+
+
+def write_report(out_dir, *, model, reference, spiking, validation: dict, energy: dict,
+                 title: str | None = None, image: int = 0) -> Path:
+    """Write the one-page report folder and return the path of its ``report.md``.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        The report folder. It is written under a temporary name and renamed when complete, so
+        an error leaves no partial report (an existing folder is replaced only on success).
+    model : hcs_neuro.model.Model
+    reference : hcs_neuro.reference.ReferenceResult
+        Reference forward pass of the same images (``keep_layers=True``).
+    spiking : hcs_neuro.spiking_result.SpikingResult
+    validation : dict
+        From :func:`hcs_neuro.validate.validate`; rendered as given (known keys in the summary,
+        every scalar in the appendix).
+    energy : dict
+        From :func:`hcs_neuro.energy.network_energy`.
+    title : str, optional
+    image : int
+        Image shown in the spike raster.
+
+    Returns
+    -------
+    Path
+        ``out_dir / "report.md"``.
+    """
+    from matplotlib.figure import Figure
+
+    from hcs_neuro.plotting.network import (
+        layer_label,
+        plot_agreement_map,
+        plot_energy_bars,
+        plot_latency_histogram,
+        plot_psychometric,
+        plot_raster,
+        plot_sop_bars,
+    )
+
+    out_dir = Path(out_dir)
+    arch = model.architecture
+    title = title or f"Spiking network report: {arch.name}"
+    meta = dict(spiking.metadata or {})
+    with atomic_dir(out_dir) as tmp:
+        figs = {}
+        fig = Figure(figsize=(7.5, 5.0))
+        plot_raster(spiking, image=min(image, spiking.n_images - 1),
+                    layer_types=[l.type for l in arch.layers], ax=fig.add_subplot())
+        figs["raster"] = _save(fig, tmp / "raster.png")
+        agree_figs = []
+        for i, spec in enumerate(arch.layers):
+            if spec.is_readout:
+                continue
+            cond = conditional_reference_winners(model, reference, spiking, i)
+            fig = Figure(figsize=(5.0, 4.0))
+            plot_agreement_map(cond, spiking.layers[i].winners, ax=fig.add_subplot(),
+                               title=f"{layer_label(i, spec.type, spec.out_shape)}: conditional strict "
+                                     f"agreement per location")
+            agree_figs.append(_save(fig, tmp / f"agreement_L{i}.png"))
+        fig = Figure(figsize=(6.0, 4.0))
+        plot_latency_histogram(spiking.decision_latency_ms, ax=fig.add_subplot())
+        figs["latency"] = _save(fig, tmp / "latency.png")
+        fig = Figure(figsize=(7.5, 4.0))
+        plot_sop_bars(energy, ax=fig.add_subplot())
+        figs["sops"] = _save(fig, tmp / "sops.png")
+        fig = Figure(figsize=(7.5, 4.0))
+        plot_energy_bars(energy, ax=fig.add_subplot())
+        figs["energy"] = _save(fig, tmp / "energy.png")
+        psy = _find_psychometric(validation)
+        if psy is not None:
+            key, margin, agree, count = psy
+            fig = Figure(figsize=(6.0, 4.0))
+            plot_psychometric(margin, agree, n=count, ax=fig.add_subplot(), label=key)
+            figs["psychometric"] = _save(fig, tmp / "psychometric.png")
+        write_json_atomic(tmp / "validation.json", validation)
+        write_json_atomic(tmp / "energy.json", energy)
+        text = _markdown(title, model, spiking, validation, energy, figs, agree_figs, meta, image)
+        (tmp / REPORT_NAME).write_text(text)
+    return out_dir / REPORT_NAME
+
+
+def _markdown(title, model, spiking, validation, energy, figs, agree_figs, meta, image) -> str:
+    arch = model.architecture
+    v = validation
+    lines = [f"# {title}", ""]
+    lines.append(f"Model `{arch.name}` ({arch.source}); {spiking.n_images} images; dt = {spiking.dt_ms:g} ms, "
+                 f"window = {spiking.window_ms:g} ms per image; wall time {spiking.wall_time_s:.1f} s "
+                 f"(build + compile + run).")
+    if meta:
+        lines.append("Run: " + ", ".join(f"{k} = `{meta[k]}`" for k in sorted(meta)
+                                         if isinstance(meta[k], (str, int, float, bool))) + ".")
+    lines += ["", "## Summary", ""]
+    rows = []
+    for key, label in (("class_agreement", "class agreement (spiking class = reference class)"),
+                       ("spiking_accuracy", "spiking accuracy"), ("reference_accuracy", "reference accuracy")):
+        if key in v:
+            rows.append([label, _pct(v[key])])
+    for key in sorted(v):
+        val = v[key]
+        if key.startswith("latency") and isinstance(val, (int, float)) or key.endswith("_ms") and isinstance(val, (int, float)):
+            rows.append([key, _fmt(val)])
+    if isinstance(v.get("latency_ms"), dict):
+        for k2, val in v["latency_ms"].items():
+            if isinstance(val, (int, float)):
+                rows.append([f"latency_ms.{k2}", _fmt(val)])
+    for key in ("spikes_per_neuron_per_image", "n_images"):
+        if key in v and not isinstance(v[key], (dict, list)):
+            rows.append([key, _fmt(v[key])])
+    t = energy["totals"]
+    rows += [["spikes per image (input + excitatory + interneurons)", _fmt(t.get("spikes_per_image"))],
+             ["SOPs per image (feed-forward + circuit)", _fmt(t.get("sops_per_image"))],
+             ["SOPs per image, analytic from reference activity (feed-forward)", _fmt(t.get("sops_analytic_per_image"))],
+             ["dense MACs + adds per image (reference)", _fmt(t.get("dense_ops_per_image"))],
+             ["effective ops per image (reference, zeros skipped)", _fmt(t.get("effective_ops_per_image"))]]
+    sc = energy.get("sop_check")
+    if sc:
+        rows.append(["SOP cross-check: simulated = analytic wherever a layer's winners agree",
+                     f"{'yes' if sc['sops_equal_where_winners_agree'] else 'NO'} "
+                     f"({sc['n_sop_mismatches_where_winners_agree']} mismatches in "
+                     f"{sc['n_image_layers_winners_agree']:,} agreeing image-layers)"])
+    lines.append(_table(["quantity", "value"], rows))
+    layer_rows = _layer_rows(v)
+    if layer_rows:
+        lines += ["", "## Per-layer agreement (conditional: reference layer applied to the spiking "
+                      "previous layer)", ""]
+        keys = [k for k in layer_rows[0] if not isinstance(layer_rows[0][k], (list, dict))]
+        lines.append(_table(keys, [[r.get(k) for k in keys] for r in layer_rows]))
+    lines += ["", "## Spikes, synaptic operations and energy per layer (means per image)", ""]
+    hdr = ["layer", "units", "synapses in", "spikes", "interneuron spikes", "SOPs in (sim)", "SOPs in (analytic)",
+           "circuit SOPs", "neuron updates", "dense ops", "effective ops"]
+    rows = []
+    for l in energy["layers"]:
+        rows.append([f"L{l['index']} {l['type']}", l["n_units"], l["n_synapses_in"], l.get("spikes_per_image"),
+                     l.get("interneuron_spikes_per_image"), l.get("sops_in_per_image"),
+                     l.get("sops_in_analytic_per_image"), l.get("sops_circuit_per_image"),
+                     l.get("neuron_updates_per_image"), l["dense_ops_per_image"], l.get("effective_ops_per_image")])
+    lines.append(_table(hdr, rows))
+    lines += ["", f"Energy per image ({energy['note']}):", ""]
+    rows = []
+    for name, e in energy["energy"].items():
+        pj = e["per_image_pj"]
+        if e["kind"] == "spiking":
+            rows.append([name, "spiking", pj["total_pj"] * 1e-6, e.get("basis", ""), e["citation"]])
+        else:
+            eff = pj.get("effective_pj")
+            rows.append([name, "reference", pj["dense_pj"] * 1e-6,
+                         f"dense; zeros skipped: {_fmt(None if eff is None else eff * 1e-6)} µJ", e["citation"]])
+    lines.append(_table(["profile", "kind", "energy per image (µJ)", "basis", "source"], rows))
+    lines += ["", "## Figures", ""]
+    lines.append(f"![spike raster, image {image}](raster.png)")
+    lines.append("")
+    lines.append("![decision latency](latency.png)")
+    lines.append("")
+    lines.append("![synaptic operations per layer](sops.png) ![energy per layer](energy.png)")
+    if "psychometric" in figs:
+        lines += ["", "![agreement against margin](psychometric.png)"]
+    if agree_figs:
+        lines += ["", " ".join(f"![{p}]({p})" for p in agree_figs)]
+    lines += ["", "## All validation numbers", ""]
+    lines.append(_table(["key", "value"], [[k, val] for k, val in _scalars(v)]))
+    lines += ["", "Full numbers: `validation.json`, `energy.json` in this folder.", ""]
+    return "\n".join(lines)
