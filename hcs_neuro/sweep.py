@@ -547,10 +547,12 @@ class _ReusedStandalone:
     settable values (k, drives) differ; ``compile_time_s`` is 0 for a reused network."""
 
     key: str = ""
+    real: type | None = None  # hcs_neuro.standalone.StandaloneCircuit, set before patching
 
     def __init__(self, spec, n_hypercolumns, n_channels, k, **kwargs):
-        from hcs_neuro.standalone import StandaloneCircuit as real
         from hcs_neuro.sweep_worker import worker_scratch_dir
+
+        real = type(self).real
 
         if _CompiledCache.key == self.key and _CompiledCache.circuit is not None:
             _CompiledCache.reuses += 1
@@ -584,6 +586,8 @@ def _evaluate_circuit(cfg: dict, params: dict, seed: int) -> dict[str, float]:
 
         _ReusedStandalone.key = _standalone_key(circuit, kwargs)
         real = standalone.StandaloneCircuit
+        if real is not _ReusedStandalone:
+            _ReusedStandalone.real = real
         standalone.StandaloneCircuit = _ReusedStandalone  # run_bench looks it up at call time
         try:
             result = run_bench(circuit, **kwargs)

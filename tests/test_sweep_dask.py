@@ -221,3 +221,52 @@ def test_cli_ctrl_c_then_rerun_resumes(tmp_path):
     assert table[["x", "seed"]].values.tolist() == [[x, s] for x in range(1, 13) for s in (0, 1)]
     expected = [x ** 2 + np.random.default_rng(s).normal() for x in range(1, 13) for s in (0, 1)]
     assert table["y"].tolist() == expected
+
+
+def test_circuit_sweep_matches_direct_run_bench(client, tmp_path):
+    """The circuit target on workers (runtime device, numpy codegen: nothing compiled) gives
+    exactly what circuit_bench.run_bench gives in this process for the same point and seed."""
+    raw = {"sweep": {"seeds": [0, 1], "metrics": ["strict_agreement", "latency_median_ms",
+                                                  "over_selection"]},
+           "target": {"kind": "circuit", "circuit": "lif_kwta", "n_channels": 6, "trials": 30},
+           "parameters": {"inhibition.w_ie": [0.03, 3.0], "k": [2]}}
+    result = run_sweep(parse_sweep_spec(raw, out=tmp_path / "c"), client=client, progress=False)
+    table = result.table
+    assert (table["error"] == "").all(), table["error"].tolist()
+    from hcs_neuro.circuit_bench import run_bench
+    from hcs_neuro.circuit_spec import load_circuit
+
+    for w_ie, seed in [(0.03, 1), (3.0, 0)]:
+        spec = load_circuit("lif_kwta").with_overrides({"inhibition.w_ie": w_ie})
+        direct = run_bench(spec, k=2, n_channels=6, trials=30, seed=seed)
+        row = table[(table["inhibition.w_ie"] == w_ie) & (table["seed"] == seed)].iloc[0]
+        for m in ("strict_agreement", "latency_median_ms", "over_selection"):
+            assert row[m] == direct[m], (w_ie, seed, m)
+    # the swept value reached the circuit: weak inhibition lets extra cells win
+    weak = table[table["inhibition.w_ie"] == 0.03]
+    strong = table[table["inhibition.w_ie"] == 3.0]
+    assert weak["over_selection"].sum() > strong["over_selection"].sum()
+
+
+@pytest.mark.slow
+@pytest.mark.standalone
+def test_standalone_points_reuse_one_compiled_network(tmp_path):
+    """cpp_standalone: points differing only in k and seed (run-time settable for a noise-free
+    circuit) reuse one compiled binary in a worker; results equal the runtime device's."""
+    raw = {"sweep": {"seeds": [0, 1], "metrics": ["strict_agreement", "latency_median_ms",
+                                                  "latency_p95_ms", "compile_time_s"]},
+           "target": {"kind": "circuit", "circuit": "lif_kwta", "n_channels": 6, "trials": 20,
+                      "device": "cpp_standalone"},
+           "parameters": {"k": [1, 2, 3]}}
+    result = run_sweep(parse_sweep_spec(raw, out=tmp_path / "sa"), n_workers=1, progress=False)
+    table = result.table
+    assert (table["error"] == "").all(), table["error"].tolist()
+    assert (table["compile_time_s"] > 0).sum() == 1  # one compilation for 6 points
+    from hcs_neuro.circuit_bench import run_bench
+    from hcs_neuro.circuit_spec import load_circuit
+
+    for row in table.itertuples(index=False):
+        direct = run_bench(load_circuit("lif_kwta"), k=int(row.k), n_channels=6, trials=20,
+                           seed=int(row.seed))
+        assert (row.strict_agreement, row.latency_median_ms, row.latency_p95_ms) == (
+            direct["strict_agreement"], direct["latency_median_ms"], direct["latency_p95_ms"])
