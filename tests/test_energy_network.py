@@ -238,3 +238,68 @@ def test_bad_inputs_are_clear_errors():
         network_energy(model, ref, short)
     with pytest.raises(DataError, match="input levels"):
         network_energy(model, ref, spk, input_levels=x[:3])
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI: hcs-neuro energy (analytic mode needs no simulation; bad input fails before any output)
+# ---------------------------------------------------------------------------------------------
+
+DIGITS_LIKE = dict(TINY_2D, name="digits-like", input={"shape": [1, 8, 8], "bits": 4},
+                   layers=[{"type": "conv2d", "channels": 8, "kernel": 3, "padding": 1},
+                           {"type": "pool2d", "kernel": 2},
+                           {"type": "linear", "channels": 10}])
+
+
+@pytest.fixture()
+def model_file(tmp_path):
+    from hcs_neuro.model import save_model
+
+    return save_model(random_model(load_architecture(DIGITS_LIKE), seed=5), tmp_path / "m.npz")
+
+
+def test_cli_energy_analytic_writes_json_and_folder(model_file, tmp_path, capsys):
+    import json
+
+    from hcs_neuro.cli import main
+
+    rc = main(["energy", str(model_file), "--dataset", "digits", "--n-images", "30", "--analytic",
+               "--profile", "loihi", "--profile", "cmos45_lowprec", "--json", str(tmp_path / "e.json"),
+               "--out", str(tmp_path / "out")])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "L0 conv2d" in text and "loihi" in text and "chip-level" in text
+    e = json.loads((tmp_path / "e.json").read_text())
+    assert e["n_images"] == 30 and set(e["energy"]) == {"loihi", "cmos45_lowprec"}
+    assert e["has_spiking"] is False
+    assert e["totals"]["effective_ops_per_image"] == pytest.approx(e["totals"]["sops_analytic_per_image"])
+    for name in ("energy.json", "energy.md", "energy.png", "sops.png"):
+        assert (tmp_path / "out" / name).stat().st_size > 100
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--dataset", "digits", "--profile", "tpu"], "unknown energy profile 'tpu'"),
+    (["--dataset", "digits", "--n-images", "0"], "--n-images 0"),
+    (["--dataset", "imagenet"], "dataset = 'imagenet'"),
+])
+def test_cli_energy_bad_input_exit_2_no_output(model_file, tmp_path, capsys, args, message):
+    from hcs_neuro.cli import main
+
+    rc = main(["energy", str(model_file), "--analytic", "--out", str(tmp_path / "out"),
+               "--json", str(tmp_path / "e.json")] + args)
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "e.json").exists()
+
+
+def test_cli_energy_model_that_does_not_fit_the_dataset(tmp_path, capsys):
+    from hcs_neuro.cli import main
+    from hcs_neuro.model import save_model
+
+    fashion_like = dict(DIGITS_LIKE, input={"shape": [1, 28, 28], "bits": 4})
+    path = save_model(random_model(load_architecture(fashion_like), seed=0), tmp_path / "f.npz")
+    rc = main(["energy", str(path), "--dataset", "digits", "--analytic", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "(1, 8, 8)" in err and "(1, 28, 28)" in err
+    assert not (tmp_path / "out").exists()
+    rc = main(["energy", "no-such-model", "--dataset", "digits", "--analytic"])
+    assert rc == 2 and "not a shipped model" in capsys.readouterr().err
