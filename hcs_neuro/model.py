@@ -1,0 +1,249 @@
+"""Model files: integer weight/bias levels, scales, the architecture and metadata in one ``.npz``.
+
+File layout (``format_version`` 1), all plain arrays, loaded with ``allow_pickle=False``:
+
+``format_version``            int64 scalar
+``architecture_json``         str scalar: the architecture spec (see ``Architecture.to_dict``)
+``metadata_json``             str scalar: dataset, bits, k, accuracy, seed, command line, ...
+``layer{i}_weight_levels``    int8/int16 levels (float32 weights for full precision)
+``layer{i}_weight_scale``     float64 scalar: real weight = scale * level
+``layer{i}_bias_levels``      int32 levels in accumulator units (float32 for full precision)
+``layer{i}_act_step``         int64 scalar: accumulator units per activity level (multi-bit)
+``input_scale``               float64 scalar: real input = input_scale * input level
+
+Pooling layers have only ``act_step``. The readout's logits in real units are
+``weight_scale * input_scale_of_layer * (sum(w * x) + b)``; their argmax is that of the integer
+logits.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hcs_neuro.architecture import Architecture, LayerSpec, load_architecture
+from hcs_neuro.atomic import atomic_path
+from hcs_neuro.errors import ConfigError, ModelError
+from hcs_neuro.quant import FLOAT_BITS, bias_level_range, storage_dtype, weight_level_range
+
+__all__ = ["LayerParams", "Model", "save_model", "load_model", "random_model", "FORMAT_VERSION"]
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class LayerParams:
+    """Parameters of one layer (None for what a pooling layer does not have)."""
+
+    weight_levels: np.ndarray | None = None
+    weight_scale: float = 1.0
+    bias_levels: np.ndarray | None = None
+    act_step: int = 1
+
+
+@dataclass
+class Model:
+    """A trained (or random) network: architecture, per-layer parameters, metadata."""
+
+    architecture: Architecture
+    layers: list
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def input_scale(self) -> float:
+        bits = self.architecture.input_bits
+        return 1.0 if bits == FLOAT_BITS else 1.0 / (2 ** bits - 1)
+
+    def validate(self, where: str = "model") -> "Model":
+        """Check every array against the architecture; raise ModelError naming the array."""
+        arch = self.architecture
+        if len(self.layers) != len(arch.layers):
+            raise ModelError(f"{where}: {len(self.layers)} layer parameter sets for {len(arch.layers)} layers")
+        for i, (spec, p) in enumerate(zip(arch.layers, self.layers)):
+            _check_layer(spec, p, i, where)
+        return self
+
+
+def _check_layer(spec: LayerSpec, p: LayerParams, i: int, where: str):
+    if not spec.has_weights:
+        if p.weight_levels is not None or p.bias_levels is not None:
+            raise ModelError(f"{where}: layer{i} ({spec.type}) must not have weights or biases")
+    else:
+        for name, arr, shape in (("weight_levels", p.weight_levels, spec.weight_shape),
+                                 ("bias_levels", p.bias_levels, (spec.out_shape[0],))):
+            if arr is None:
+                raise ModelError(f"{where}: layer{i}_{name} is missing")
+            arr = np.asarray(arr)
+            if arr.dtype.kind not in "iuf":
+                raise ModelError(f"{where}: layer{i}_{name} has dtype {arr.dtype}; expected numbers")
+            if tuple(arr.shape) != tuple(shape):
+                raise ModelError(f"{where}: layer{i}_{name} has shape {tuple(arr.shape)}; the architecture "
+                                 f"({spec.type}, in {spec.in_shape}, out {spec.out_shape}) needs {tuple(shape)}")
+            if not np.all(np.isfinite(arr)):
+                raise ModelError(f"{where}: layer{i}_{name} holds NaN or infinite values")
+        if spec.weight_bits != FLOAT_BITS:
+            w = np.asarray(p.weight_levels)
+            lo, hi = weight_level_range(spec.weight_bits)
+            if w.dtype.kind not in "iu" or (w.size and (w.min() < lo or w.max() > hi)) or (
+                    spec.weight_bits == 1 and np.any(w == 0)):
+                raise ModelError(f"{where}: layer{i}_weight_levels must be integer levels in {lo}..{hi} "
+                                 f"(weight_bits {spec.weight_bits}{', no 0' if spec.weight_bits == 1 else ''})")
+            b = np.asarray(p.bias_levels)
+            blo, bhi = bias_level_range(spec.bias_bits)
+            if b.dtype.kind not in "iu" or (b.size and (b.min() < blo or b.max() > bhi)):
+                raise ModelError(f"{where}: layer{i}_bias_levels must be integers in {blo}..{bhi} "
+                                 f"(bias_bits {spec.bias_bits})")
+        if not (np.isfinite(p.weight_scale) and p.weight_scale > 0):
+            raise ModelError(f"{where}: layer{i}_weight_scale = {p.weight_scale!r}; expected a positive number")
+    if not (isinstance(p.act_step, (int, np.integer)) and p.act_step >= 1):
+        raise ModelError(f"{where}: layer{i}_act_step = {p.act_step!r}; expected an integer >= 1")
+
+
+def save_model(model: Model, path) -> Path:
+    """Write ``model`` to ``path`` (``.npz``) atomically, integer levels in the smallest dtype.
+
+    Raises
+    ------
+    ModelError
+        If the model does not fit its architecture (nothing is written).
+    """
+    model.validate(str(path))
+    arrays = {
+        "format_version": np.int64(FORMAT_VERSION),
+        "architecture_json": np.str_(json.dumps(model.architecture.to_dict(), sort_keys=True)),
+        "metadata_json": np.str_(json.dumps(model.metadata, sort_keys=True, default=_json_default)),
+        "input_scale": np.float64(model.input_scale),
+    }
+    for i, (spec, p) in enumerate(zip(model.architecture.layers, model.layers)):
+        arrays[f"layer{i}_act_step"] = np.int64(p.act_step)
+        if not spec.has_weights:
+            continue
+        if spec.weight_bits == FLOAT_BITS:
+            arrays[f"layer{i}_weight_levels"] = np.asarray(p.weight_levels, dtype=np.float32)
+            arrays[f"layer{i}_bias_levels"] = np.asarray(p.bias_levels, dtype=np.float32)
+        else:
+            arrays[f"layer{i}_weight_levels"] = np.asarray(p.weight_levels).astype(
+                storage_dtype(*weight_level_range(spec.weight_bits)))
+            arrays[f"layer{i}_bias_levels"] = np.asarray(p.bias_levels).astype(
+                storage_dtype(*bias_level_range(spec.bias_bits)))
+        arrays[f"layer{i}_weight_scale"] = np.float64(p.weight_scale)
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez_compressed(tmp, **arrays)
+    return Path(path)
+
+
+def load_model(path) -> Model:
+    """Load a model file with ``allow_pickle=False`` and check it against its architecture.
+
+    Raises
+    ------
+    ModelError
+        Missing or truncated file, not an npz, arrays holding Python objects, missing arrays,
+        shapes or levels that do not fit the architecture. The message names the file and array.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: model file not found")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            data = {}
+            for key in npz.files:
+                try:
+                    data[key] = npz[key]
+                except ValueError as exc:  # object arrays refuse to load without pickle
+                    raise ModelError(f"{path}: array {key!r} cannot be loaded without pickle "
+                                     f"(it holds Python objects): {exc}") from None
+    except ModelError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"{path}: not a readable model .npz file (truncated or corrupt?): {exc}") from None
+    for key in ("format_version", "architecture_json", "metadata_json"):
+        if key not in data:
+            raise ModelError(f"{path}: array {key!r} is missing; not an hcs-neuro model file")
+    version = int(data["format_version"])
+    if version != FORMAT_VERSION:
+        raise ModelError(f"{path}: format_version = {version}; this hcs-neuro reads {FORMAT_VERSION}")
+    try:
+        spec = json.loads(str(data["architecture_json"]))
+        metadata = json.loads(str(data["metadata_json"]))
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{path}: architecture_json/metadata_json is not valid JSON: {exc}") from None
+    try:
+        arch = load_architecture(spec)
+    except ConfigError as exc:
+        raise ModelError(f"{path}: architecture_json: {exc}") from None
+    arch = _with_source(arch, str(path))
+    layers = []
+    for i, lspec in enumerate(arch.layers):
+        step_key = f"layer{i}_act_step"
+        if step_key not in data:
+            raise ModelError(f"{path}: array {step_key!r} is missing")
+        act_step = data[step_key]
+        if act_step.shape != () or act_step.dtype.kind not in "iu":
+            raise ModelError(f"{path}: array {step_key!r} must be an integer scalar")
+        p = LayerParams(act_step=int(act_step))
+        if lspec.has_weights:
+            for name in ("weight_levels", "bias_levels", "weight_scale"):
+                if f"layer{i}_{name}" not in data:
+                    raise ModelError(f"{path}: array 'layer{i}_{name}' is missing")
+            scale = data[f"layer{i}_weight_scale"]
+            if scale.shape != () or scale.dtype.kind != "f":
+                raise ModelError(f"{path}: array 'layer{i}_weight_scale' must be a float scalar")
+            p.weight_levels = data[f"layer{i}_weight_levels"]
+            p.bias_levels = data[f"layer{i}_bias_levels"]
+            p.weight_scale = float(scale)
+        layers.append(p)
+    return Model(arch, layers, metadata).validate(str(path))
+
+
+def random_model(arch: Architecture, seed: int = 0) -> Model:
+    """A model with random levels (for tests and circuit benchmarks), reproducible by ``seed``.
+
+    Weight levels are uniform over the allowed levels; bias levels uniform in
+    ``±fan_in * max_input_level / 8`` accumulator units; multi-bit layers get
+    ``act_step = max(1, fan_in * max_input_level // (4 * top_level))``. Full-precision layers get
+    normal(0, 1/sqrt(fan_in)) weights.
+    """
+    rng = np.random.default_rng(seed)
+    in_top = 1.0 if arch.input_bits == FLOAT_BITS else float(2 ** arch.input_bits - 1)
+    layers = []
+    for spec in arch.layers:
+        p = LayerParams()
+        if spec.has_weights:
+            if spec.weight_bits == FLOAT_BITS:
+                p.weight_levels = (rng.standard_normal(spec.weight_shape) / np.sqrt(spec.fan_in)).astype(np.float32)
+                p.bias_levels = (0.1 * rng.standard_normal(spec.out_shape[0])).astype(np.float32)
+            else:
+                lo, hi = weight_level_range(spec.weight_bits)
+                levels = np.array([-1, 1]) if spec.weight_bits == 1 else np.arange(lo, hi + 1)
+                p.weight_levels = rng.choice(levels, size=spec.weight_shape).astype(np.int64)
+                blo, bhi = bias_level_range(spec.bias_bits)
+                span = int(min(max(1, spec.fan_in * in_top // 8), bhi))
+                p.bias_levels = rng.integers(-span, span + 1, size=spec.out_shape[0]).astype(np.int64)
+        if spec.act_bits not in (1, FLOAT_BITS) and not spec.is_readout:
+            top = 2 ** spec.act_bits - 1
+            p.act_step = int(max(1, spec.fan_in * in_top // (4 * top)))
+        if not spec.is_readout:
+            in_top = 1.0 if spec.act_bits == FLOAT_BITS else float(2 ** spec.act_bits - 1)
+        layers.append(p)
+    return Model(arch, layers, {"random_seed": seed}).validate("random model")
+
+
+def _with_source(arch: Architecture, src: str) -> Architecture:
+    import dataclasses
+
+    return dataclasses.replace(arch, source=src)
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
