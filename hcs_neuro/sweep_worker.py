@@ -21,7 +21,8 @@ import threading
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-__all__ = ["Brian2Preload", "import_brian2", "dask_setup", "worker_scratch_dir"]
+__all__ = ["Brian2Preload", "import_brian2", "dask_setup", "dask_teardown", "worker_scratch_dir",
+           "cleanup_worker"]
 
 
 def import_brian2() -> str:
@@ -52,7 +53,24 @@ def worker_scratch_dir(name: str = "brian2") -> str:
 
     path = os.path.join(tempfile.gettempdir(), f"hcs-neuro-{name}-{os.getpid()}")
     os.makedirs(path, exist_ok=True)
+    _SCRATCH_DIRS.add(path)
     return path
+
+
+_SCRATCH_DIRS: set[str] = set()
+
+
+def cleanup_worker() -> None:
+    """Release a cached compiled network and remove this process's scratch folders."""
+    import shutil
+    import sys
+
+    sweep = sys.modules.get("hcs_neuro.sweep")
+    if sweep is not None:
+        sweep._CompiledCache.evict()
+    for path in sorted(_SCRATCH_DIRS):
+        shutil.rmtree(path, ignore_errors=True)
+    _SCRATCH_DIRS.clear()
 
 
 class Brian2Preload(WorkerPlugin):
@@ -65,7 +83,15 @@ class Brian2Preload(WorkerPlugin):
         self.thread = threading.current_thread().name
         self.brian2_version = import_brian2()
 
+    def teardown(self, worker=None):
+        cleanup_worker()
+
 
 def dask_setup(worker=None) -> None:
     """Preload-module hook (``dask worker --preload hcs_neuro.sweep_worker``)."""
     import_brian2()
+
+
+def dask_teardown(worker=None) -> None:
+    """Preload-module hook: clean up when the worker closes."""
+    cleanup_worker()

@@ -262,6 +262,15 @@ def test_standalone_points_reuse_one_compiled_network(tmp_path):
     table = result.table
     assert (table["error"] == "").all(), table["error"].tolist()
     assert (table["compile_time_s"] > 0).sum() == 1  # one compilation for 6 points
+    # the worker's private standalone folder was removed when the cluster closed
+    import json
+    import tempfile
+
+    pids = {json.loads(f.read_text())["worker"].split(":")[-1]
+            for f in (tmp_path / "sa" / "points").glob("*.json")}
+    assert len(pids) == 1
+    assert not any(Path(tempfile.gettempdir(), f"hcs-neuro-standalone-{pid}").exists()
+                   for pid in pids)
     from hcs_neuro.circuit_bench import run_bench
     from hcs_neuro.circuit_spec import load_circuit
 
