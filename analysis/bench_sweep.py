@@ -5,6 +5,7 @@ Usage::
 
     nice -n 10 .venv/bin/python analysis/bench_sweep.py --json results/bench_sweep.json
     nice -n 10 .venv/bin/python analysis/bench_sweep.py --spec analysis/sweeps/tau_x_noise.toml
+    nice -n 10 .venv/bin/python analysis/bench_sweep.py --standalone --no-kill --repeats 0
 
 Without ``--spec`` the sweep is a synthetic CPU-bound target (``busy`` below: a NumPy race of
 N leaky integrators, ``work`` steps per point) so that the numbers isolate the sweep machinery.
@@ -18,6 +19,9 @@ What is measured (wall-clock seconds on this machine, ``time.perf_counter``):
   of the machine hits both; the median ratio over repeats is reported, and every repeat.
 * ``overhead_per_point_ms``: (compute_wall_s x workers - sum of per-point run times) / points:
   scheduling, transfer, result writing and idle time per point.
+* ``--standalone``: a circuit sweep over k x seeds (16 points) on the cpp_standalone device with
+  one worker: number of compilations, compile time, and the per-point time of the points that
+  reused the compiled network, beside the same sweep on the runtime device (numpy codegen).
 * kill-at-half: ``hcs-neuro sweep`` is started as a subprocess in its own process group, which is
   SIGKILLed (client and workers, no clean-up) once half of the point files exist; the same
   command is run again; the final table must equal the uninterrupted run's table in every column
@@ -127,6 +131,32 @@ def _kill_at_half(spec_path: Path, out: Path, reference, env: dict) -> dict:
             "duplicate_rows": dupes, "killed_with": "SIGKILL to the client's process group"}
 
 
+def _standalone_reuse(tmp: Path, trials: int) -> dict:
+    """Circuit sweep over k x seeds on the cpp_standalone device with one worker (one compiled
+    network reused by every point), and the same sweep on the runtime device (numpy codegen)."""
+    out = {}
+    for device in ("cpp_standalone", "runtime"):
+        spec = tmp / f"reuse_{device}.toml"
+        spec.write_text(
+            '[sweep]\nname = "reuse"\nseeds = [0, 1, 2, 3]\n'
+            'metrics = ["strict_agreement", "latency_median_ms", "compile_time_s"]\n'
+            '[target]\nkind = "circuit"\ncircuit = "lif_kwta"\nn_channels = 8\n'
+            f'trials = {trials}\ndevice = "{device}"\n'
+            '[parameters]\nk = [1, 2, 3, 4]\n')
+        res, table = _run(spec, tmp / f"reuse_{device}", 1)
+        compiled = table["compile_time_s"] > 0
+        reused = table.loc[~compiled, "run_time_s"]
+        out[device] = {**res, "n_compiles": int(compiled.sum()),
+                       "compile_time_s_total": float(table["compile_time_s"].sum()),
+                       "first_point_run_time_s": float(table.loc[compiled, "run_time_s"].sum())
+                       if compiled.any() else None,
+                       "per_point_run_time_s_mean": float(reused.mean()),
+                       "table": table[["k", "seed", "strict_agreement", "latency_median_ms"]]}
+    a, b = (out[d].pop("table") for d in ("cpp_standalone", "runtime"))
+    out["same_metrics_both_devices"] = bool(a.equals(b))
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--spec", type=Path, help="sweep spec to time (default: synthetic busy target)")
@@ -134,6 +164,9 @@ def main(argv=None) -> int:
     ap.add_argument("--work", type=int, default=10000, help="synthetic steps per point")
     ap.add_argument("--repeats", type=int, default=2, help="1-vs-2-worker pairs (default 2)")
     ap.add_argument("--no-kill", action="store_true", help="skip the kill-at-half check")
+    ap.add_argument("--standalone", action="store_true",
+                    help="also time compile-once reuse (cpp_standalone circuit sweep, 16 points)")
+    ap.add_argument("--trials", type=int, default=200, help="trials per point for --standalone")
     ap.add_argument("--json", type=Path, help="write the results here")
     args = ap.parse_args(argv)
 
@@ -169,17 +202,28 @@ def main(argv=None) -> int:
                 if workers == 2:
                     reference = table
             ratios.append(pair[2]["throughput_points_per_s"] / pair[1]["throughput_points_per_s"])
-        speedup = statistics.median(ratios)
-        print(f"speedup 2 vs 1 worker: median {speedup:.2f}x over {len(ratios)} pair(s): "
-              f"{', '.join(f'{r:.2f}' for r in ratios)} (target >= 1.6)")
+        speedup = statistics.median(ratios) if ratios else None
+        if ratios:
+            print(f"speedup 2 vs 1 worker: median {speedup:.2f}x over {len(ratios)} pair(s): "
+                  f"{', '.join(f'{r:.2f}' for r in ratios)} (target >= 1.6)")
         kill = None
-        if not args.no_kill:
+        if not args.no_kill and reference is not None:
             kill = _kill_at_half(spec_path, tmp / "killed", reference, env)
             print(f"kill-at-half and resume: {'PASS' if kill['passed'] else 'FAIL'} {kill}")
-        result = {"workload": workload, "cpu_count": os.cpu_count(),
+        reuse = None
+        if args.standalone:
+            reuse = _standalone_reuse(tmp, args.trials)
+            sa, rt = reuse["cpp_standalone"], reuse["runtime"]
+            print(f"compile-once reuse: {sa['n_compiles']} compile(s) of "
+                  f"{sa['compile_time_s_total']:.1f} s for {sa['n_points']} points, then "
+                  f"{1e3 * sa['per_point_run_time_s_mean']:.0f} ms per point; runtime device: "
+                  f"{1e3 * rt['per_point_run_time_s_mean']:.0f} ms per point; identical "
+                  f"metrics: {reuse['same_metrics_both_devices']}")
+        result = {"workload": workload, "standalone_reuse": reuse, "cpu_count": os.cpu_count(),
                   "load_avg_1min_at_end": os.getloadavg()[0], "runs": runs,
                   "speedup_ratios": ratios, "speedup_median": speedup,
-                  "speedup_target": 1.6, "speedup_target_met": speedup >= 1.6,
+                  "speedup_target": 1.6,
+                  "speedup_target_met": None if speedup is None else speedup >= 1.6,
                   "kill_at_half_resume": kill, "versions": package_versions(),
                   "command": " ".join([Path(sys.executable).name, *sys.argv])}
         if args.json:
