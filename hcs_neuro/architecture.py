@@ -136,7 +136,7 @@ class Architecture:
     layers: tuple
     hcs: bool = True
     description: str = ""
-    source: str = "<dict>"
+    source: str = dataclasses.field(default="<dict>", compare=False)
     spec: str = dataclasses.field(default="{}", compare=False, repr=False)
 
     @property
