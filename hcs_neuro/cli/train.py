@@ -1,0 +1,224 @@
+"""``hcs-neuro train`` and ``hcs-neuro evaluate``: train low-precision HCS networks, report on them.
+
+Heavy imports (PyTorch, scikit-learn) happen inside the handlers.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+
+__all__ = ["register", "format_table", "resolve_model_path"]
+
+
+def register(subparsers) -> None:
+    """Add the ``train`` and ``evaluate`` sub-commands."""
+    p = subparsers.add_parser(
+        "train", help="train a low-precision HCS network (PyTorch) and save it as a model .npz",
+        description="Train the architecture of --config (a TOML file with [[layers]] and an optional "
+        "[training] table) and write integer weight/bias levels to --out. The test accuracy is measured "
+        "with the NumPy reference forward pass.")
+    p.add_argument("--config", required=True, help="architecture TOML file (see models/configs/)")
+    p.add_argument("--dataset", help="digits, fashion-mnist, mnist or idx (default: the config's [training])")
+    p.add_argument("--data-dir", help="folder with the IDX files (fashion-mnist, mnist, idx)")
+    p.add_argument("--weight-bits", type=int, help="1 binary, 2 ternary, ..., 8; 32 = full precision")
+    p.add_argument("--act-bits", type=int, help="1 binary activities, 2..8 levels; 32 = full-precision ReLU")
+    p.add_argument("--input-bits", type=int, help="input levels 2**B - 1 (1..8); 32 = float input")
+    p.add_argument("--k", help="winners per hypercolumn in every HCS layer: a count or a fraction in (0, 1]")
+    p.add_argument("--no-hcs", action="store_true", help="turn k-WTA off (plain binarisation / ReLU)")
+    p.add_argument("--learning", choices=("probabilistic", "shadow", "naive"),
+                   help="probabilistic levels (default), shadow weights + straight-through, or the naive rule")
+    p.add_argument("--ste", choices=("window", "winners"), help="straight-through estimator of binary activities")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, help="peak step in weight-level units (low precision)")
+    p.add_argument("--lr-float", type=float, help="Adam learning rate for full-precision weights")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--threads", type=int, help="PyTorch threads (default: PyTorch's choice)")
+    p.add_argument("--out", required=True, help="model file to write (.npz)")
+    p.add_argument("--manifest", help="JSON manifest to add/update an entry for --out in (e.g. models/MANIFEST.json)")
+    p.add_argument("--json", metavar="PATH", help="write the training report as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_train)
+
+    e = subparsers.add_parser(
+        "evaluate", help="accuracy, activity sparsity, zero weights and MACs of a model (NumPy reference)",
+        description="Run the NumPy reference forward pass of MODEL (a .npz file or the name of a shipped "
+        "model, e.g. digits_hcs) on a dataset split and report accuracy, activity sparsity per layer, the "
+        "fraction of zero-level weights and MACs.")
+    e.add_argument("model", help="model .npz file or shipped model name (see models/MANIFEST.json)")
+    e.add_argument("--dataset", help="dataset (default: the one the model was trained on)")
+    e.add_argument("--data-dir", help="folder with the IDX files")
+    e.add_argument("--split", default="test", choices=("train", "test"))
+    e.add_argument("--limit", type=int, help="evaluate only the first N images")
+    e.add_argument("--json", metavar="PATH", help="write the report as JSON")
+    e.add_argument("--quiet", action="store_true", help="no progress bar")
+    e.set_defaults(func=_evaluate)
+
+
+def _parse_k(text):
+    from hcs_neuro.errors import ConfigError
+
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(f"--k {text!r}: allowed an integer count or a fraction in (0, 1]") from None
+
+
+def _command_line(args) -> str:
+    parts = ["hcs-neuro", "train"]
+    for key in ("config", "dataset", "data_dir", "weight_bits", "act_bits", "input_bits", "k", "learning", "ste",
+                "epochs", "batch_size", "lr", "lr_float", "seed", "threads", "out"):
+        val = getattr(args, key)
+        if val is not None:
+            parts += [f"--{key.replace('_', '-')}", str(val)]
+    if args.no_hcs:
+        parts.append("--no-hcs")
+    return shlex.join(parts)
+
+
+def _train(args) -> int:
+    from hcs_neuro.architecture import load_architecture, with_overrides
+    from hcs_neuro.datasets import DATASETS
+    from hcs_neuro.errors import ConfigError
+    from hcs_neuro.quant import check_bits
+
+    for field, val in (("weight_bits", args.weight_bits), ("act_bits", args.act_bits),
+                       ("input_bits", args.input_bits)):
+        if val is not None:
+            check_bits(val, field, f"--{field.replace('_', '-')}")
+    if args.dataset is not None and args.dataset not in DATASETS:
+        raise ConfigError(f"--dataset {args.dataset!r}: allowed {', '.join(DATASETS)}")
+    if not str(args.out).endswith(".npz"):
+        raise ConfigError(f"--out {args.out!r}: a model file must end in .npz")
+    arch = load_architecture(args.config)
+    try:
+        arch = with_overrides(arch, weight_bits=args.weight_bits, act_bits=args.act_bits, k=_parse_k(args.k),
+                              hcs=False if args.no_hcs else None, input_bits=args.input_bits)
+    except ConfigError as exc:
+        raise ConfigError(f"command-line override on {args.config}: {exc}") from None
+
+    from hcs_neuro.datasets import load_dataset
+    from hcs_neuro.model import save_model
+    from hcs_neuro.training import load_train_config, train
+
+    cfg = load_train_config(args.config, dataset=args.dataset, learning=args.learning, ste=args.ste,
+                            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, lr_float=args.lr_float,
+                            seed=args.seed, threads=args.threads)
+    # load both splits first: a missing dataset fails before any training
+    train_data = load_dataset(cfg.dataset, "train", args.data_dir)
+    test_data = load_dataset(cfg.dataset, "test", args.data_dir)
+    model, report = train(arch, cfg, progress=not args.quiet, command=_command_line(args),
+                          train_data=train_data, test_data=test_data)
+    save_model(model, args.out)
+    if args.manifest:
+        _update_manifest(args.manifest, args.out, args.config, report)
+    print(format_table([("dataset", report["dataset"]), ("architecture", report["architecture"]),
+                        ("learning", report["learning"]), ("weight_bits", report["weight_bits"]),
+                        ("act_bits", report["act_bits"]), ("k", report["k"]), ("epochs", report["epochs"]),
+                        ("seed", report["seed"]), ("train_images_per_s", f"{report['train_images_per_s']:.0f}"),
+                        ("test_accuracy", f"{100 * report['test_accuracy']:.2f} %"),
+                        ("zero_weight_fraction", f"{report['zero_weight_fraction']:.3f}"),
+                        ("model", args.out)]))
+    if args.json:
+        from hcs_neuro.atomic import write_json_atomic
+
+        write_json_atomic(args.json, report)
+    return 0
+
+
+def _update_manifest(manifest, out, config, report):
+    import json
+    from pathlib import Path
+
+    from hcs_neuro.atomic import write_json_atomic
+
+    path = Path(manifest)
+    data = {"models": {}}
+    if path.exists():
+        data = json.loads(path.read_text())
+    try:
+        rel_config = str(Path(config).resolve().relative_to(path.resolve().parent))
+    except ValueError:
+        rel_config = str(config)
+    entry = {key: report[key] for key in ("dataset", "architecture", "learning", "weight_bits", "act_bits",
+                                           "input_bits", "k", "hcs", "seed", "epochs", "test_accuracy",
+                                           "zero_weight_fraction", "command", "train_images_per_s", "train_time_s")}
+    entry.update(file=Path(out).name, config=rel_config, n_test=report["n_test"])
+    data.setdefault("models", {})[Path(out).stem] = entry
+    write_json_atomic(path, data)
+
+
+def resolve_model_path(name_or_path):
+    """A model file path, or the shipped model of that name (``models/<name>.npz``)."""
+    from pathlib import Path
+
+    from hcs_neuro.errors import ModelError
+
+    p = Path(name_or_path)
+    if p.exists() or p.suffix == ".npz" or "/" in str(name_or_path):
+        return p
+    from importlib.resources import files
+
+    cand = files("hcs_neuro.models") / f"{name_or_path}.npz"
+    if cand.is_file():
+        return Path(str(cand))
+    raise ModelError(f"{name_or_path!r}: neither a model file nor a shipped model (models/{name_or_path}.npz)")
+
+
+def format_table(rows) -> str:
+    """Two-column text table."""
+    width = max(len(str(k)) for k, _ in rows)
+    return "\n".join(f"{str(k):<{width}}  {v}" for k, v in rows)
+
+
+def _evaluate(args) -> int:
+    from hcs_neuro.datasets import load_dataset
+    from hcs_neuro.errors import ConfigError
+    from hcs_neuro.model import load_model
+    from hcs_neuro.reference import evaluate
+
+    path = resolve_model_path(args.model)
+    model = load_model(path)
+    dataset = args.dataset or model.metadata.get("dataset")
+    if not dataset:
+        raise ConfigError(f"{path}: the model does not record its dataset; pass --dataset")
+    images, labels = load_dataset(dataset, args.split, args.data_dir)
+    if args.limit is not None:
+        if args.limit < 1:
+            raise ConfigError(f"--limit {args.limit}: allowed >= 1")
+        images, labels = images[:args.limit], labels[:args.limit]
+    report = evaluate(model, images, labels, progress=not args.quiet)
+    report.update(model=str(path), dataset=dataset, split=args.split)
+    rows = [("model", str(path)), ("dataset", f"{dataset} ({args.split}, {report['n_images']} images)"),
+            ("accuracy", f"{100 * report['accuracy']:.2f} %"),
+            ("zero_weight_fraction", f"{report['zero_weight_fraction']:.3f}"),
+            ("macs_per_image", f"{report['macs_per_image']:,}"),
+            ("effective_macs_per_image", f"{report['effective_macs_per_image']:,.0f}")]
+    print(format_table(rows))
+    print()
+    print(f"{'layer':<14}{'k':>5}{'active_fraction':>17}{'active/hcol':>13}{'zero_w':>8}{'ops/image':>12}")
+    for l in report["layers"]:
+        act = l.get("active_fraction")
+        per = l.get("active_per_hypercolumn")
+        zw = l.get("zero_weight_fraction")
+        ops = l.get("macs_per_image", l.get("adds_per_image"))
+        print(f"{str(l['index']) + ' ' + l['type']:<14}{str(l['k'] or '-'):>5}"
+              f"{'-' if act is None else f'{act:.3f}':>17}{'-' if per is None else f'{per:.2f}':>13}"
+              f"{'-' if zw is None else f'{zw:.3f}':>8}{ops:>12,}")
+    if args.json:
+        from hcs_neuro.atomic import write_json_atomic
+
+        write_json_atomic(args.json, report)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from hcs_neuro.cli import main
+
+    sys.exit(main(["train", *sys.argv[1:]]))

@@ -1,0 +1,666 @@
+"""Training in PyTorch: HCS (k-WTA) layers, low-precision forward pass, probabilistic learning.
+
+PyTorch is imported lazily (inside functions), so ``import hcs_neuro.training`` is cheap.
+
+Forward pass
+------------
+:class:`HCSNet` computes in the same *integer units* as :mod:`hcs_neuro.reference`: the input
+is quantized to integer levels, weights are integer levels, convolutions run in float32 (or
+float64 when an integer could exceed 2**24) and are rounded, so drives, k-WTA winners and logits
+equal the reference exactly (tested). The real-valued interpretation (``drive * scale`` with
+``scale = weight_scale * input scale``) is used only for the loss and the gradients.
+
+Gradients (straight-through): binary activity ``a = winner`` gets ``da/d(drive_real) = 1`` for
+winners and 0 elsewhere (gradient flows through winners only); multi-bit activity gets
+``1/act_step`` inside its range; full-precision activity is ReLU masked by the winners.
+
+Learning rules (``learning``)
+-----------------------------
+``probabilistic`` (default)
+    The learned state *is* the integer level. Each step computes a desired change in level
+    units from an Adam-normalised gradient step (per-element normalisation, so that every layer
+    moves at the same rate relative to its level spacing whatever its gradient magnitude), and
+    moves the level by one spacing with probability ``|change| / spacing`` (stochastic
+    rounding: unbiased in expectation), with the run's seeded generator. Biases are levels in
+    accumulator units (a much finer grid), updated the same way with steps scaled by the layer's
+    largest input level.
+``naive``
+    The rule the issue calls naive: probability proportional to ``lr * |grad|`` (plain SGD
+    step in level units, no normalisation), for comparison.
+``shadow``
+    The usual baseline: full-precision shadow weights (level units) trained with Adam, the
+    forward pass uses their rounded levels, gradients pass straight through the rounding.
+``float``
+    Full-precision weights (``weight_bits = 32``) trained with Adam.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from hcs_neuro.architecture import Architecture, load_config
+from hcs_neuro.errors import ConfigError
+from hcs_neuro.model import LayerParams, Model
+from hcs_neuro.quant import FLOAT_BITS, act_level_max, bias_level_range, weight_level_range
+
+__all__ = ["LEARNING_RULES", "TrainConfig", "load_train_config", "HCSNet", "train", "torch_forward",
+           "measure_throughput"]
+
+LEARNING_RULES = ("probabilistic", "shadow", "naive")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training hyper-parameters (the ``[training]`` table of an architecture file).
+
+    Attributes
+    ----------
+    dataset : str
+        Dataset name (see :func:`hcs_neuro.datasets.load_dataset`).
+    epochs : int
+        Passes over the training set.
+    batch_size : int
+        Images per step.
+    lr : float
+        Peak step size in weight-level units for the low-precision rules (Adam-normalised for
+        ``probabilistic``/``shadow``; times the raw gradient for ``naive``).
+    lr_float : float
+        Adam learning rate for full-precision weights.
+    lr_schedule : str
+        ``cosine`` (decay to 0 over all steps) or ``constant``.
+    beta1, beta2, eps : float
+        Adam moments (Kingma & Ba 2015 defaults 0.9, 0.999, 1e-8).
+    shift : int
+        Random translation augmentation, in pixels (0: off).
+    hflip : bool
+        Random horizontal flips (fashion items, not digits).
+    learning : str
+        ``probabilistic``, ``shadow`` or ``naive`` (ignored for full-precision weights).
+    seed : int
+        Seeds initialisation, shuffling, augmentation and the probabilistic rounding.
+    threads : int
+        PyTorch intra-op threads (0: PyTorch's default).
+    """
+
+    dataset: str = "digits"
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 0.02
+    lr_float: float = 2e-3
+    lr_schedule: str = "cosine"
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    shift: int = 0
+    hflip: bool = False
+    learning: str = "probabilistic"
+    ste: str = "window"
+    seed: int = 0
+    threads: int = 0
+
+
+_TRAIN_TYPES = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+
+
+def load_train_config(path_or_dict, **overrides) -> TrainConfig:
+    """Read the ``[training]`` table of an architecture file and apply overrides (None: keep).
+
+    Raises
+    ------
+    ConfigError
+        Unknown key, wrong type, or a value out of range.
+    """
+    raw, src = load_config(path_or_dict)
+    table = dict(raw.get("training", {}))
+    where = f"{src} [training]"
+    for key, value in table.items():
+        if key not in _TRAIN_TYPES:
+            raise ConfigError(f"{where}: unknown key {key!r}; allowed keys: {', '.join(sorted(_TRAIN_TYPES))}")
+        want = _TRAIN_TYPES[key]
+        ok = (want == "int" and isinstance(value, int) and not isinstance(value, bool)) or \
+             (want == "float" and isinstance(value, (int, float)) and not isinstance(value, bool)) or \
+             (want == "bool" and isinstance(value, bool)) or (want == "str" and isinstance(value, str))
+        if not ok:
+            raise ConfigError(f"{where}: field {key!r} = {value!r} has the wrong type; expected {want}")
+    table.update({k: v for k, v in overrides.items() if v is not None})
+    cfg = TrainConfig(**table)
+    checks = [("epochs", cfg.epochs >= 1, ">= 1"), ("batch_size", cfg.batch_size >= 1, ">= 1"),
+              ("lr", cfg.lr > 0, "> 0"), ("lr_float", cfg.lr_float > 0, "> 0"),
+              ("lr_schedule", cfg.lr_schedule in ("cosine", "constant"), "'cosine' or 'constant'"),
+              ("learning", cfg.learning in LEARNING_RULES, " or ".join(LEARNING_RULES)),
+              ("ste", cfg.ste in ("winners", "window"), "'winners' or 'window'"),
+              ("shift", cfg.shift >= 0, ">= 0"), ("threads", cfg.threads >= 0, ">= 0"),
+              ("seed", cfg.seed >= 0, ">= 0")]
+    for name, ok, allowed in checks:
+        if not ok:
+            raise ConfigError(f"{where}: {name} = {getattr(cfg, name)!r}: allowed {allowed}")
+    return cfg
+
+
+def _layer_scales(arch: Architecture):
+    """Per weighted layer: (weight_scale, in_top), chosen once at initialisation.
+
+    ``weight_scale = 1 / sqrt(fan_in * in_top**2 * density)`` makes the real drive of a layer
+    O(1) for inputs of ``density`` non-zero levels (batch-norm-free scale choice; the forward
+    pass of hidden layers does not depend on it, only gradient magnitudes and the readout's
+    initial temperature do).
+    """
+    out = []
+    in_top = 1.0 if arch.input_bits == FLOAT_BITS else float(2 ** arch.input_bits - 1)
+    density = 0.5 if arch.input_bits != FLOAT_BITS else 1.0
+    for spec in arch.layers:
+        if spec.has_weights:
+            if spec.weight_bits == FLOAT_BITS:
+                out.append((1.0, in_top))
+            else:
+                out.append((1.0 / math.sqrt(spec.fan_in * max(density, 1e-3)) / max(in_top, 1.0) * 2.0, in_top))
+        else:
+            out.append((1.0, in_top))
+        if not spec.is_readout:
+            if spec.act_bits == FLOAT_BITS:
+                in_top, density = 1.0, 0.5
+            else:
+                in_top = float(2 ** spec.act_bits - 1)
+                density = (spec.k / spec.out_shape[0]) if spec.k else 0.5
+    return out
+
+
+def _bound(arch: Architecture) -> float:
+    """Largest possible |integer drive| over layers (for the float32 exactness check)."""
+    worst = 0.0
+    in_top = 1.0 if arch.input_bits == FLOAT_BITS else float(2 ** arch.input_bits - 1)
+    for spec in arch.layers:
+        if spec.has_weights and spec.weight_bits != FLOAT_BITS:
+            w_top = weight_level_range(spec.weight_bits)[1]
+            b_top = bias_level_range(spec.bias_bits)[1]
+            worst = max(worst, (spec.fan_in * in_top * w_top + b_top) * max(spec.out_shape[0], 1))
+        elif not spec.has_weights:
+            worst = max(worst, spec.fan_in * in_top * spec.out_shape[0])
+        if not spec.is_readout:
+            in_top = 1.0 if spec.act_bits == FLOAT_BITS else float(2 ** spec.act_bits - 1)
+    return worst
+
+
+def _kwta_torch(torch, drive, k: int, exact: bool, want_theta: bool = False):
+    """Top-k mask along dim 1 with the reference's ties (lower channel index wins).
+
+    With ``want_theta`` also returns the decision boundary of each hypercolumn: the midpoint
+    between the k-th and (k+1)-th largest drive (used by the ``window`` straight-through
+    estimator).
+    """
+    channels = drive.shape[1]
+    if k >= channels:
+        mask = torch.ones_like(drive, dtype=torch.bool)
+        return (mask, None) if want_theta else mask
+    if exact:
+        shape = (1, channels) + (1,) * (drive.dim() - 2)
+        key = drive * channels - torch.arange(channels, dtype=drive.dtype).view(shape)
+    else:
+        key = drive
+    top = key.topk(k + 1 if want_theta else k, dim=1).values
+    mask = key >= top.narrow(1, k - 1, 1)
+    if not want_theta:
+        return mask
+    vals = torch.ceil(top / channels) if exact else top
+    theta = 0.5 * (vals.narrow(1, k - 1, 1) + vals.narrow(1, k, 1))
+    return mask, theta
+
+
+def _make_net_class():
+    import torch
+    import torch.nn.functional as F
+
+    class _HCSNet(torch.nn.Module):
+        def __init__(self, arch: Architecture, learning: str = "probabilistic", seed: int = 0, model=None,
+                     ste: str = "window"):
+            super().__init__()
+            self.ste = ste
+            self.arch = arch
+            self.learning = learning
+            self.int_input = arch.input_bits != FLOAT_BITS
+            self.dtype = torch.float64 if _bound(arch) >= 2 ** 24 else torch.float32
+            self.gen = torch.Generator().manual_seed(int(seed))
+            self.scales = _layer_scales(arch)
+            self.weights = torch.nn.ParameterList()
+            self.biases = torch.nn.ParameterList()
+            self.widx = {}
+            self.act_step = [1] * len(arch.layers)
+            self.log_temp = torch.nn.Parameter(torch.zeros((), dtype=self.dtype))
+            for i, spec in enumerate(arch.layers):
+                if not spec.has_weights:
+                    continue
+                self.widx[i] = len(self.weights)
+                if model is not None:
+                    w = torch.as_tensor(np.asarray(model.layers[i].weight_levels, dtype=np.float64), dtype=self.dtype)
+                    b = torch.as_tensor(np.asarray(model.layers[i].bias_levels, dtype=np.float64), dtype=self.dtype)
+                elif spec.weight_bits == FLOAT_BITS:
+                    in_top = self.scales[i][1]
+                    bound = math.sqrt(6.0 / spec.fan_in) / max(in_top, 1.0)  # He-uniform (He et al. 2015)
+                    w = (torch.rand(spec.weight_shape, generator=self.gen, dtype=self.dtype) * 2 - 1) * bound
+                    b = torch.zeros(spec.out_shape[0], dtype=self.dtype)
+                else:
+                    lo, hi = weight_level_range(spec.weight_bits)
+                    if spec.weight_bits == 1:
+                        w = torch.randint(0, 2, spec.weight_shape, generator=self.gen).to(self.dtype) * 2 - 1
+                    else:  # uniform over the levels
+                        w = torch.randint(lo, hi + 1, spec.weight_shape, generator=self.gen).to(self.dtype)
+                    b = torch.zeros(spec.out_shape[0], dtype=self.dtype)
+                self.weights.append(torch.nn.Parameter(w))
+                self.biases.append(torch.nn.Parameter(b))
+            if model is not None:
+                self.act_step = [int(p.act_step) for p in model.layers]
+                ro = len(arch.layers) - 1
+                ws = model.layers[ro].weight_scale
+                self.log_temp.data.fill_(math.log(ws / self.scales[ro][0]))
+                self.calibrated = True
+            else:
+                self.calibrated = all(s.act_bits in (1, FLOAT_BITS) for s in arch.layers if not s.is_readout)
+            self.exact = self.int_input and not arch.is_full_precision
+
+        # -- parameters as used by the forward pass ------------------------------------------
+        def _effective(self, i: int):
+            spec = self.arch.layers[i]
+            w = self.weights[self.widx[i]]
+            b = self.biases[self.widx[i]]
+            if spec.weight_bits == FLOAT_BITS or self.learning != "shadow":
+                return w, b
+            lo, hi = weight_level_range(spec.weight_bits)
+            if spec.weight_bits == 1:
+                q = torch.where(w >= 0, torch.ones_like(w), -torch.ones_like(w))
+            else:
+                q = torch.clamp(torch.sign(w) * torch.floor(w.abs() + 0.5), lo, hi)
+            qb = torch.sign(b) * torch.floor(b.abs() + 0.5)
+            return w + (q - w).detach(), b + (qb - b).detach()
+
+        def forward(self, x, record: bool = False):
+            """Logits in real units (and, with record=True, per-layer (drive, winners, output))."""
+            arch = self.arch
+            s_in = (1.0 / (2 ** arch.input_bits - 1)) if self.int_input else 1.0
+            exact_x = self.int_input
+            records = []
+            for i, spec in enumerate(arch.layers):
+                if spec.has_weights:
+                    w, b = self._effective(i)
+                    float_w = spec.weight_bits == FLOAT_BITS
+                    scale = 1.0 if float_w else self.scales[i][0] * s_in
+                    if spec.type == "linear":
+                        d = F.linear(x.flatten(1), w, b)
+                    elif spec.type == "conv2d":
+                        d = F.conv2d(x, w, b, stride=spec.stride, padding=spec.padding)
+                    else:
+                        d = F.conv1d(x, w, b, stride=spec.stride, padding=spec.padding)
+                    exact = exact_x and not float_w
+                else:
+                    scale = s_in
+                    if spec.type == "pool2d":
+                        d = F.avg_pool2d(x, spec.kernel, spec.stride, spec.padding, count_include_pad=True,
+                                         divisor_override=1)
+                    else:
+                        d = F.avg_pool1d(x, spec.kernel, spec.stride, spec.padding, count_include_pad=True) * spec.kernel
+                    exact = exact_x
+                if exact:
+                    d = d + (torch.round(d) - d).detach()
+                if spec.is_readout:
+                    if record:
+                        records.append((d.detach(), None, d.detach()))
+                    logits = d * (scale * torch.exp(self.log_temp))
+                    return (logits, records) if record else logits
+                window = self.ste == "window" and self.training
+                theta = None
+                with torch.no_grad():
+                    dd = d.detach()
+                    positive = dd > 0
+                    if spec.k is None:
+                        win = positive
+                    else:
+                        ex = exact and float(dd.abs().max()) * dd.shape[1] + dd.shape[1] < 2 ** 24
+                        key_in = dd.double() if (exact and not ex) else dd
+                        if window:
+                            win, theta = _kwta_torch(torch, key_in, spec.k, exact, True)
+                            theta = None if theta is None else theta.to(d.dtype)
+                        else:
+                            win = _kwta_torch(torch, key_in, spec.k, exact)
+                        win = win & positive
+                    winf = win.to(d.dtype)
+                    if window:  # triangle surrogate around the winner/loser boundary, half-width 1 (real units)
+                        bound = torch.full_like(dd, 0.5) if theta is None else torch.clamp(theta, min=0.5)
+                        surr = torch.clamp(1 - (scale * (dd - bound)).abs(), min=0)
+                    else:  # gradient through the winners only
+                        surr = winf
+                d_real = d * scale
+                if spec.act_bits == 1:
+                    out = winf + surr * (d_real - d_real.detach())
+                    s_in, exact_x = 1.0, True
+                elif spec.act_bits == FLOAT_BITS:
+                    out = d * winf
+                    s_in, exact_x = scale, exact
+                else:
+                    top = act_level_max(spec.act_bits)
+                    if not self.calibrated and self.act_step[i] == 1 and self.training:
+                        sel = d.detach()[win]
+                        q = float(torch.quantile(sel[:100000].double(), 0.99)) if sel.numel() else 1.0
+                        self.act_step[i] = max(1, int(math.ceil(q / top)))
+                    step = self.act_step[i]
+                    with torch.no_grad():
+                        lev = torch.clamp(torch.ceil(d.detach() / step), 0, top) * winf
+                        inrange = winf * (d.detach() < step * top).to(d.dtype)
+                    out = lev + inrange * (d - d.detach()) / step
+                    s_in, exact_x = 1.0, True
+                if record:
+                    records.append((d.detach(), win, out.detach()))
+                x = out
+            raise AssertionError("architecture without readout")  # pragma: no cover
+
+        # -- conversion -------------------------------------------------------------------------
+        def to_model(self, metadata=None) -> Model:
+            layers = []
+            for i, spec in enumerate(self.arch.layers):
+                p = LayerParams(act_step=int(self.act_step[i]))
+                if spec.has_weights:
+                    with torch.no_grad():
+                        w, b = self._effective(i)
+                    if spec.weight_bits == FLOAT_BITS:
+                        p.weight_levels = w.detach().numpy().astype(np.float32)
+                        p.bias_levels = b.detach().numpy().astype(np.float32)
+                        p.weight_scale = 1.0
+                    else:
+                        blo, bhi = bias_level_range(spec.bias_bits)
+                        p.weight_levels = np.rint(w.detach().numpy()).astype(np.int64)
+                        p.bias_levels = np.clip(np.rint(b.detach().numpy()), blo, bhi).astype(np.int64)
+                        p.weight_scale = float(self.scales[i][0])
+                    if spec.is_readout:
+                        p.weight_scale = float(p.weight_scale * math.exp(float(self.log_temp.detach())))
+                layers.append(p)
+            self.calibrated = True
+            return Model(self.arch, layers, dict(metadata or {})).validate("trained model")
+
+    return _HCSNet
+
+
+_NET_CLASS = None
+
+
+def HCSNet(arch: Architecture, learning: str = "probabilistic", seed: int = 0, model=None, ste: str = "window"):
+    """Build the PyTorch network for ``arch`` (random init from ``seed``, or the levels of ``model``).
+
+    Returns a ``torch.nn.Module`` whose ``forward(x_levels, record=False)`` takes the quantized
+    input (float tensor of integer levels, as :func:`hcs_neuro.reference.quantize_input`) and
+    returns real-valued logits; ``to_model()`` converts it to a :class:`~hcs_neuro.model.Model`.
+    """
+    global _NET_CLASS
+    if _NET_CLASS is None:
+        _NET_CLASS = _make_net_class()
+    return _NET_CLASS(arch, learning, seed, model, ste)
+
+
+def torch_forward(model: Model, images, batch_size: int = 512):
+    """Run ``model`` through the PyTorch forward pass (no gradients).
+
+    Returns ``(logits_int, layers)``: integer logits (float64 array holding integers for
+    low-precision models) and per layer ``(drive, winners, output)`` numpy arrays, for
+    comparison with :func:`hcs_neuro.reference.forward`.
+    """
+    import torch
+
+    from hcs_neuro.reference import quantize_input
+
+    net = HCSNet(model.architecture, "probabilistic", 0, model=model)
+    net.eval()
+    x_all = quantize_input(model, images)
+    logits, per = [], None
+    with torch.no_grad():
+        for s in range(0, len(x_all), batch_size):
+            xb = torch.as_tensor(x_all[s:s + batch_size].astype(np.float64), dtype=net.dtype)
+            _, rec = net(xb, record=True)
+            if per is None:
+                per = [[] for _ in rec]
+            for j, (d, w, o) in enumerate(rec):
+                per[j].append((d.double().numpy(), None if w is None else w.numpy(), o.double().numpy()))
+            logits.append(rec[-1][0].double().numpy())
+    layers = [(np.concatenate([c[0] for c in chunks]),
+               None if chunks[0][1] is None else np.concatenate([c[1] for c in chunks]),
+               np.concatenate([c[2] for c in chunks])) for chunks in per]
+    return np.concatenate(logits), layers
+
+
+class _Updater:
+    """Applies one learning step to the parameters of an :class:`HCSNet`."""
+
+    def __init__(self, torch, net, cfg: TrainConfig):
+        self.torch = torch
+        self.net = net
+        self.cfg = cfg
+        self.t = 0
+        self.state = {}
+        arch = net.arch
+        self.groups = []  # (param, kind, bits, lr_mult, lo, hi)
+        for i, spec in enumerate(arch.layers):
+            if not spec.has_weights:
+                continue
+            j = net.widx[i]
+            in_top = net.scales[i][1]
+            if spec.weight_bits == FLOAT_BITS:
+                self.groups.append((net.weights[j], "float", 32, 1.0, None, None))
+                self.groups.append((net.biases[j], "float", 32, 1.0, None, None))
+            else:
+                lo, hi = weight_level_range(spec.weight_bits)
+                blo, bhi = bias_level_range(spec.bias_bits)
+                self.groups.append((net.weights[j], "weight", spec.weight_bits, 1.0, lo, hi))
+                self.groups.append((net.biases[j], "bias", spec.bias_bits, max(in_top, 1.0), blo, bhi))
+        self.groups.append((net.log_temp, "float", 32, 1.0, None, None))
+
+    def step(self, frac: float):
+        torch = self.torch
+        cfg = self.cfg
+        self.t += 1
+        decay = 0.5 * (1 + math.cos(math.pi * frac)) if cfg.lr_schedule == "cosine" else 1.0
+        b1, b2 = cfg.beta1, cfg.beta2
+        bc1 = 1 - b1 ** self.t
+        bc2 = 1 - b2 ** self.t
+        with torch.no_grad():
+            for p, kind, bits, mult, lo, hi in self.groups:
+                g = p.grad
+                if g is None:
+                    continue
+                rule = "float" if kind == "float" else self.net.learning
+                if rule == "naive":
+                    delta = g * (-cfg.lr * decay * mult)
+                else:
+                    st = self.state.get(id(p))
+                    if st is None:
+                        st = self.state[id(p)] = (torch.zeros_like(p), torch.zeros_like(p))
+                    m, v = st
+                    m.mul_(b1).add_(g, alpha=1 - b1)
+                    v.mul_(b2).addcmul_(g, g, value=1 - b2)
+                    lr = (cfg.lr_float if kind == "float" else cfg.lr * mult) * decay
+                    delta = (m / bc1) / ((v / bc2).sqrt_().add_(cfg.eps)) * (-lr)
+                if rule in ("float", "shadow"):
+                    p.add_(delta)
+                    if rule == "shadow" and lo is not None:
+                        p.clamp_(lo, hi)
+                    continue
+                spacing = 2.0 if (kind == "weight" and bits == 1) else 1.0
+                q = delta / spacing
+                low = torch.floor(q)
+                r = torch.rand(q.shape, generator=self.net.gen, dtype=q.dtype)
+                p.add_((low + (r < (q - low)).to(q.dtype)) * spacing).clamp_(lo, hi)
+                p.grad = None
+
+
+def _augment(rng, x: np.ndarray, shift: int, hflip: bool) -> np.ndarray:
+    """Random translations by up to ``shift`` pixels (zero fill) and horizontal flips."""
+    if shift:
+        n, c, h, w = x.shape
+        pad = np.pad(x, ((0, 0), (0, 0), (shift, shift), (shift, shift)))
+        oy = rng.integers(0, 2 * shift + 1, n)
+        ox = rng.integers(0, 2 * shift + 1, n)
+        rows = oy[:, None] + np.arange(h)
+        cols = ox[:, None] + np.arange(w)
+        x = pad.transpose(0, 2, 3, 1)[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+        x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    if hflip:
+        flip = rng.random(len(x)) < 0.5
+        x = x.copy()
+        x[flip] = x[flip][..., ::-1]
+    return x
+
+
+def train(arch: Architecture, cfg: TrainConfig, data_dir=None, progress: bool = True, command: str = "",
+          train_data=None, test_data=None, max_steps: int | None = None) -> tuple[Model, dict]:
+    """Train ``arch`` with ``cfg`` and return ``(model, report)``.
+
+    The report (also stored as the model's metadata) holds the dataset, bits, k, learning
+    rule, seed, epochs, final training loss, ``train_images_per_s`` (training steps only),
+    ``test_accuracy`` from the NumPy reference forward pass, ``test_accuracy_torch`` from the
+    PyTorch forward pass (they must be equal), and the command line.
+
+    Parameters
+    ----------
+    arch, cfg : Architecture, TrainConfig
+    data_dir : optional
+        IDX folder for ``fashion-mnist``/``mnist``.
+    progress : bool
+        Show a tqdm progress bar (on stderr).
+    command : str
+        The command line, recorded in the metadata.
+    train_data, test_data : (images, labels), optional
+        Use these instead of loading ``cfg.dataset`` (tests, benchmarks).
+    max_steps : int, optional
+        Stop after this many steps (benchmarks).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from hcs_neuro.datasets import load_dataset
+    from hcs_neuro.reference import evaluate, quantize_input
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    x_train, y_train = train_data if train_data is not None else load_dataset(cfg.dataset, "train", data_dir)
+    x_test, y_test = test_data if test_data is not None else load_dataset(cfg.dataset, "test", data_dir)
+    if tuple(x_train.shape[1:]) != tuple(arch.input_shape):
+        raise ConfigError(f"{arch.source}: input shape {list(arch.input_shape)} does not fit dataset "
+                          f"{cfg.dataset!r} images of shape {list(x_train.shape[1:])}")
+    if int(y_train.max()) >= arch.n_classes:
+        raise ConfigError(f"{arch.source}: readout has {arch.n_classes} channels but dataset {cfg.dataset!r} "
+                          f"has {int(y_train.max()) + 1} classes")
+    learning = "float" if all(s.weight_bits == FLOAT_BITS for s in arch.layers if s.has_weights) else cfg.learning
+    net = HCSNet(arch, cfg.learning, cfg.seed, ste=cfg.ste)
+    upd = _Updater(torch, net, cfg)
+    rng = np.random.default_rng(cfg.seed)
+    stub = _model_stub(arch)
+    n = len(y_train)
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs if max_steps is None else min(max_steps, steps_per_epoch * cfg.epochs)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc=f"train {arch.name} ({learning})", unit="step", file=sys.stderr)
+    step = 0
+    t_train = 0.0
+    images_seen = 0
+    loss_avg = None
+    y_t = torch.as_tensor(y_train)
+    net.train()
+    for epoch in range(cfg.epochs):
+        order = rng.permutation(n)
+        for s in range(0, n, cfg.batch_size):
+            if step >= total:
+                break
+            idx = order[s:s + cfg.batch_size]
+            t0 = time.perf_counter()
+            xb = x_train[idx]
+            if cfg.shift or cfg.hflip:
+                xb = _augment(rng, xb, cfg.shift, cfg.hflip)
+            xq = torch.as_tensor(quantize_input(stub, xb), dtype=net.dtype)
+            logits = net(xq)
+            loss = F.cross_entropy(logits, y_t[idx])
+            for p in net.parameters():
+                p.grad = None
+            loss.backward()
+            upd.step(step / total)
+            t_train += time.perf_counter() - t0
+            images_seen += len(idx)
+            step += 1
+            lv = float(loss.detach())
+            loss_avg = lv if loss_avg is None else 0.98 * loss_avg + 0.02 * lv
+            if bar is not None:
+                bar.update(1)
+                if step % 20 == 0:
+                    bar.set_postfix(epoch=epoch + 1, loss=f"{loss_avg:.3f}")
+    if bar is not None:
+        bar.close()
+    net.eval()
+    model = net.to_model()
+    ev = evaluate(model, x_test, y_test, progress=progress)
+    logits_t, _ = torch_forward(model, x_test)
+    acc_torch = float((np.argmax(logits_t, axis=1) == y_test).mean())
+    report = {
+        "dataset": cfg.dataset,
+        "architecture": arch.name,
+        "config_file": arch.source,
+        "learning": learning,
+        "weight_bits": sorted({s.weight_bits for s in arch.layers if s.has_weights}),
+        "act_bits": sorted({s.act_bits for s in arch.layers if not s.is_readout}),
+        "input_bits": arch.input_bits,
+        "k": [s.k for s in arch.layers if not s.is_readout],
+        "hcs": arch.hcs,
+        "seed": cfg.seed,
+        "epochs": cfg.epochs,
+        "steps": step,
+        "training": dataclasses.asdict(cfg),
+        "train_loss": loss_avg,
+        "train_images_per_s": images_seen / max(t_train, 1e-9),
+        "train_time_s": t_train,
+        "test_accuracy": ev["accuracy"],
+        "test_accuracy_torch": acc_torch,
+        "zero_weight_fraction": ev["zero_weight_fraction"],
+        "n_test": ev["n_images"],
+        "command": command,
+        "torch_version": torch.__version__,
+    }
+    model.metadata = report
+    return model, report
+
+
+def _model_stub(arch):
+    return Model(arch, [])
+
+
+def measure_throughput(arch: Architecture, cfg: TrainConfig, x, y, steps: int) -> float:
+    """Training images per second over ``steps`` steps (after one warm-up step)."""
+    import torch
+    import torch.nn.functional as F
+
+    from hcs_neuro.reference import quantize_input
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    net = HCSNet(arch, cfg.learning, cfg.seed, ste=cfg.ste)
+    upd = _Updater(torch, net, cfg)
+    stub = _model_stub(arch)
+    rng = np.random.default_rng(cfg.seed)
+    y_t = torch.as_tensor(y)
+    net.train()
+    t_total, n_img = 0.0, 0
+    for s in range(steps + 1):
+        idx = rng.integers(0, len(y), cfg.batch_size)
+        t0 = time.perf_counter()
+        xq = torch.as_tensor(quantize_input(stub, x[idx]), dtype=net.dtype)
+        loss = F.cross_entropy(net(xq), y_t[idx])
+        for p in net.parameters():
+            p.grad = None
+        loss.backward()
+        upd.step(s / (steps + 1))
+        if s:
+            t_total += time.perf_counter() - t0
+            n_img += len(idx)
+    return n_img / t_total

@@ -1,0 +1,127 @@
+"""PyTorch training: forward pass equals the NumPy reference exactly; learning works; seeded."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from conftest import require_data  # noqa: E402
+from hcs_neuro.architecture import load_architecture, with_overrides  # noqa: E402
+from hcs_neuro.datasets import load_dataset  # noqa: E402
+from hcs_neuro.errors import ConfigError, DataError  # noqa: E402
+from hcs_neuro.model import load_model, random_model  # noqa: E402
+from hcs_neuro.reference import forward  # noqa: E402
+from hcs_neuro.training import load_train_config, torch_forward, train  # noqa: E402
+
+IMG = {"input": {"shape": [1, 8, 8], "bits": 4}, "precision": {"weight_bits": 2, "act_bits": 1},
+       "layers": [{"type": "conv2d", "channels": 12, "kernel": 3, "padding": 1, "k": 3},
+                  {"type": "pool2d", "kernel": 2, "k": 6},
+                  {"type": "conv2d", "channels": 16, "kernel": 3, "stride": 2, "padding": 1, "k": 0.25},
+                  {"type": "linear", "channels": 10}]}
+SIG = {"input": {"shape": [2, 30], "bits": 3}, "precision": {"weight_bits": 3, "act_bits": 1},
+       "layers": [{"type": "conv1d", "channels": 8, "kernel": 5, "k": 2},
+                  {"type": "pool1d", "kernel": 2, "k": 3}, {"type": "linear", "channels": 4}]}
+
+
+def _assert_equal_passes(model, images):
+    ref = forward(model, images)
+    logits_t, layers_t = torch_forward(model, images, batch_size=7)
+    for i, (lr, (d, w, o)) in enumerate(zip(ref.layers, layers_t)):
+        assert np.array_equal(lr.drive, d), f"layer {i} drive"
+        if lr.winners is not None:
+            assert np.array_equal(lr.winners, w), f"layer {i} winners"
+        assert np.array_equal(lr.output, o), f"layer {i} output"
+    assert np.array_equal(ref.logits, logits_t)
+
+
+@pytest.mark.parametrize("spec,overrides", [
+    (IMG, {}),
+    (IMG, {"weight_bits": 1}),
+    (IMG, {"weight_bits": 4, "act_bits": 3}),
+    (IMG, {"weight_bits": 8, "act_bits": 8}),   # bound > 2**24: float64 path
+    (IMG, {"hcs": False}),
+    (SIG, {}),
+])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_torch_forward_equals_reference_random_models(spec, overrides, seed):
+    arch = with_overrides(load_architecture(spec), **overrides)
+    model = random_model(arch, seed=seed)
+    rng = np.random.default_rng(seed)
+    images = rng.random((23, *arch.input_shape)).astype(np.float32)
+    _assert_equal_passes(model, images)
+
+
+def test_ties_are_common_and_resolved_identically():
+    """Integer drives tie often; both passes give the lower channel index the win."""
+    arch = load_architecture(IMG)
+    model = random_model(arch, seed=3)
+    images = load_dataset("digits", "test")[0][:64]
+    ref = forward(model, images)
+    pooled = ref.layers[1].drive
+    srt = -np.sort(-pooled, axis=1)
+    assert np.mean(srt[:, 5] == srt[:, 6]) > 0.05  # the k-th and (k+1)-th drives tie somewhere
+    _assert_equal_passes(model, images)
+
+
+def test_short_digits_training_learns_and_is_seeded():
+    arch = load_architecture(IMG)
+    cfg = load_train_config({"training": {"dataset": "digits", "epochs": 3, "batch_size": 32, "seed": 4,
+                                          "lr": 0.03}})
+    model, rep = train(arch, cfg, progress=False)
+    # chance is 10 %; 3 epochs of probabilistic learning on 1438 images reach far above it
+    assert rep["test_accuracy"] > 0.6
+    assert rep["test_accuracy"] == rep["test_accuracy_torch"]
+    for p in model.layers:
+        if p.weight_levels is not None:
+            assert set(np.unique(p.weight_levels)) <= {-1, 0, 1}
+    model2, rep2 = train(arch, cfg, progress=False, max_steps=None)
+    assert rep2["test_accuracy"] == rep["test_accuracy"]
+    assert all(np.array_equal(a.weight_levels, b.weight_levels) for a, b in zip(model.layers, model2.layers)
+               if a.weight_levels is not None)
+
+
+@pytest.mark.parametrize("learning", ["shadow", "naive"])
+def test_other_rules_run(learning):
+    arch = load_architecture(IMG)
+    cfg = load_train_config({"training": {"dataset": "digits", "epochs": 1, "learning": learning}})
+    model, rep = train(arch, cfg, progress=False, max_steps=10)
+    assert rep["learning"] == learning and rep["steps"] == 10
+    assert rep["test_accuracy"] == rep["test_accuracy_torch"]
+
+
+def test_full_precision_baseline_runs():
+    arch = with_overrides(load_architecture(IMG), weight_bits=32, act_bits=32, input_bits=32, hcs=False)
+    cfg = load_train_config({"training": {"dataset": "digits", "epochs": 1}})
+    model, rep = train(arch, cfg, progress=False, max_steps=20)
+    assert rep["learning"] == "float" and model.layers[0].weight_levels.dtype == np.float32
+
+
+def test_train_config_errors():
+    with pytest.raises(ConfigError, match="unknown key 'epoch'"):
+        load_train_config({"training": {"epoch": 3}})
+    with pytest.raises(ConfigError, match="epochs"):
+        load_train_config({"training": {"epochs": 0}})
+    with pytest.raises(ConfigError, match="learning"):
+        load_train_config({}, learning="hebbian")
+
+
+def test_shipped_digits_model_torch_equals_reference():
+    from hcs_neuro.cli.train import resolve_model_path
+
+    model = load_model(resolve_model_path("digits_hcs"))
+    images = load_dataset("digits", "test")[0]
+    _assert_equal_passes(model, images)
+
+
+@pytest.mark.fashion
+def test_shipped_fashion_model_torch_equals_reference():
+    from hcs_neuro.cli.train import resolve_model_path
+
+    try:
+        images = load_dataset("fashion-mnist", "test")[0][:300]
+    except DataError:
+        if require_data():
+            raise
+        pytest.skip("Fashion-MNIST not installed")
+    model = load_model(resolve_model_path("fashion_hcs_ternary"))
+    _assert_equal_passes(model, images)
