@@ -122,9 +122,10 @@ def make_exc_group(spec: CircuitSpec, n: int, *, name: str = "exc", clock=None, 
     G.s = 1
     G.t_win = -1 * b2.second
     if spec.coding == "poisson":
-        # Poisson input spikes (drive * rate_max), one Bernoulli draw per step of local time
+        # Poisson input: a Poisson-distributed number of input spikes (rate drive * rate_max) per
+        # step of local time
         G.run_regularly(
-            "I_syn += w_in * int(rand() < drive * rate_max * s * dt)", when="before_groups", name=f"{name}_poisson"
+            "I_syn += w_in * poisson(drive * rate_max * s * dt)", when="before_groups", name=f"{name}_poisson"
         )
     save = "\n".join([f"{v}_prev = {v}" for v in dvars] + ["s_prev = s", "just = 0"])
     G.run_regularly(save, when="start", name=f"{name}_save")

@@ -144,5 +144,5 @@ def test_poisson_input_coding(tmp_path):
     c.run(30)
     # with Poisson input noise, k-WTA mostly selects exactly k per hypercolumn, and the winner is
     # usually, not always, the most strongly driven channel (gap >= 0.3 of the range; chance 1/8)
-    assert (c.winners().sum(1) == 1).mean() >= 0.8
-    assert (c.winners() & reference_topk(d, 1)).any(1).mean() >= 0.5
+    assert (c.winners().sum(1) == 1).mean() >= 0.9
+    assert (c.winners() & reference_topk(d, 1)).any(1).mean() >= 0.8  # measured 0.93, seed 5
