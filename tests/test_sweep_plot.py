@@ -96,7 +96,8 @@ def test_plot_functions_return_axes_with_unit_labels(sweep_dir):
     grid = ax2.images[0].get_array()
     assert grid.shape == (2, 3) and bool(grid.mask[1, 2])  # blank cell where every seed raised
     plt.close("all")
-    assert column_label("rate_hz") == "rate (Hz)" and column_label("agreement") == "agreement"
+    assert column_label("rate_hz") == "rate (Hz)" and column_label("n_crossed") == "n_crossed"
+    assert column_label("strict_agreement") == "strict_agreement (fraction of trials)"
 
 
 def test_plot_sweep_cli(sweep_dir, tmp_path):

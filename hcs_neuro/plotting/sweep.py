@@ -31,13 +31,19 @@ _UNIT_SUFFIXES = {
 
 def column_label(column: str, meta: dict | None = None) -> str:
     """Axis label with unit for a results column: ``neuron.tau_m_ms`` -> ``neuron.tau_m (ms)``,
-    ``latency_ms`` -> ``latency (ms)``; dimensionless parameters get ``(1)``; metrics without a
-    unit suffix keep their name (fractions, counts)."""
+    ``latency_ms`` -> ``latency (ms)``; dimensionless float parameters get ``(1)``, integer and
+    categorical ones none; agreement/fraction metrics ``(fraction of trials)``, selection
+    counts ``(trials)``; other names without a unit suffix are kept as they are."""
     if meta:
         for p in meta.get("parameters", []):
             if p["column"] == column:
-                unit = p["unit"] or "1"
-                return f"{p['name']} ({unit})" if p["kind"] != "str" else p["name"]
+                if p["kind"] in ("str", "int"):
+                    return p["name"]
+                return f"{p['name']} ({p['unit'] or '1'})"
+    if column.endswith("agreement") or column.endswith("_fraction"):
+        return f"{column} (fraction of trials)"
+    if column in ("over_selection", "under_selection", "undecided"):
+        return f"{column} (trials)"
     for suffix in sorted(_UNIT_SUFFIXES, key=len, reverse=True):
         if column.endswith("_" + suffix):
             return f"{column[: -len(suffix) - 1]} ({_UNIT_SUFFIXES[suffix]})"
