@@ -1,72 +1,126 @@
-"""``hcs-neuro demo``: the main job on the embedded default (the shipped digits model).
+"""``hcs-neuro demo``: the main job on the embedded default.
 
-For now: evaluate the shipped digits model with the NumPy reference forward pass and print a
-results table (and every shipped model's recorded numbers from the manifest). The spiking
-pipeline will extend this command.
+The shipped digits model (scikit-learn's bundled 8x8 digits, nothing to download) is simulated as
+a Brian2 spiking network on the digits test split, validated against the rate-based reference,
+its spikes, synaptic operations and energy are counted, and a one-page report folder is written.
+The last line printed says where the report is.
+
+This replaces the first version (commit 4cb99ca), which evaluated the shipped model with the
+NumPy reference only: the reference accuracy is now printed beside the spiking accuracy, and
+``hcs-neuro evaluate`` remains the reference-only command.
 """
 
 from __future__ import annotations
 
-__all__ = ["register", "DEFAULT_MODEL"]
+__all__ = ["register", "run_demo", "DEMO_MODEL", "DEFAULT_MODEL", "QUICK_N_IMAGES"]
 
-#: The embedded default model (models/digits_hcs.npz).
-DEFAULT_MODEL = "digits_hcs"
+#: The shipped model the demo runs (``models/digits_hcs.npz``, found by name).
+DEMO_MODEL = "digits_hcs"
+#: Former name (the foundation engineer's first version of this command).
+DEFAULT_MODEL = DEMO_MODEL
+#: Images simulated with ``--quick`` (the smoke test; the full digits test split has 359).
+QUICK_N_IMAGES = 40
 
 
 def register(subparsers) -> None:
-    """Add the ``demo`` sub-command."""
     p = subparsers.add_parser(
-        "demo", help="evaluate the shipped digits model and print the results table",
-        description="Evaluate the embedded default model (ternary weights, binary activities, k-WTA) on the "
-        "digits test split with the NumPy reference forward pass, and list the shipped models.")
-    p.add_argument("--model", default=DEFAULT_MODEL, help="model file or shipped model name (default: %(default)s)")
-    p.add_argument("--quick", action="store_true", help="evaluate only the first 100 test images")
-    p.add_argument("--json", metavar="PATH", help="write the results as JSON")
-    p.set_defaults(func=_demo)
+        "demo",
+        help="the main job: simulate the shipped digits model as a spiking network, validate, "
+             "count energy, write a report",
+        description="Simulate the shipped digits model as a Brian2 spiking network on the digits test "
+        "split (359 images), validate it against the rate-based reference (class agreement, accuracy, "
+        "conditional per-layer winner agreement, latency), count spikes, synaptic operations and energy "
+        "per image, and write a one-page report folder (report.md with figures and JSON).",
+    )
+    p.add_argument("--model", default=DEMO_MODEL, metavar="MODEL",
+                   help=f"model file or shipped name (default: {DEMO_MODEL})")
+    p.add_argument("--n-images", type=int, metavar="N", help="first N test images (default: all 359)")
+    p.add_argument("--quick", action="store_true", help=f"smoke test: first {QUICK_N_IMAGES} images only")
+    p.add_argument("--out", default="hcs-neuro-demo", metavar="DIR",
+                   help="report folder (default: ./hcs-neuro-demo; replaced atomically)")
+    p.add_argument("--circuit", metavar="FILE", help="circuit .toml (default: simulate's)")
+    p.add_argument("--n-jobs", type=int, default=2, metavar="N", help="simulation processes (default: 2)")
+    p.add_argument("--seed", type=int, default=0, help="simulation seed (default: 0)")
+    p.add_argument("--json", metavar="PATH", help="write the summary numbers as JSON")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_handle)
 
 
-def _demo(args) -> int:
-    import json
-    from importlib.resources import files
+def run_demo(*, model=DEMO_MODEL, n_images=None, out="hcs-neuro-demo", circuit=None, n_jobs=2, seed=0,
+             progress=True, log=print) -> dict:
+    """Simulate, validate, count energy and write the report; return a JSON-able summary.
 
-    from hcs_neuro.cli.train import format_table, resolve_model_path
-    from hcs_neuro.datasets import load_dataset
-    from hcs_neuro.model import load_model
-    from hcs_neuro.reference import evaluate
+    Returns
+    -------
+    dict
+        ``report`` (path of report.md), ``n_images``, ``class_agreement``, ``spiking_accuracy``,
+        ``reference_accuracy``, ``sops_per_image``, ``spikes_per_image``,
+        ``energy_per_image_uj`` (per profile), ``sops_equal_where_winners_agree``,
+        ``wall_time_s`` (simulation) and ``total_time_s`` (everything, this call).
+    """
+    import time
 
-    path = resolve_model_path(args.model)
-    model = load_model(path)
-    dataset = model.metadata.get("dataset", "digits")
-    images, labels = load_dataset(dataset, "test")
+    from hcs_neuro import reference as ref_mod
+    from hcs_neuro.cli.energy import load_images, resolve_model
+    from hcs_neuro.energy import network_energy
+    from hcs_neuro.report import write_report
+
+    t0 = time.perf_counter()
+    model = resolve_model(model)
+    images, labels = load_images(model, "digits", "test", None, n_images)
+    log(f"demo: {model.architecture.name} on {len(images)} digits test images "
+        f"(8x8, scikit-learn's bundled set); reference forward pass")
+    ref = ref_mod.forward(model, images)
+    from hcs_neuro.simulate import simulate
+    from hcs_neuro.validate import validate
+
+    log("demo: spiking simulation (Brian2; the first run compiles C++, ~10 s)")
+    spiking = simulate(model, images, circuit=circuit, n_jobs=n_jobs, progress=progress, seed=seed)
+    validation = validate(model, images, labels, spiking, reference=ref)
+    energy = network_energy(model, ref, spiking, input_levels=ref_mod.quantize_input(model, images))
+    report = write_report(out, model=model, reference=ref, spiking=spiking, validation=validation, energy=energy,
+                          title=f"hcs-neuro demo: {model.architecture.name} as a spiking network")
+    summary = {
+        "report": str(report),
+        "n_images": int(len(images)),
+        "class_agreement": validation.get("class_agreement"),
+        "spiking_accuracy": validation.get("spiking_accuracy"),
+        "reference_accuracy": validation.get("reference_accuracy"),
+        "spikes_per_image": energy["totals"]["spikes_per_image"],
+        "sops_per_image": energy["totals"]["sops_per_image"],
+        "effective_ops_per_image": energy["totals"]["effective_ops_per_image"],
+        "sops_equal_where_winners_agree": energy["sop_check"]["sops_equal_where_winners_agree"],
+        "energy_per_image_uj": {name: p["per_image_uj"] for name, p in energy["energy"].items()},
+        "wall_time_s": float(spiking.wall_time_s),
+        "total_time_s": time.perf_counter() - t0,
+    }
+    return summary
+
+
+def _handle(args) -> int:
+    from hcs_neuro.atomic import write_json_atomic
+    from hcs_neuro.errors import ConfigError
+
+    n = args.n_images
     if args.quick:
-        images, labels = images[:100], labels[:100]
-    report = evaluate(model, images, labels)
-    md = model.metadata
-    print(f"hcs-neuro demo: {path.name} on {dataset} (test split, {report['n_images']} images), "
-          f"NumPy reference forward pass")
-    print(format_table([
-        ("architecture", md.get("architecture", model.architecture.name)),
-        ("weight_bits", md.get("weight_bits")), ("act_bits", md.get("act_bits")), ("k", md.get("k")),
-        ("learning", md.get("learning")),
-        ("test_accuracy", f"{100 * report['accuracy']:.2f} %"),
-        ("recorded_accuracy", f"{100 * md['test_accuracy']:.2f} % (at training)" if "test_accuracy" in md else "-"),
-        ("zero_weight_fraction", f"{report['zero_weight_fraction']:.3f}"),
-        ("active_fraction", ", ".join(f"{l['active_fraction']:.3f}" for l in report["layers"] if "active_fraction" in l)),
-        ("macs_per_image", f"{report['macs_per_image']:,}"),
-        ("effective_macs_per_image", f"{report['effective_macs_per_image']:,.0f}"),
-    ]))
-    manifest = files("hcs_neuro.models") / "MANIFEST.json"
-    shipped = {}
-    if manifest.is_file():
-        shipped = json.loads(manifest.read_text()).get("models", {})
-        print("\nshipped models (numbers recorded in models/MANIFEST.json):")
-        print(f"{'name':<28}{'dataset':<15}{'w_bits':>7}{'a_bits':>7}{'learning':>15}{'test_acc':>10}")
-        for name, e in sorted(shipped.items()):
-            print(f"{name:<28}{e['dataset']:<15}{str(e['weight_bits']):>7}{str(e['act_bits']):>7}"
-                  f"{e['learning']:>15}{100 * e['test_accuracy']:>9.2f}%")
-    if args.json:
-        from hcs_neuro.atomic import write_json_atomic
+        n = QUICK_N_IMAGES if n is None else min(n, QUICK_N_IMAGES)
+    if n is not None and n < 1:
+        raise ConfigError(f"--n-images {n}: allowed an integer >= 1")
+    s = run_demo(model=args.model, n_images=n, out=args.out, circuit=args.circuit, n_jobs=args.n_jobs,
+                 seed=args.seed, progress=not args.no_progress)
 
-        write_json_atomic(args.json, {"model": str(path), "dataset": dataset, "evaluation": report,
-                                      "shipped_models": shipped})
+    def pct(v):
+        return "n/a" if v is None else f"{100 * v:.2f} %"
+
+    print(f"class agreement {pct(s['class_agreement'])}; spiking accuracy {pct(s['spiking_accuracy'])} "
+          f"(reference {pct(s['reference_accuracy'])}) on {s['n_images']} images")
+    print(f"per image: {s['spikes_per_image']:,.0f} spikes, {s['sops_per_image']:,.0f} SOPs "
+          f"(reference: {s['effective_ops_per_image']:,.0f} effective ops); SOPs = analytic where winners agree: "
+          f"{'yes' if s['sops_equal_where_winners_agree'] else 'NO'}")
+    print("energy per image (chip level): " + ", ".join(f"{k} {v:.3g} uJ" for k, v in s["energy_per_image_uj"].items()))
+    print(f"simulation {s['wall_time_s']:.1f} s, total {s['total_time_s']:.1f} s")
+    if args.json:
+        write_json_atomic(args.json, s)
+        print(f"wrote {args.json}")
+    print(f"report: {s['report']}")
     return 0

@@ -1,0 +1,51 @@
+"""``hcs-neuro demo``: the main job as a smoke test (--quick), and its bad-input cases."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hcs_neuro.architecture import load_architecture
+from hcs_neuro.cli import main
+from hcs_neuro.model import random_model, save_model
+
+
+@pytest.mark.standalone
+def test_demo_quick_writes_report(tmp_path, capsys):
+    out = tmp_path / "demo"
+    rc = main(["demo", "--quick", "--out", str(out), "--json", str(tmp_path / "demo.json"), "--no-progress"])
+    text = capsys.readouterr().out
+    assert rc == 0
+    assert text.strip().splitlines()[-1] == f"report: {out / 'report.md'}"
+    s = json.loads((tmp_path / "demo.json").read_text())
+    assert s["n_images"] == 40
+    # the shipped digits model is reproduced by the spiking network (target: >= 99.5% on the whole split)
+    assert s["class_agreement"] >= 0.975  # at most 1 of 40 images may differ in this smoke test
+    assert s["sops_equal_where_winners_agree"] is True
+    assert s["sops_per_image"] > 0 and s["energy_per_image_uj"]["loihi"] > 0
+    page = (out / "report.md").read_text()
+    assert "class agreement" in page and "![spike raster" in page
+    for name in ("raster.png", "latency.png", "energy.png", "sops.png", "validation.json", "energy.json"):
+        assert (out / name).is_file(), name
+
+
+def test_demo_rejects_a_model_that_does_not_fit_digits(tmp_path, capsys):
+    spec = {"name": "fashion-like", "input": {"shape": [1, 28, 28], "bits": 4},
+            "layers": [{"type": "conv2d", "channels": 4, "kernel": 3}, {"type": "pool2d", "kernel": 2},
+                       {"type": "linear", "channels": 10}]}
+    path = save_model(random_model(load_architecture(spec), seed=0), tmp_path / "fashion.npz")
+    out = tmp_path / "demo"
+    rc = main(["demo", "--model", str(path), "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "(1, 28, 28)" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("args, message", [(["--n-images", "0"], "--n-images 0"),
+                                           (["--model", "no-such-model"], "not a shipped model")])
+def test_demo_bad_arguments(tmp_path, capsys, args, message):
+    out = tmp_path / "demo"
+    rc = main(["demo", "--out", str(out), "--no-progress"] + args)
+    assert rc == 2 and message in capsys.readouterr().err
+    assert not out.exists()
