@@ -279,3 +279,17 @@ def test_standalone_points_reuse_one_compiled_network(tmp_path):
                            seed=int(row.seed))
         assert (row.strict_agreement, row.latency_median_ms, row.latency_p95_ms) == (
             direct["strict_agreement"], direct["latency_median_ms"], direct["latency_p95_ms"])
+
+
+def test_existing_scheduler_by_address(client, tmp_path):
+    """--scheduler ADDRESS: connect to a running cluster instead of starting one."""
+    address = client.scheduler.address
+    spec = _toy_spec(tmp_path / "remote", seeds=(3,))
+    result = run_sweep(spec, scheduler=address, progress=False)
+    assert result.n_workers == 2 and result.n_rows == 12 and result.n_errors == 3
+    local = run_sweep(_toy_spec(tmp_path / "local", seeds=(3,)), client=client, progress=False)
+    pd.testing.assert_frame_equal(_comparable(result.table), _comparable(local.table))
+    from hcs_neuro.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--workers applies to the local cluster only"):
+        run_sweep(spec, scheduler=address, n_workers=2)
