@@ -1,0 +1,135 @@
+"""CLI: train / evaluate / demo end to end, and one-line errors (exit 2, no output) for bad input."""
+
+import json
+
+import numpy as np
+import pytest
+
+from hcs_neuro.cli import main
+
+TINY = """
+name = "tiny"
+[input]
+shape = [1, 8, 8]
+bits = 4
+[hcs]
+k = 0.25
+[[layers]]
+type = "conv2d"
+channels = 8
+kernel = 3
+padding = 1
+[[layers]]
+type = "pool2d"
+kernel = 2
+k = 0.5
+[[layers]]
+type = "linear"
+channels = 10
+[training]
+dataset = "digits"
+epochs = 1
+batch_size = 64
+"""
+
+
+@pytest.fixture
+def config(tmp_path):
+    p = tmp_path / "tiny.toml"
+    p.write_text(TINY)
+    return p
+
+
+def _error(capsys, argv):
+    status = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert status == 2
+    assert err.startswith("hcs-neuro: error:") and "\n" not in err and "Traceback" not in err
+    return err
+
+
+def test_train_then_evaluate(tmp_path, config, capsys):
+    out = tmp_path / "m.npz"
+    rep = tmp_path / "train.json"
+    assert main(["train", "--config", str(config), "--out", str(out), "--quiet", "--json", str(rep),
+                 "--seed", "3", "--manifest", str(tmp_path / "MANIFEST.json")]) == 0
+    report = json.loads(rep.read_text())
+    assert report["test_accuracy"] == report["test_accuracy_torch"]
+    assert report["seed"] == 3 and "--seed 3" in report["command"]
+    manifest = json.loads((tmp_path / "MANIFEST.json").read_text())
+    assert manifest["models"]["m"]["file"] == "m.npz"
+    capsys.readouterr()
+    ev = tmp_path / "eval.json"
+    assert main(["evaluate", str(out), "--quiet", "--json", str(ev)]) == 0
+    text = capsys.readouterr().out
+    assert "accuracy" in text and "zero_weight_fraction" in text
+    e = json.loads(ev.read_text())
+    assert e["accuracy"] == pytest.approx(report["test_accuracy"])
+    for key in ("macs_per_image", "effective_macs_per_image", "zero_weight_fraction", "layers"):
+        assert key in e
+    assert {"active_fraction", "active_per_hypercolumn"} <= set(e["layers"][0])
+
+
+def test_demo_quick(tmp_path, capsys):
+    assert main(["demo", "--quick", "--json", str(tmp_path / "demo.json")]) == 0
+    text = capsys.readouterr().out
+    assert "test_accuracy" in text and "digits" in text
+    assert json.loads((tmp_path / "demo.json").read_text())["evaluation"]["n_images"] == 100
+
+
+@pytest.mark.parametrize("extra,match", [
+    (["--dataset", "cifar"], "--dataset 'cifar'"),
+    (["--k", "0"], "k = 0"),
+    (["--k", "99"], "k = 99"),
+    (["--k", "abc"], "--k 'abc'"),
+    (["--weight-bits", "9"], "weight_bits = 9"),
+    (["--act-bits", "0"], "act_bits = 0"),
+    (["--epochs", "0"], "epochs"),
+])
+def test_train_bad_arguments(tmp_path, config, capsys, extra, match):
+    out = tmp_path / "m.npz"
+    err = _error(capsys, ["train", "--config", str(config), "--out", str(out), "--quiet", *extra])
+    assert match in err
+    assert not out.exists()
+
+
+def test_train_missing_data(tmp_path, config, capsys, monkeypatch):
+    monkeypatch.delenv("HCS_NEURO_DATA", raising=False)
+    out = tmp_path / "m.npz"
+    err = _error(capsys, ["train", "--config", str(config), "--dataset", "mnist", "--data-dir",
+                          str(tmp_path / "nowhere"), "--out", str(out), "--quiet"])
+    assert "nowhere" in err and not out.exists()
+
+
+def test_train_bad_config(tmp_path, capsys):
+    out = tmp_path / "m.npz"
+    err = _error(capsys, ["train", "--config", str(tmp_path / "none.toml"), "--out", str(out)])
+    assert "none.toml" in err
+    bad = tmp_path / "bad.toml"
+    bad.write_text(TINY.replace("kernel = 3", "kernel = \"3\""))
+    err = _error(capsys, ["train", "--config", str(bad), "--out", str(out)])
+    assert "bad.toml" in err and "kernel" in err
+    bad.write_text(TINY.replace("padding = 1", "padding = 1\nwidth = 2"))
+    assert "unknown key 'width'" in _error(capsys, ["train", "--config", str(bad), "--out", str(out)])
+    assert list(tmp_path.glob("*.npz")) == []
+
+
+def test_evaluate_bad_models(tmp_path, capsys):
+    from hcs_neuro.architecture import load_architecture
+    from hcs_neuro.model import random_model, save_model
+
+    arch = load_architecture({"input": {"shape": [1, 8, 8], "bits": 4},
+                              "layers": [{"type": "conv2d", "channels": 8, "kernel": 3, "padding": 1},
+                                         {"type": "linear", "channels": 10}]})
+    good = save_model(random_model(arch, 0), tmp_path / "good.npz")
+    trunc = tmp_path / "trunc.npz"
+    trunc.write_bytes(good.read_bytes()[:300])
+    assert "trunc.npz" in _error(capsys, ["evaluate", str(trunc), "--dataset", "digits"])
+    with np.load(good, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    np.savez(tmp_path / "shape.npz", **dict(arrays, layer0_weight_levels=np.zeros((8, 2, 3, 3), np.int8)))
+    assert "layer0_weight_levels" in _error(capsys, ["evaluate", str(tmp_path / "shape.npz"), "--dataset", "digits"])
+    np.savez(tmp_path / "obj.npz", **dict(arrays, metadata_json=np.array([{"a": 1}], dtype=object)))
+    assert "metadata_json" in _error(capsys, ["evaluate", str(tmp_path / "obj.npz"), "--dataset", "digits"])
+    assert "nope" in _error(capsys, ["evaluate", "nope", "--dataset", "digits"])
+    assert "dataset = 'x'" in _error(capsys, ["evaluate", str(good), "--dataset", "x"])
