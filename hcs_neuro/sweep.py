@@ -1171,7 +1171,7 @@ class _LocalOrRemote:
                 raise ConfigError(f"--scheduler {self.scheduler}: cannot connect ({exc})") from None
         else:
             self.cluster = LocalCluster(n_workers=self.n_workers, threads_per_worker=1,
-                                        processes=True, dashboard_address=None,
+                                        processes=True, dashboard_address=":0",
                                         silence_logs=logging.ERROR)
             self.client = Client(self.cluster)
         try:
