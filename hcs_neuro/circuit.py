@@ -55,6 +55,7 @@ __all__ = [
     "attach_kwta",
     "build_hypercolumns",
     "noise_enabled",
+    "reset_for_stimulus",
     "TIE_BIAS_MV",
 ]
 
@@ -291,6 +292,38 @@ def attach_kwta(network, exc_group, hypercolumn_of, n_hypercolumns: int, k: int,
     network.add(inh, syn_ei, syn_ie)
     return KWTAHandles(inh=inh, syn_ei=syn_ei, syn_ie=syn_ie, n_hypercolumns=n_hypercolumns, n_pool=n_pool,
                        hypercolumn_of=hc)
+
+
+def reset_for_stimulus(exc_group, handles: KWTAHandles, spec: CircuitSpec) -> None:
+    """Reset excitatory cells and interneurons to their pre-stimulus state (runtime device).
+
+    Use between stimuli presented one after the other in one network: membrane at rest, every
+    other integrated variable (urgency ``u``, synaptic and inhibitory conductances) at 0, local
+    time scale 1, no winner, interneuron counts 0. Drives and biases are kept. Latencies
+    (``t_win``, ``t_decision``) are absolute network times: subtract the stimulus onset.
+    (With cpp_standalone, every ``device.run`` starts from the initial state anyway.)
+    """
+    import brian2 as b2
+
+    ns = spec.namespace()
+    for var in getattr(exc_group, "hcs_diff_vars", ("v",)):
+        if var == "v":
+            exc_group.v = ns["v_rest"]
+        else:
+            setattr(exc_group, f"{var}_", 0.0)
+    exc_group.s = 1
+    exc_group.done = 0
+    exc_group.just = 0
+    exc_group.t_win = -1 * b2.second
+    inh = handles.inh
+    inh.count_ = 0.0
+    inh.count_prev_ = 0.0
+    inh.level_ = 0.0
+    inh.decided_ = 0.0
+    inh.s_ = 1.0
+    inh.tl_ = 0.0
+    inh.t_decision = -1 * b2.second
+    inh.tl_decision = -1 * b2.second
 
 
 @dataclasses.dataclass

@@ -146,3 +146,24 @@ def test_poisson_input_coding(tmp_path):
     # usually, not always, the most strongly driven channel (gap >= 0.3 of the range; chance 1/8)
     assert (c.winners().sum(1) == 1).mean() >= 0.9
     assert (c.winners() & reference_topk(d, 1)).any(1).mean() >= 0.8  # measured 0.93, seed 5
+
+
+def test_reset_for_stimulus_two_stimuli_in_one_network():
+    from hcs_neuro.circuit import reset_for_stimulus
+
+    spec = load_circuit("lif_kwta")
+    d1 = _clear_margin_drives(10, 8, 2, seed=1)
+    d2 = _clear_margin_drives(10, 8, 2, seed=2)
+    c = build_hypercolumns(spec, 10, 8, 2, d1, monitors=())
+    c.run(30)
+    assert (c.winners() == reference_topk(d1, 2)).all()
+    lat1 = c.kwta.decision_time_ms()
+    reset_for_stimulus(c.exc, c.kwta, spec)
+    c.set_drives(d2)
+    c.run(30)
+    assert (c.winners() == reference_topk(d2, 2)).all()
+    assert (c.kwta.decision_time_ms() >= 30).all()  # absolute times: onset of stimulus 2 is 30 ms
+    fresh = build_hypercolumns(spec, 10, 8, 2, d2, monitors=(), name="fresh")
+    fresh.run(30)
+    assert np.allclose(c.kwta.decision_time_ms() - 30, fresh.kwta.decision_time_ms())
+    assert np.isfinite(lat1).all()
