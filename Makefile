@@ -7,13 +7,15 @@ STAMP  := $(VENV)/.installed
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 JOBS   ?= 2
 
-.PHONY: demo test test-slow test-all install data bench paper clean help
+.PHONY: demo test test-slow test-all install data bench paper paper-quick clean help
 
 help:
 	@echo "make demo       set up (.venv, pinned deps, Fashion-MNIST data) and run the main job"
 	@echo "make test       run the default test suite (< 15 min on 2 cores)"
 	@echo "make test-slow  run the slow tests too"
 	@echo "make bench      run the benchmarks in analysis/ (prints numbers, writes JSON)"
+	@echo "make paper      rerun every experiment of analysis/REPORT.md (long; see the README)"
+	@echo "make paper-quick  the same in a reduced smoke-test mode"
 
 install: $(STAMP)
 
@@ -47,6 +49,12 @@ test-all: install data
 
 bench: install data
 	$(PY) analysis/run_benchmarks.py
+
+paper: install data
+	$(PY) analysis/paper/make_paper.py
+
+paper-quick: install data
+	$(PY) analysis/paper/make_paper.py --quick
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis
