@@ -17,6 +17,8 @@ What is measured (wall-clock seconds on this machine, ``time.perf_counter``):
   points / compute_wall_s. ``speedup`` = throughput(2 workers) / throughput(1 worker); the issue's
   target is >= 1.6. Runs alternate 1, 2, 1, 2, ... (``--repeats``) so that load from other users
   of the machine hits both; the median ratio over repeats is reported, and every repeat.
+* ``cores_obtained``: CPU seconds the workers spent on points / compute_wall_s, i.e. how many
+  cores the sweep actually got (on a machine shared with other jobs, less than the workers).
 * ``overhead_per_point_ms``: (compute_wall_s x workers - sum of per-point run times) / points:
   scheduling, transfer, result writing and idle time per point.
 * ``--standalone``: a circuit sweep over k x seeds (16 points) on the cpp_standalone device with
@@ -25,8 +27,8 @@ What is measured (wall-clock seconds on this machine, ``time.perf_counter``):
 * kill-at-half: ``hcs-neuro sweep`` is started as a subprocess in its own process group, which is
   SIGKILLed (client and workers, no clean-up) once half of the point files exist; the same
   command is run again; the final table must equal the uninterrupted run's table in every column
-  but ``run_time_s``, with no duplicate or missing rows, and the second run must compute only the
-  missing points.
+  but ``run_time_s`` and ``cpu_time_s``, with no duplicate or missing rows, and the second run
+  must compute only the missing points.
 """
 
 from __future__ import annotations
@@ -82,10 +84,14 @@ def _run(spec_path: Path, out: Path, workers: int):
     res = run_sweep(load_sweep_spec(spec_path, out=out), n_workers=workers, progress=False)
     total = time.perf_counter() - t0
     sum_run = float(res.table["run_time_s"].sum())
+    sum_cpu = float(res.table["cpu_time_s"].sum())
     return {"workers": workers, "n_points": res.n_computed, "n_errors": res.n_errors,
             "cluster_start_s": res.cluster_start_s, "compute_wall_s": res.compute_wall_s,
             "total_wall_s": total, "throughput_points_per_s": res.throughput_points_per_s,
             "mean_point_run_time_s": sum_run / max(res.n_computed, 1),
+            "mean_point_cpu_time_s": sum_cpu / max(res.n_computed, 1),
+            # CPU the workers actually got while computing, in cores (2 free cores: ~2.0)
+            "cores_obtained": sum_cpu / res.compute_wall_s if res.compute_wall_s else None,
             "overhead_per_point_ms": 1e3 * (res.compute_wall_s * workers - sum_run)
             / max(res.n_computed, 1)}, res.table
 
@@ -119,15 +125,15 @@ def _kill_at_half(spec_path: Path, out: Path, reference, env: dict) -> dict:
     table = load_results(out)
     same = True
     try:
-        pd.testing.assert_frame_equal(table.drop(columns=["run_time_s"]),
-                                      reference.drop(columns=["run_time_s"]))
+        timing = ["run_time_s", "cpu_time_s"]
+        pd.testing.assert_frame_equal(table.drop(columns=timing), reference.drop(columns=timing))
     except AssertionError:
         same = False
     dupes = int(table.duplicated(subset=["point_id"]).sum())
     passed = (same and summary["n_computed"] == n_total - saved and summary["n_rows"] == n_total
               and dupes == 0 and 0 < saved < n_total)
     return {"passed": bool(passed), "n_points": n_total, "saved_before_kill": saved,
-            "computed_on_resume": summary["n_computed"], "table_equal_except_run_time": same,
+            "computed_on_resume": summary["n_computed"], "table_equal_except_run_times": same,
             "duplicate_rows": dupes, "killed_with": "SIGKILL to the client's process group"}
 
 
@@ -198,7 +204,8 @@ def main(argv=None) -> int:
                 print(f"repeat {rep}: {workers} worker(s): {res['n_points']} points in "
                       f"{res['compute_wall_s']:.2f} s -> {res['throughput_points_per_s']:.2f} "
                       f"points/s (cluster start {res['cluster_start_s']:.1f} s, overhead "
-                      f"{res['overhead_per_point_ms']:.1f} ms/point)", flush=True)
+                      f"{res['overhead_per_point_ms']:.1f} ms/point, CPU obtained "
+                      f"{res['cores_obtained']:.2f} cores)", flush=True)
                 if workers == 2:
                     reference = table
             ratios.append(pair[2]["throughput_points_per_s"] / pair[1]["throughput_points_per_s"])

@@ -68,9 +68,10 @@ def _handle_sweep(args) -> int:
     y = resolve_column(table, args.y, meta, "y")
     hue = resolve_column(table, args.hue, meta, "hue") if args.hue else None
     facet = resolve_column(table, args.facet, meta, "facet") if args.facet else None
-    if meta and y not in meta.get("metrics", []) and y != "run_time_s":
+    timing = ["run_time_s", "cpu_time_s"]
+    if meta and y not in meta.get("metrics", []) + timing:
         raise ConfigError(f"--y {args.y!r} is not a metric of this sweep; allowed: "
-                          f"{', '.join(meta['metrics'] + ['run_time_s'])}")
+                          f"{', '.join(meta['metrics'] + timing)}")
     if args.kind == "heatmap" and not hue:
         raise ConfigError("--kind heatmap needs --hue NAME (the parameter on the rows)")
     check_free_parameters(table, [c for c in (x, hue, facet) if c], meta)

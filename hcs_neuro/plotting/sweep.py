@@ -59,7 +59,7 @@ def resolve_column(table, name: str, meta: dict | None, what: str) -> str:
         for p in meta.get("parameters", []):
             if p["name"] == name:
                 return p["column"]
-    allowed = [c for c in table.columns if c not in ("point_id", "error", "run_time_s")]
+    allowed = [c for c in table.columns if c not in ("point_id", "error")]
     raise ConfigError(f"--{what} {name!r}: no such column; allowed: {', '.join(allowed)}")
 
 
