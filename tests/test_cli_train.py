@@ -1,4 +1,4 @@
-"""CLI: train / evaluate / demo end to end, and one-line errors (exit 2, no output) for bad input."""
+"""CLI: train / evaluate end to end, and one-line errors (exit 2, no output) for bad input."""
 
 import json
 
@@ -68,13 +68,6 @@ def test_train_then_evaluate(tmp_path, config, capsys):
     for key in ("macs_per_image", "effective_macs_per_image", "zero_weight_fraction", "layers"):
         assert key in e
     assert {"active_fraction", "active_per_hypercolumn"} <= set(e["layers"][0])
-
-
-def test_demo_quick(tmp_path, capsys):
-    assert main(["demo", "--quick", "--json", str(tmp_path / "demo.json")]) == 0
-    text = capsys.readouterr().out
-    assert "test_accuracy" in text and "digits" in text
-    assert json.loads((tmp_path / "demo.json").read_text())["evaluation"]["n_images"] == 100
 
 
 @pytest.mark.parametrize("extra,match", [
