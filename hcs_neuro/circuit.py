@@ -104,6 +104,11 @@ def make_exc_group(spec: CircuitSpec, n: int, *, name: str = "exc", clock=None, 
     for var in dvars:
         extra.append(f"{var}_prev : {_unit_name(eqs[var].dim)}")
     extra += ["s_prev : 1", "just : 1", "t_win : second"]
+    if spec.coding == "latency":
+        # first-spike-latency input: one input event at local time (1 - drive) * latency_max;
+        # local time `tl` and the `got_in` flag are rewound with the rest of the state
+        extra += ["dtl/dt = s : second", "tl_prev : second", "got_in : 1", "got_in_prev : 1"]
+        dvars = dvars + ["tl", "got_in"]
     eqs = eqs + b2.Equations("\n".join(extra))
     ns = spec.namespace()
     kwargs: dict[str, Any] = dict(name=name, namespace=ns, method=spec.method(noise))
@@ -127,6 +132,12 @@ def make_exc_group(spec: CircuitSpec, n: int, *, name: str = "exc", clock=None, 
         # step of local time
         G.run_regularly(
             "I_syn += w_in * poisson(drive * rate_max * s * dt)", when="before_groups", name=f"{name}_poisson"
+        )
+    elif spec.coding == "latency":
+        G.run_regularly(
+            "arrive = int(got_in < 0.5 and tl >= (1 - drive) * latency_max)\n"
+            "I_syn += w_in * arrive\ngot_in = got_in + arrive",
+            when="before_groups", name=f"{name}_latency",
         )
     save = "\n".join([f"{v}_prev = {v}" for v in dvars] + ["s_prev = s", "just = 0"])
     G.run_regularly(save, when="start", name=f"{name}_save")
@@ -309,6 +320,8 @@ def reset_for_stimulus(exc_group, handles: KWTAHandles, spec: CircuitSpec) -> No
     for var in getattr(exc_group, "hcs_diff_vars", ("v",)):
         if var == "v":
             exc_group.v = ns["v_rest"]
+        elif var == "tl":
+            exc_group.tl = 0 * b2.second
         else:
             setattr(exc_group, f"{var}_", 0.0)
     exc_group.s = 1

@@ -14,7 +14,7 @@ File layout (see ``circuits/lif_kwta.toml`` for a complete, commented example)::
     [interneuron]    equations (string) + parameters
     [inhibition]     n_interneurons (int) + parameters (w_ei, w_ie, ...)
     [refinement]     max_levels (int), factor (int)
-    [input]          coding ("current" | "poisson"), + parameters
+    [input]          coding ("current" | "poisson" | "latency"), + parameters
     [citations]      "section.name" = "where the value comes from"  (one per parameter)
 
 Every key that is not one of the reserved keys of its section is a *parameter*: a string
@@ -184,7 +184,7 @@ _REQUIRED = {
     "interneuron": ("equations",),
     "inhibition": ("on_pre_ei", "on_pre_ie"),
 }
-_CODINGS = ("current", "poisson")
+_CODINGS = ("current", "poisson", "latency")
 # Names that must be *defined* as variables by the model equations (the builder relies on them).
 _NEURON_VARS = ("v", "drive", "bias", "I_syn", "s", "u", "done")
 _INTER_VARS = ("count",)
@@ -194,6 +194,7 @@ _BUILDER_PARAMS = {
     "v_reset": (0, 1, 0),
     "rate_max": (-1, 0, 0),
     "w_in": (0, 1, 0),
+    "latency_max": (1, 0, 0),
     "t_ref_i": (1, 0, 0),
     "delay_ei": (1, 0, 0),
     "delay_ie": (1, 0, 0),
@@ -250,7 +251,9 @@ class CircuitSpec:
     max_levels, refine_factor : int
         Local time refinement (0 = a plain race; see :mod:`hcs_neuro.circuit`).
     coding : str
-        Input coding, ``"current"`` (constant drive) or ``"poisson"``.
+        Input coding: ``"current"`` (constant drive), ``"poisson"`` (input spikes at rate
+        ``drive * rate_max``, each adding ``w_in`` to ``I_syn``) or ``"latency"`` (one input
+        event of ``w_in`` at time ``(1 - drive) * latency_max``).
     duration_ms : float
         Default simulated time per stimulus (``circuit.duration``), long enough to decide.
     params : tuple of Param
@@ -594,7 +597,8 @@ def _from_raw(raw: dict, source: str) -> CircuitSpec:
                     raise ConfigError(
                         f"{source}: {dotted} uses {ident!r}, which is neither a variable nor a parameter of the circuit"
                     )
-    builder_used = {"v_threshold", "v_reset", "t_ref_i", "rate_max", "w_in", "delay_ei", "delay_ie"}
+    builder_used = {"v_threshold", "v_reset", "t_ref_i", "rate_max", "w_in", "latency_max", "delay_ei",
+                    "delay_ie"}
     for p in params:
         if p.name not in used and p.name not in builder_used:
             raise ConfigError(f"{source}: unknown field {p.dotted} (not used by any equation of the circuit)")
@@ -611,6 +615,13 @@ def _from_raw(raw: dict, source: str) -> CircuitSpec:
         for name in ("rate_max", "w_in"):
             if name not in pnames:
                 raise ConfigError(f"{source}: input.coding = \"poisson\" needs input.{name}")
+    if coding == "latency":
+        for name in ("latency_max", "w_in"):
+            if name not in pnames:
+                raise ConfigError(f"{source}: input.coding = \"latency\" needs input.{name}")
+    if coding in ("poisson", "latency") and not re.search(r"^\s*dI_syn\s*/\s*dt", neuron_eqs, flags=re.M):
+        raise ConfigError(f"{source}: input.coding = \"{coding}\" needs I_syn to be a differential variable "
+                          "(dI_syn/dt = ...) that input events can increment")
 
     # citations: one per parameter, and none for unknown names
     cites = raw.get("citations", {})

@@ -167,3 +167,35 @@ def test_reset_for_stimulus_two_stimuli_in_one_network():
     fresh.run(30)
     assert np.allclose(c.kwta.decision_time_ms() - 30, fresh.kwta.decision_time_ms())
     assert np.isfinite(lat1).all()
+
+
+def _variant(tmp_path, coding_lines, drive_gain="0 mV", cites=()):
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "circuits" / "lif_kwta.toml").read_text()
+    text = text.replace('coding = "current"', coding_lines)
+    text = text.replace('drive_gain = "20 mV"', f'drive_gain = "{drive_gain}"')
+    text += "".join(f'"{c}" = "test value"\n' for c in cites)
+    p = tmp_path / "variant.toml"
+    p.write_text(text)
+    return load_circuit(p)
+
+
+def test_latency_input_coding(tmp_path):
+    """First-spike-latency input: one input event at (1 - drive) * 10 ms. Exact for clear margins;
+    arrival times are quantised to the step in which they fall (documented limitation), so two
+    arrivals in one step tie and refinement cannot separate them."""
+    spec = _variant(tmp_path, 'coding = "latency"\nlatency_max = "10 ms"\nw_in = "40 mV"',
+                    cites=("input.latency_max", "input.w_in"))
+    H, N, k = 20, 8, 2
+    d = _clear_margin_drives(H, N, k, seed=4, gap=0.05)  # >= 0.5 ms between arrivals
+    c = build_hypercolumns(spec, H, N, k, d, monitors=())
+    c.run(30)
+    assert (c.winners() == reference_topk(d, k)).all()
+    tie = np.tile([0.2, 0.905, 0.5, 0.905 - 1e-5, 0.1, 0.3, 0.4, 0.6], (2, 1))  # k = 1: arrivals at
+    # 0.95 ms and 0.9501 ms, both delivered in the step starting at 0.95 ms
+    c2 = build_hypercolumns(spec, 2, 8, 1, tie, monitors=(), name="tie")
+    c2.run(30)
+    assert (c2.winners()[:, [1, 3]]).all() and c2.winners().sum() == 4  # both win: quantised arrival
+    with pytest.raises(ConfigError, match="needs input.latency_max"):
+        _variant(tmp_path, 'coding = "latency"\nw_in = "40 mV"', cites=("input.w_in",))
