@@ -35,9 +35,16 @@ def main(argv=None) -> int:
     ap.add_argument("--moonshot-repeats", type=int, default=2,
                     help="interleaved timing repeats of race dt=0.1 vs refine L=max for k = 1, 2, 4 (0: skip)")
     ap.add_argument("--out", default="analysis/results/circuit_front", help="output stem (.json, .png, .pdf)")
+    ap.add_argument("--replot", action="store_true", help="only redraw the figure from the JSON of --out")
     args = ap.parse_args(argv)
+    if args.replot:
+        import json
 
-    from hcs_neuro.atomic import atomic_path, write_json_atomic
+        d = json.loads(Path(args.out).with_suffix(".json").read_text())
+        _figure(d["rows"], d["circuit"], d["k"], d["n_channels"], d["trials"], Path(args.out))
+        return 0
+
+    from hcs_neuro.atomic import write_json_atomic
     from hcs_neuro.circuit_bench import run_bench
     from hcs_neuro.circuit_spec import load_circuit
 
@@ -97,24 +104,28 @@ def main(argv=None) -> int:
     write_json_atomic(out.with_suffix(".json"), {"circuit": base.name, "k": args.k, "n_channels": args.n,
                                                  "trials": args.trials, "seed": args.seed, "rows": rows,
                                                  "moonshot": moon})
+    _figure(rows, base.name, args.k, args.n, args.trials, out)
+    print(f"wrote {out}.json/.png/.pdf")
+    return 0
+
+
+def _figure(rows, circuit, k, n, trials, out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from hcs_neuro.atomic import atomic_path
     from hcs_neuro.plotting.circuit import plot_front
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 5), constrained_layout=True)
     plot_front(rows, y="strict_agreement", ax=axes[0])
-    axes[0].set_title(f"strict agreement, {args.circuit}, k = {args.k}, N = {args.n}, {args.trials} trials",
-                      fontsize=10)
+    axes[0].set_title(f"strict agreement, {circuit}, k = {k}, N = {n}, {trials} trials", fontsize=10)
     plot_front(rows, y="tie_tolerant_agreement", ax=axes[1])
     axes[1].set_title("tie-tolerant agreement (tie_tol = 1% of the drive range)", fontsize=10)
     for ext in ("png", "pdf"):
         with atomic_path(out.with_suffix(f".{ext}")) as tmp:
             fig.savefig(tmp, dpi=150)
-    print(f"wrote {out}.json/.png/.pdf")
-    return 0
 
 
 if __name__ == "__main__":

@@ -185,6 +185,11 @@ def plot_front(rows, *, y="strict_agreement", ax=None):
     cb = ax.figure.colorbar(sc, ax=ax)
     cb.set_label("median decision latency (ms)")
     ax.set_xscale("log")
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_yscale("symlog", linthresh=1e-4)
     ax.set_ylim(-2e-5, 1)
     ax.axhline(1e-3, color="k", ls=":", lw=1)
