@@ -12,7 +12,8 @@ Layout of the folder (``write_report``)::
     latency.png        decision latency histogram
     sops.png           synaptic operations per layer, simulated vs analytic vs reference ops
     energy.png         energy per layer and profile (chip level)
-    psychometric.png   agreement against margin, if the validation dict carries one
+    psychometric.png   conditional strict agreement against the margin between the k-th and
+                       (k+1)-th drive, per layer (if the validation dict carries the tables)
 
 Figures are drawn on :class:`matplotlib.figure.Figure` objects (no pyplot state, any backend).
 """
@@ -37,19 +38,28 @@ def conditional_reference_winners(model, reference, spiking, i: int) -> np.ndarr
     """Reference winners of layer ``i`` given the *spiking* output of layer ``i - 1``.
 
     Layer 0 sees the same quantized input in both networks, so its reference winners are
-    returned as they are. The spiking output of a binary-activity layer is its winner mask; of a
-    multi-bit layer, its spike counts (count coding).
+    returned as they are. The spiking output passed on follows :func:`hcs_neuro.validate`'s
+    ``conditional_layer``: binary layers pass their spiking winners; multi-bit layers the
+    activity level of the (exactly integrated, conditional) drive at the spiking winners.
     """
+    from hcs_neuro.quant import act_level_max
     from hcs_neuro.reference import layer_forward
 
-    if i == 0:
-        return np.asarray(reference.layers[0].winners, dtype=bool)
-    prev_spec = model.architecture.layers[i - 1]
-    prev = spiking.layers[i - 1]
-    x = (np.asarray(prev.winners, dtype=bool).astype(np.int64) if prev_spec.act_bits == 1
-         else np.asarray(prev.spike_counts, dtype=np.int64))
-    _, winners, _ = layer_forward(model, i, x)
-    return np.asarray(winners, dtype=bool)
+    arch = model.architecture
+    drive = np.asarray(reference.layers[0].drive)
+    winners = np.asarray(reference.layers[0].winners, dtype=bool)
+    for j in range(1, i + 1):
+        prev_spec = arch.layers[j - 1]
+        won = np.asarray(spiking.layers[j - 1].winners, dtype=bool)
+        if prev_spec.act_bits == 1:
+            x = won.astype(np.int64)
+        else:
+            step = int(model.layers[j - 1].act_step)
+            levels = np.clip(-((-drive) // step), 0, act_level_max(prev_spec.act_bits))
+            x = np.where(won, levels, 0).astype(np.int64)
+        drive, winners, _ = layer_forward(model, j, x)
+        winners = np.asarray(winners, dtype=bool) if winners is not None else None
+    return winners
 
 
 def _fmt(v) -> str:
@@ -94,22 +104,13 @@ def _scalars(d: dict, prefix: str = "") -> list[tuple[str, object]]:
     return out
 
 
-def _find_psychometric(validation: dict):
-    """(margin, agreement, n) from the first dict in ``validation`` whose key mentions
-    'psychometric' and that holds a margin and an agreement array."""
-    stack = [(k, v) for k, v in validation.items()]
-    while stack:
-        key, v = stack.pop(0)
-        if isinstance(v, dict):
-            if "psychometric" in key:
-                margin = next((v[k] for k in v if "margin" in k and isinstance(v[k], list)), None)
-                agree = next((v[k] for k in v if ("agree" in k or "correct" in k) and isinstance(v[k], list)), None)
-                count = next((v[k] for k in v if k in ("n", "count", "n_hypercolumns", "counts")
-                              and isinstance(v[k], list)), None)
-                if margin is not None and agree is not None and len(margin) == len(agree):
-                    return key, margin, agree, count
-            stack += [(f"{key}.{k}", vv) for k, vv in v.items()]
-    return None
+def _psychometric_layers(validation: dict) -> list[dict]:
+    """Per-layer psychometric tables of the validation dict (``layers[i]["psychometric_*"]``)."""
+    out = []
+    for l in validation.get("layers", []) or []:
+        if isinstance(l, dict) and "psychometric_count" in l and "psychometric_agreement_strict" in l:
+            out.append(l)
+    return out
 
 
 def _layer_rows(validation: dict) -> list[dict] | None:
@@ -159,7 +160,7 @@ def write_report(out_dir, *, model, reference, spiking, validation: dict, energy
         plot_agreement_map,
         plot_energy_bars,
         plot_latency_histogram,
-        plot_psychometric,
+        plot_psychometric_layers,
         plot_raster,
         plot_sop_bars,
     )
@@ -193,11 +194,10 @@ def write_report(out_dir, *, model, reference, spiking, validation: dict, energy
         fig = Figure(figsize=(7.5, 4.0))
         plot_energy_bars(energy, ax=fig.add_subplot())
         figs["energy"] = _save(fig, tmp / "energy.png")
-        psy = _find_psychometric(validation)
-        if psy is not None:
-            key, margin, agree, count = psy
-            fig = Figure(figsize=(6.0, 4.0))
-            plot_psychometric(margin, agree, n=count, ax=fig.add_subplot(), label=key)
+        psy = _psychometric_layers(validation)
+        if psy:
+            fig = Figure(figsize=(6.5, 4.0))
+            plot_psychometric_layers(psy, ax=fig.add_subplot())
             figs["psychometric"] = _save(fig, tmp / "psychometric.png")
         write_json_atomic(tmp / "validation.json", validation)
         write_json_atomic(tmp / "energy.json", energy)

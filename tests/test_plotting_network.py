@@ -11,6 +11,7 @@ from hcs_neuro.plotting.network import (
     plot_energy_bars,
     plot_latency_histogram,
     plot_psychometric,
+    plot_psychometric_layers,
     plot_raster,
     plot_sop_bars,
 )
@@ -85,3 +86,16 @@ def test_plots_make_their_own_figure_without_ax(run):
     ax = plot_energy_bars(e)
     assert ax.figure is not None
     plt.close("all")
+
+
+def test_psychometric_layers_from_validation(run):
+    from hcs_neuro.validate import validate
+
+    model, ref, spk, _ = run
+    images, _, _ = _data(model, n=8)  # the images of the fixture (same seed)
+    v = validate(model, images, ref.pred, spk, reference=ref)
+    ax = plot_psychometric_layers(v["layers"], ax=_fresh_axes())
+    assert len(ax.lines) == len([l for l in v["layers"] if sum(l["psychometric_count"]) > 0])
+    for line in ax.lines:  # the synthetic network reproduces the reference: agreement 1 in every bin
+        np.testing.assert_array_equal(line.get_ydata(), 1.0)
+    assert "drive units" in ax.get_xlabel()

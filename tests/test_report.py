@@ -12,12 +12,12 @@ from hcs_neuro.report import REPORT_NAME, conditional_reference_winners, write_r
 from test_energy_network import _data, synthetic_spiking, tiny_model
 
 
-def _validation(n):  # the shape of hcs_neuro.validate.validate's dict (keys from the team contract)
-    return {"n_images": n, "class_agreement": 1.0, "spiking_accuracy": 0.5, "reference_accuracy": 0.5,
-            "latency_ms": {"median": 19.0, "p95": 19.0},
-            "spikes_per_neuron_per_image": 0.2,
-            "layers": [{"index": i, "strict": 1.0, "tie_tolerant": 1.0} for i in range(4)],
-            "psychometric": {"margin": [0.01, 0.1], "agreement": [1.0, 1.0], "n": [3, 5]}}
+def _validation(model, images, spk, ref):
+    """The real hcs_neuro.validate dict of the synthetic (reference-reproducing) spiking result."""
+    from hcs_neuro.validate import validate
+
+    labels = np.asarray(ref.pred) % 2  # any labels: accuracy is reported, agreement is what matters
+    return validate(model, images, labels, spk, reference=ref)
 
 
 def test_report_folder_has_page_figures_and_json(tmp_path):
@@ -25,13 +25,15 @@ def test_report_folder_has_page_figures_and_json(tmp_path):
     images, ref, x = _data(model, n=6)
     spk = synthetic_spiking(model, ref, x)
     e = network_energy(model, ref, spk, input_levels=x)
-    v = _validation(6)
+    v = _validation(model, images, spk, ref)
+    assert v["class_agreement"] == 1.0 and v["min_conditional_agreement_strict"] == 1.0
     path = write_report(tmp_path / "rep", model=model, reference=ref, spiking=spk, validation=v, energy=e,
                         title="tiny test")
     assert path == tmp_path / "rep" / REPORT_NAME
     text = path.read_text()
     assert text.startswith("# tiny test")
     assert "class agreement" in text and "100.00 %" in text
+    assert "conditional_agreement_tie_tolerant" in text and "latency_ms_median" in text
     assert "SOP cross-check" in text and "yes (0 mismatches" in text
     for png in ("raster.png", "latency.png", "sops.png", "energy.png", "psychometric.png",
                 "agreement_L0.png", "agreement_L1.png", "agreement_L2.png"):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["plot_raster", "plot_agreement_map", "plot_latency_histogram", "plot_sop_bars",
-           "plot_energy_bars", "plot_psychometric", "layer_label"]
+           "plot_energy_bars", "plot_psychometric", "plot_psychometric_layers", "layer_label"]
 
 
 def _axes(ax, figsize=(6.0, 4.0)):
@@ -238,4 +238,51 @@ def plot_psychometric(margin, agreement, *, n=None, ax=None, label: str | None =
     ax.set_ylabel("agreement (fraction)")
     if label:
         ax.legend(fontsize=7)
+    return ax
+
+
+def _bin_label(lo, hi) -> str:
+    lo = int(lo)
+    if hi is None:
+        return f">={lo}"
+    hi = int(hi)
+    return str(lo) if hi == lo + 1 else f"{lo}-{hi - 1}"
+
+
+def plot_psychometric_layers(layers, *, ax=None):
+    """Conditional strict agreement per margin bin, one line per layer.
+
+    Parameters
+    ----------
+    layers : list of dict
+        ``validation["layers"]`` entries of :func:`hcs_neuro.validate.validate` with
+        ``psychometric_margin_lo``, ``psychometric_margin_hi`` (integer drive units, None = open),
+        ``psychometric_count`` and ``psychometric_agreement_strict`` (None for empty bins).
+
+    Returns
+    -------
+    matplotlib Axes
+        x: margin between the k-th and (k+1)-th largest drive of a hypercolumn (drive units,
+        binned); y: fraction of hypercolumns whose winner set is identical.
+    """
+    ax = _axes(ax, (6.5, 4.0))
+    labels = None
+    for l in layers:
+        lo, hi = l["psychometric_margin_lo"], l["psychometric_margin_hi"]
+        agree = np.array([np.nan if a is None else a for a in l["psychometric_agreement_strict"]], dtype=float)
+        count = np.asarray(l["psychometric_count"], dtype=float)
+        x = np.arange(len(agree))
+        keep = count > 0
+        if not keep.any():
+            continue
+        name = f"L{l.get('index', '?')} {l.get('type', '')}".strip()
+        ax.plot(x[keep], agree[keep], marker="o", markersize=3, label=f"{name} ({int(count.sum()):,} hc)")
+        labels = [_bin_label(a, b) for a, b in zip(lo, hi)]
+    if labels is not None:
+        ax.set_xticks(np.arange(len(labels)))
+        ax.set_xticklabels(labels, fontsize=7)
+        ax.legend(fontsize=7)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("margin between k-th and (k+1)-th drive (drive units, binned)")
+    ax.set_ylabel("conditional strict agreement (fraction)")
     return ax
