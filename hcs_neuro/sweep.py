@@ -34,7 +34,6 @@ Only the Dask import makes this module heavy, and it happens inside :func:`run_s
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import importlib
 import importlib.resources
@@ -49,7 +48,7 @@ import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -1122,11 +1121,8 @@ def package_versions() -> dict[str, str]:
 
 @dataclass
 class SweepResult:
-    """What :func:`run_sweep` did.
-
-    ``table`` is None when the sweep was interrupted before every point finished.
-    Times are wall-clock seconds on the client.
-    """
+    """What :func:`run_sweep` did (an interrupted sweep raises instead; its finished points
+    stay on disk). Times are wall-clock seconds on the client."""
 
     spec: SweepSpec
     out: Path
