@@ -86,6 +86,9 @@ class TrainConfig:
         Seeds initialisation, shuffling, augmentation and the probabilistic rounding.
     threads : int
         PyTorch intra-op threads (0: PyTorch's default).
+    train_subset : int
+        Train on this many images of the training split (a seeded random subset; 0: all), for
+        budget-limited runs on shared CPUs.
     """
 
     dataset: str = "digits"
@@ -103,6 +106,7 @@ class TrainConfig:
     ste: str = "window"
     seed: int = 0
     threads: int = 0
+    train_subset: int = 0
 
 
 _TRAIN_TYPES = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
@@ -136,7 +140,7 @@ def load_train_config(path_or_dict, **overrides) -> TrainConfig:
               ("learning", cfg.learning in LEARNING_RULES, " or ".join(LEARNING_RULES)),
               ("ste", cfg.ste in ("winners", "window"), "'winners' or 'window'"),
               ("shift", cfg.shift >= 0, ">= 0"), ("threads", cfg.threads >= 0, ">= 0"),
-              ("seed", cfg.seed >= 0, ">= 0")]
+              ("seed", cfg.seed >= 0, ">= 0"), ("train_subset", cfg.train_subset >= 0, ">= 0")]
     for name, ok, allowed in checks:
         if not ok:
             raise ConfigError(f"{where}: {name} = {getattr(cfg, name)!r}: allowed {allowed}")
@@ -168,6 +172,23 @@ def _layer_scales(arch: Architecture):
             else:
                 in_top = float(2 ** spec.act_bits - 1)
                 density = (spec.k / spec.out_shape[0]) if spec.k else 0.5
+    return out
+
+
+def _layer_bounds(arch: Architecture) -> list:
+    """Largest possible |integer drive| of each layer."""
+    out = []
+    in_top = 1.0 if arch.input_bits == FLOAT_BITS else float(2 ** arch.input_bits - 1)
+    for spec in arch.layers:
+        if spec.has_weights and spec.weight_bits != FLOAT_BITS:
+            w_top = weight_level_range(spec.weight_bits)[1]
+            out.append(spec.fan_in * in_top * w_top + bias_level_range(spec.bias_bits)[1])
+        elif not spec.has_weights:
+            out.append(spec.fan_in * in_top)
+        else:
+            out.append(float("inf"))
+        if not spec.is_readout:
+            in_top = 1.0 if spec.act_bits == FLOAT_BITS else float(2 ** spec.act_bits - 1)
     return out
 
 
@@ -216,6 +237,19 @@ def _make_net_class():
     import torch
     import torch.nn.functional as F
 
+    class _STE(torch.autograd.Function):
+        """Forward: the given activity; backward: the gradient times a surrogate slope."""
+
+        @staticmethod
+        def forward(ctx, d, value, slope):
+            ctx.save_for_backward(slope)
+            return value
+
+        @staticmethod
+        def backward(ctx, grad):
+            (slope,) = ctx.saved_tensors
+            return grad * slope, None, None
+
     class _HCSNet(torch.nn.Module):
         def __init__(self, arch: Architecture, learning: str = "probabilistic", seed: int = 0, model=None,
                      ste: str = "window"):
@@ -262,6 +296,9 @@ def _make_net_class():
             else:
                 self.calibrated = all(s.act_bits in (1, FLOAT_BITS) for s in arch.layers if not s.is_readout)
             self.exact = self.int_input and not arch.is_full_precision
+            # k-WTA keys drive * C - c must stay below 2**24 to be exact in float32
+            self.key64 = [b * max(spec.out_shape[0], 1) + spec.out_shape[0] >= 2 ** 24
+                          for b, spec in zip(_layer_bounds(arch), arch.layers)]
 
         # -- parameters as used by the forward pass ------------------------------------------
         def _effective(self, i: int):
@@ -304,8 +341,10 @@ def _make_net_class():
                     else:
                         d = F.avg_pool1d(x, spec.kernel, spec.stride, spec.padding, count_include_pad=True) * spec.kernel
                     exact = exact_x
-                if exact:
-                    d = d + (torch.round(d) - d).detach()
+                if exact and not self.training:
+                    # float32 sums of integers below 2**24 are exact; rounding guards the evaluation
+                    # pass against any non-exact convolution algorithm
+                    d = torch.round(d)
                 if spec.is_readout:
                     if record:
                         records.append((d.detach(), None, d.detach()))
@@ -319,8 +358,7 @@ def _make_net_class():
                     if spec.k is None:
                         win = positive
                     else:
-                        ex = exact and float(dd.abs().max()) * dd.shape[1] + dd.shape[1] < 2 ** 24
-                        key_in = dd.double() if (exact and not ex) else dd
+                        key_in = dd.double() if (exact and self.key64[i]) else dd
                         if window:
                             win, theta = _kwta_torch(torch, key_in, spec.k, exact, True)
                             theta = None if theta is None else theta.to(d.dtype)
@@ -328,14 +366,14 @@ def _make_net_class():
                             win = _kwta_torch(torch, key_in, spec.k, exact)
                         win = win & positive
                     winf = win.to(d.dtype)
-                    if window:  # triangle surrogate around the winner/loser boundary, half-width 1 (real units)
-                        bound = torch.full_like(dd, 0.5) if theta is None else torch.clamp(theta, min=0.5)
-                        surr = torch.clamp(1 - (scale * (dd - bound)).abs(), min=0)
-                    else:  # gradient through the winners only
-                        surr = winf
-                d_real = d * scale
+                    if spec.act_bits == 1 and self.training:
+                        if window:  # triangle surrogate around the winner/loser boundary, half-width 1 (real units)
+                            surr = dd - (0.5 if theta is None else torch.clamp(theta, min=0.5))
+                            surr = surr.abs_().mul_(-scale).add_(1.0).clamp_(min=0.0).mul_(scale)
+                        else:  # gradient through the winners only
+                            surr = winf * scale
                 if spec.act_bits == 1:
-                    out = winf + surr * (d_real - d_real.detach())
+                    out = _STE.apply(d, winf, surr) if self.training else winf
                     s_in, exact_x = 1.0, True
                 elif spec.act_bits == FLOAT_BITS:
                     out = d * winf
@@ -551,6 +589,9 @@ def train(arch: Architecture, cfg: TrainConfig, data_dir=None, progress: bool = 
     if int(y_train.max()) >= arch.n_classes:
         raise ConfigError(f"{arch.source}: readout has {arch.n_classes} channels but dataset {cfg.dataset!r} "
                           f"has {int(y_train.max()) + 1} classes")
+    if cfg.train_subset and cfg.train_subset < len(y_train):
+        keep = np.sort(np.random.default_rng(cfg.seed + 1).permutation(len(y_train))[:cfg.train_subset])
+        x_train, y_train = x_train[keep], y_train[keep]
     learning = "float" if all(s.weight_bits == FLOAT_BITS for s in arch.layers if s.has_weights) else cfg.learning
     net = HCSNet(arch, cfg.learning, cfg.seed, ste=cfg.ste)
     upd = _Updater(torch, net, cfg)
@@ -616,6 +657,7 @@ def train(arch: Architecture, cfg: TrainConfig, data_dir=None, progress: bool = 
         "seed": cfg.seed,
         "epochs": cfg.epochs,
         "steps": step,
+        "n_train": int(len(y_train)),
         "training": dataclasses.asdict(cfg),
         "train_loss": loss_avg,
         "train_images_per_s": images_seen / max(t_train, 1e-9),

@@ -35,6 +35,7 @@ def register(subparsers) -> None:
     p.add_argument("--lr-float", type=float, help="Adam learning rate for full-precision weights")
     p.add_argument("--seed", type=int)
     p.add_argument("--threads", type=int, help="PyTorch threads (default: PyTorch's choice)")
+    p.add_argument("--train-subset", type=int, help="train on a seeded random subset of N training images")
     p.add_argument("--out", required=True, help="model file to write (.npz)")
     p.add_argument("--manifest", help="JSON manifest to add/update an entry for --out in (e.g. models/MANIFEST.json)")
     p.add_argument("--json", metavar="PATH", help="write the training report as JSON")
@@ -73,7 +74,7 @@ def _parse_k(text):
 def _command_line(args) -> str:
     parts = ["hcs-neuro", "train"]
     for key in ("config", "dataset", "data_dir", "weight_bits", "act_bits", "input_bits", "k", "learning", "ste",
-                "epochs", "batch_size", "lr", "lr_float", "seed", "threads", "out"):
+                "epochs", "batch_size", "lr", "lr_float", "seed", "threads", "train_subset", "out"):
         val = getattr(args, key)
         if val is not None:
             parts += [f"--{key.replace('_', '-')}", str(val)]
@@ -109,7 +110,7 @@ def _train(args) -> int:
 
     cfg = load_train_config(args.config, dataset=args.dataset, learning=args.learning, ste=args.ste,
                             epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, lr_float=args.lr_float,
-                            seed=args.seed, threads=args.threads)
+                            seed=args.seed, threads=args.threads, train_subset=args.train_subset)
     # load both splits first: a missing dataset fails before any training
     train_data = load_dataset(cfg.dataset, "train", args.data_dir)
     test_data = load_dataset(cfg.dataset, "test", args.data_dir)
@@ -148,7 +149,8 @@ def _update_manifest(manifest, out, config, report):
         rel_config = str(config)
     entry = {key: report[key] for key in ("dataset", "architecture", "learning", "weight_bits", "act_bits",
                                            "input_bits", "k", "hcs", "seed", "epochs", "test_accuracy",
-                                           "zero_weight_fraction", "command", "train_images_per_s", "train_time_s")}
+                                           "zero_weight_fraction", "command", "train_images_per_s", "train_time_s",
+                                           "n_train")}
     entry.update(file=Path(out).name, config=rel_config, n_test=report["n_test"])
     data.setdefault("models", {})[Path(out).stem] = entry
     write_json_atomic(path, data)
