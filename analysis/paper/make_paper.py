@@ -34,7 +34,7 @@ REPO = HERE.parent.parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from runs import run_cached, run_key  # noqa: E402
+from runs import code_version, run_cached, run_key  # noqa: E402
 
 __all__ = ["main", "build_specs", "load_grid"]
 
@@ -88,6 +88,12 @@ def build_specs(ds: dict, seeds) -> dict:
                 if f < 1.0:
                     spec["epochs"] = ep
                 studies["data"].append(spec)
+    # run order: every point for all seeds before the next point (an interrupted study then has
+    # complete seed sets for the points it reached)
+    n_seeds = len(list(seeds))
+    for name, lst in studies.items():
+        per = len(lst) // max(n_seeds, 1)
+        studies[name] = [lst[j * per + i] for i in range(per) for j in range(n_seeds)]
     # normalise: no-HCS runs do not depend on k; keep k fixed there so they are shared
     for lst in studies.values():
         for s in lst:
@@ -128,6 +134,7 @@ def _worker_probe(args):
     rec = probe_training(spec, threads=1)
     rec["produced_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     rec["produced_by"] = command
+    rec["code"] = code_version()
     write_json_atomic(path, rec)
     rec["cached"] = False
     return rec

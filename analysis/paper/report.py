@@ -114,6 +114,11 @@ def write_report(out: Path, results: dict, *, seeds, command: str, quick: bool, 
     L.append(f"- Runs: {len(all_recs)} ({n_fresh} trained by this invocation, {n_cached} read from the cache "
              f"`results/paper_cache/`, which this same command wrote earlier); runs produced between "
              f"{summary['produced_first_utc']} and {summary['produced_last_utc']}.")
+    heads = sorted({r["code"].get("git_head", "?") for r in all_recs if r.get("code")})
+    shas = sorted({r["code"].get("training_py_sha1", "?") for r in all_recs if r.get("code")})
+    L.append(f"- Code: git HEAD {', '.join(heads)} (working tree); `hcs_neuro/training.py` SHA-1 "
+             f"{', '.join(shas)}" + (" — MORE THAN ONE training code version is mixed in these runs" if len(shas) > 1
+                                     else " (one version for all runs)") + ".")
     L.append("- Learning: probabilistic level updates (`hcs_neuro.training`, Adam-normalised step in level "
              "units, stochastic rounding, seeded) unless a row says shadow; accuracy from the NumPy reference "
              "forward pass (integer arithmetic) on the whole test split.")
@@ -319,10 +324,94 @@ def write_report(out: Path, results: dict, *, seeds, command: str, quick: bool, 
                                "readout_prediction_max_abs_error": p["readout_prediction_max_abs_error"]}
                               for p in probes]
 
-    L.append("## Energy per image\n")
-    L.append("Not measured in this report: energy against precision and k, reference vs spiking network, needs "
-             "the whole-network simulation (issue 4) run on every grid point, which did not fit the time of "
-             "this study. `hcs-neuro energy` prices single models.\n")
+    L.append("## Energy per image (analytic spike counts, chip level)\n")
+    any_energy = False
+    for name, res in results.items():
+        recs = [r for r in res["records"] if r.get("energy")]
+        if not recs:
+            continue
+        any_energy = True
+        ds = res["grid"]
+        tag = ds["dataset"].replace("-", "_")
+        L.append(f"### {ds['dataset']}\n")
+        L.append("| weight bits | act bits | HCS | k | SOPs / image | spikes / image | spiking, Loihi (nJ) | "
+                 "reference dense fp32 (nJ) | reference, zeros skipped, own precision (nJ) |")
+        L.append("|---|---|---|---|---|---|---|---|---|")
+        rows = []
+        for wb in ds.get("weight_bits", []):
+            for ab in ds.get("act_bits", []):
+                for hcs in (True, False):
+                    rows.append((wb, ab, hcs, 0.25))
+        rows += [(2, 1, True, kf) for kf in ds.get("k_fractions", []) if kf != 0.25]
+        erows = []
+        for wb, ab, hcs, kf in rows:
+            sel = _sel(recs, weight_bits=wb, act_bits=ab, hcs=hcs, learning="probabilistic", data_fraction=1.0, k=kf)
+            if not sel:
+                continue
+            e = lambda key: [r["energy"][key] for r in sel]  # noqa: E731
+            spk = ab != 32
+            sops = fmt_mean_sd(e("sops_analytic_per_image"), 1.0, 0) if spk else "– (float activities)"
+            spikes = fmt_mean_sd(e("spikes_analytic_per_image"), 1.0, 0) if spk else "–"
+            loihi = fmt_mean_sd(e("spiking_loihi_uj"), 1e3, 1) if spk else "–"
+            L.append(f"| {_bits(wb)} | {_bits(ab)} | {'yes' if hcs else 'no'} | {kf:g}{'' if hcs else ' (off)'} | "
+                     f"{sops} | {spikes} | {loihi} | {fmt_mean_sd(e('reference_dense_fp32_uj'), 1e3, 1)} | "
+                     f"{fmt_mean_sd(e('reference_effective_own_precision_uj'), 1e3, 2)} |")
+            erows.append({"weight_bits": wb, "act_bits": ab, "hcs": hcs, "k": kf,
+                          "spiking_loihi_uj": mean_sd(e("spiking_loihi_uj"))[0] if spk else None,
+                          "reference_effective_own_precision_uj": mean_sd(e("reference_effective_own_precision_uj"))[0],
+                          "sops_analytic_per_image": mean_sd(e("sops_analytic_per_image"))[0] if spk else None})
+        n_e = recs[0]["energy"]["n_images"]
+        L.append(f"\n*{ds['dataset']}; the first {n_e} test images; mean ± sd over seeds. Spike counts are ANALYTIC "
+                 "(`hcs_neuro.energy.network_energy` without a simulation: one spike per activity level of every "
+                 "winner, one spike per non-zero input pixel), priced with the Loihi profile (23.6 pJ per synaptic "
+                 "op, 1.7 pJ per spike; Davies et al. 2018; neuron updates not counted without a simulation). "
+                 "Reference: dense MACs at 4.6 pJ (45 nm fp32, Horowitz 2014) and non-zero products at its own "
+                 "precision (0.1 pJ int32 accumulate for integer weights, 4.6 pJ fp32 MAC for full-precision "
+                 "weights). " + recs[0]["energy"]["note"] + ". A simulated spiking network (issue 4's `simulate`) "
+                 "was not run per grid point.*\n")
+        kfs = ds.get("k_fractions", [])
+        if kfs:
+            fig, ax = plt.subplots(figsize=(5.5, 3.8))
+            for key, label, color in (("spiking_loihi_uj", "spiking (Loihi, analytic spikes)", "tab:green"),
+                                      ("reference_effective_own_precision_uj",
+                                       "reference, zeros skipped (45 nm int32 add)", "tab:blue"),
+                                      ("reference_dense_fp32_uj", "reference dense fp32 (45 nm)", "tab:gray")):
+                m, sd = [], []
+                for kf in kfs:
+                    mu, sdv, _ = mean_sd([r["energy"][key] for r in _sel(recs, weight_bits=2, act_bits=1, hcs=True,
+                                                                         learning="probabilistic", data_fraction=1.0,
+                                                                         k=kf)])
+                    m.append(mu * 1e3)
+                    sd.append(sdv * 1e3)
+                ax.errorbar(kfs, m, yerr=sd, capsize=3, marker="o", color=color, label=label)
+                mu, _, n = mean_sd([r["energy"][key] for r in _sel(recs, weight_bits=2, act_bits=1, hcs=False,
+                                                                   learning="probabilistic", data_fraction=1.0, k=0.25)])
+                if n:
+                    ax.axhline(mu * 1e3, color=color, ls="--", lw=1, label=f"{label.split(' (')[0]}, no HCS")
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            ax.set_xticks(kfs, [f"{kf:g}" for kf in kfs], fontsize=8)
+            ax.set_xlabel("k (fraction of the conv channels that win)")
+            ax.set_ylabel("energy per image (nJ, chip level)")
+            ax.set_title(f"{ds['dataset']}: energy vs k (ternary weights, binary activities)", fontsize=9)
+            ax.legend(fontsize=6.5, title="mean ± sd over seeds", title_fontsize=7)
+            ax.grid(alpha=0.3, which="both")
+            F.save(fig, figdir / f"energy_{tag}.png")
+            plt.close(fig)
+            L.append(f"![energy](figures/energy_{tag}.png)\n")
+        summary["datasets"][name]["energy"] = erows
+        on = [r for r in erows if (r["weight_bits"], r["act_bits"], r["hcs"], r["k"]) == (2, 1, True, 0.25)]
+        off = [r for r in erows if (r["weight_bits"], r["act_bits"], r["hcs"]) == (2, 1, False)]
+        if on and off and on[0]["spiking_loihi_uj"] and off[0]["spiking_loihi_uj"]:
+            s_ = (f"ternary weights, binary activities: spiking (Loihi, analytic spikes) {on[0]['spiking_loihi_uj'] * 1e3:.3g} nJ "
+                  f"per image with HCS (k = 0.25) vs {off[0]['spiking_loihi_uj'] * 1e3:.3g} nJ without "
+                  f"(ratio {on[0]['spiking_loihi_uj'] / off[0]['spiking_loihi_uj']:.2f}); the reference network with "
+                  f"zeros skipped {on[0]['reference_effective_own_precision_uj'] * 1e3:.3g} nJ with HCS vs "
+                  f"{off[0]['reference_effective_own_precision_uj'] * 1e3:.3g} nJ without")
+            L.append(f"Energy, {ds['dataset']}: {s_}.\n")
+            verdicts.append(f"- Energy (analytic, chip level), {ds['dataset']}: {s_}.")
+    if not any_energy:
+        L.append("No energy numbers in this run.\n")
     L.append("## Reproduce\n")
     L.append("```\nmake paper          # = .venv/bin/python analysis/paper/make_paper.py  (full study, resumable)\n"
              "make paper-quick    # = .venv/bin/python analysis/paper/make_paper.py --quick (smoke test)\n"
@@ -395,13 +484,14 @@ def _theory_section(L, verdicts, probes, ds, seeds, figdir, plt, F, tag):
              f"{p0['probe_examples']} fixed test images at steps {p0['probe_steps']}; per-step quantities averaged "
              f"over all {p0['steps']} steps; mean ± sd over seeds {list(seeds)}. Test accuracy of these runs: HCS "
              f"{fmt_mean_sd(acc_a)}, no HCS {fmt_mean_sd(acc_b)}.*\n")
-    fig, axs = plt.subplots(1, 4, figsize=(16, 3.6))
-    F.plot_theory(probes, "touched_fraction", "weights touched per example (%)", ax=axs[0], scale=100,
+    fig, axs = plt.subplots(1, 4, figsize=(17, 3.8))
+    fig.subplots_adjust(wspace=0.3)
+    F.plot_theory(probes, "touched_fraction", "weights touched (% per example)", ax=axs[0], scale=100,
                   title="(b) gradient support per example")
-    F.plot_theory(probes, "changed_fraction_per_step", "levels moved per step (%)", ax=axs[1], scale=100,
+    F.plot_theory(probes, "changed_fraction_per_step", "levels moved (% per step)", ax=axs[1], scale=100,
                   title="(c) level moves per step")
-    F.plot_theory(probes, "flip_fraction_per_step", "moves against final sign per step (%)", ax=axs[2], scale=100,
-                  title="(c') wasted moves per step")
+    F.plot_theory(probes, "flip_fraction_per_step", "wasted moves (% per step)", ax=axs[2], scale=100,
+                  title="(c') moves against the final sign")
     F.plot_theory(probes, "sign_consistency", "sign consistency (%)", ax=axs[3], scale=100,
                   title="(d) gradient sign consistency")
     F.save(fig, figdir / f"theory_{tag}.png")

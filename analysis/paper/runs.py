@@ -26,10 +26,10 @@ from hcs_neuro.atomic import write_json_atomic
 from hcs_neuro.errors import ConfigError
 
 __all__ = ["SCHEMA", "run_key", "build_architecture_dict", "stratified_subset", "run_point", "run_cached",
-           "test_pass", "load_split"]
+           "test_pass", "load_split", "energy_point", "ENERGY_IMAGES", "code_version"]
 
 #: Bumped whenever the content of a run record changes meaning (old cache files are then ignored).
-SCHEMA = 1
+SCHEMA = 2
 
 
 def run_key(spec: dict) -> str:
@@ -228,6 +228,7 @@ def run_point(spec: dict, command: str = "", threads: int = 1) -> dict:
     model, report = train(arch, cfg, progress=False, command=command, train_data=(x_tr, y_tr),
                           test_data=(x_te[:200], y_te[:200]))
     tp = test_pass(model, x_te, y_te)
+    energy = energy_point(model, x_te[:ENERGY_IMAGES])
     return {
         "spec": spec,
         "key": run_key(spec),
@@ -243,10 +244,66 @@ def run_point(spec: dict, command: str = "", threads: int = 1) -> dict:
         "active_fraction": tp["active_fraction"],
         "conv_active_fraction": tp["conv_active_fraction"],
         "pruning": tp["pruning"],
+        "energy": energy,
         "produced_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "produced_by": command,
         "host": socket.gethostname(),
+        "code": code_version(),
     }
+
+
+#: Test images (the first ones of the split) priced by :func:`energy_point`.
+ENERGY_IMAGES = 200
+
+
+def energy_point(model, images) -> dict:
+    """Analytic energy per image of the reference network and of its spiking twin.
+
+    Uses :func:`hcs_neuro.energy.network_energy` without a simulation: the spiking counts are
+    the *analytic* ones (what a correct spiking network emits: one spike per activity level of
+    every winner, ``single`` input coding), priced with the Loihi profile (synaptic ops and
+    spikes; neuron updates are not counted without a simulation); the reference network is
+    priced dense at fp32 (``cmos45_fp32``) and with zeros skipped at its own precision
+    (``cmos45_lowprec`` for integer weights, ``cmos45_fp32`` for full-precision weights).
+    Chip-level figures only (see :data:`hcs_neuro.energy.CHIP_LEVEL_NOTE`).
+    """
+    from hcs_neuro.energy import network_energy
+    from hcs_neuro.reference import forward, quantize_input
+    from hcs_neuro.quant import FLOAT_BITS
+
+    ref = forward(model, images, keep_layers=True)
+    e = network_energy(model, ref, None, ["loihi", "cmos45_fp32", "cmos45_lowprec"],
+                       input_levels=quantize_input(model, images), input_coding="single")
+    arch = model.architecture
+    float_w = any(s.weight_bits == FLOAT_BITS for s in arch.layers if s.has_weights)
+    own = e["energy"]["cmos45_fp32" if float_w else "cmos45_lowprec"]["per_image_pj"]
+    return {
+        "n_images": int(len(images)),
+        "sops_analytic_per_image": e["totals"]["sops_analytic_per_image"],
+        "spikes_analytic_per_image": e["totals"]["spikes_analytic_per_image"],
+        "dense_macs_per_image": e["totals"]["dense_macs_per_image"],
+        "effective_ops_per_image": e["totals"]["effective_ops_per_image"],
+        "spiking_loihi_uj": e["energy"]["loihi"]["per_image_pj"]["total_pj"] * 1e-6,
+        "reference_dense_fp32_uj": e["energy"]["cmos45_fp32"]["per_image_pj"]["dense_pj"] * 1e-6,
+        "reference_effective_own_precision_uj": own["effective_pj"] * 1e-6,
+        "reference_profile": "cmos45_fp32" if float_w else "cmos45_lowprec",
+        "note": e["note"],
+    }
+
+
+def code_version() -> dict:
+    """Git HEAD of the working tree and the SHA-1 of hcs_neuro/training.py as used by this run."""
+    import subprocess
+
+    import hcs_neuro.training as tr
+
+    src = Path(tr.__file__).read_bytes()
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(tr.__file__).parent, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        head = ""
+    return {"git_head": head, "training_py_sha1": hashlib.sha1(src).hexdigest()[:12]}
 
 
 def run_cached(spec: dict, cache_dir, command: str = "", threads: int = 1) -> dict:
