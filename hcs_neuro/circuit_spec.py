@@ -164,7 +164,7 @@ def format_quantity(si_value: float, dim) -> str:
 # ----------------------------------------------------------------------------------------------
 # Schema: the reserved (non-parameter) keys of each section and their types.
 _SECTIONS: dict[str, dict[str, type]] = {
-    "circuit": {"name": str, "description": str, "duration": str},
+    "circuit": {"name": str, "description": str, "duration": str, "k": int, "n_channels": int},
     "neuron": {
         "equations": str,
         "method": str,
@@ -256,6 +256,9 @@ class CircuitSpec:
         event of ``w_in`` at time ``(1 - drive) * latency_max``).
     duration_ms : float
         Default simulated time per stimulus (``circuit.duration``), long enough to decide.
+    k, n_channels : int
+        Default winners and channels per hypercolumn (``circuit.k``, ``circuit.n_channels``;
+        2 and 32 if absent), used when the caller gives none.
     params : tuple of Param
         Every parameter with its unit.
     citations : tuple of (str, str)
@@ -279,6 +282,8 @@ class CircuitSpec:
     refine_factor: int
     coding: str
     duration_ms: float
+    k: int
+    n_channels: int
     params: tuple[Param, ...]
     citations: tuple[tuple[str, str], ...]
 
@@ -388,7 +393,7 @@ class CircuitSpec:
         """The raw (TOML-shaped) dictionary this spec was built from."""
         raw: dict[str, dict] = {
             "circuit": {"name": self.name, "description": self.description,
-                        "duration": f"{self.duration_ms:g} ms"},
+                        "duration": f"{self.duration_ms:g} ms", "k": self.k, "n_channels": self.n_channels},
             "neuron": {
                 "equations": self.neuron_eqs,
                 "method": self.neuron_method,
@@ -422,9 +427,22 @@ class CircuitSpec:
 
 # ----------------------------------------------------------------------------------------------
 def list_builtin_circuits() -> list[str]:
-    """Names of the circuits shipped in ``circuits/`` (installed as ``hcs_neuro.circuits``)."""
+    """Names of the hypercolumn circuits shipped in ``circuits/`` (installed as ``hcs_neuro.circuits``).
+
+    Only files with a ``[neuron]`` section are hypercolumn circuits; other TOML files in that
+    folder (the whole-network ``network_race.toml``) are not listed.
+    """
     root = importlib.resources.files("hcs_neuro.circuits")
-    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".toml"))
+    names = []
+    for p in root.iterdir():
+        if not p.name.endswith(".toml"):
+            continue
+        try:  # other TOML files there (e.g. network_race.toml, read by hcs_neuro.simulate) are skipped
+            if "neuron" in tomllib.loads(p.read_text()):
+                names.append(p.name[:-5])
+        except tomllib.TOMLDecodeError:
+            continue
+    return sorted(names)
 
 
 def load_circuit(path_or_name: str | Path) -> CircuitSpec:
@@ -439,6 +457,9 @@ def load_circuit(path_or_name: str | Path) -> CircuitSpec:
     p = Path(str(path_or_name))
     if p.suffix != ".toml" and not p.exists():
         name = str(path_or_name)
+        res = importlib.resources.files("hcs_neuro.circuits") / f"{name}.toml"
+        if res.is_file() and name not in list_builtin_circuits():
+            raise ConfigError(f"{name}.toml (built-in) is not a hypercolumn circuit (it has no [neuron] section)")
         if name in list_builtin_circuits():
             res = importlib.resources.files("hcs_neuro.circuits") / f"{name}.toml"
             return _from_text(res.read_text(), f"{name}.toml (built-in)")
@@ -506,6 +527,11 @@ def _from_raw(raw: dict, source: str) -> CircuitSpec:
                 continue
             if isinstance(value, dict):
                 raise ConfigError(f"{source}: unknown field {dotted} (a table is not allowed here)")
+            if isinstance(value, str) and not re.match(rf"\s*{_NUMBER}", value):
+                raise ConfigError(
+                    f"{source}: unknown field {dotted} = {value!r} (reserved keys of [{section}]: "
+                    f"{', '.join(reserved) or 'none'}; parameters are \"<number> <unit>\")"
+                )
             si, dim = parse_quantity(value, f"{source}: {dotted}")
             if dim not in _DISPLAY:
                 raise ConfigError(f"{source}: {dotted} has an unsupported unit in {value!r}")
@@ -641,6 +667,12 @@ def _from_raw(raw: dict, source: str) -> CircuitSpec:
     dur_si, dur_dim = parse_quantity(circuit.get("duration", "30 ms"), f"{source}: circuit.duration")
     if dur_dim != (1, 0, 0) or dur_si <= 0:
         raise ConfigError(f"{source}: circuit.duration must be a positive time, got {circuit.get('duration')!r}")
+    k_default = get("circuit.k", 2)
+    n_default = get("circuit.n_channels", 32)
+    if n_default < 2:
+        raise ConfigError(f"{source}: circuit.n_channels must be >= 2, got {n_default}")
+    if not 0 < k_default < n_default:
+        raise ConfigError(f"{source}: circuit.k must satisfy 0 < k < n_channels = {n_default}, got k = {k_default}")
     return CircuitSpec(
         name=str(circuit["name"]),
         description=str(circuit.get("description", "")),
@@ -659,6 +691,8 @@ def _from_raw(raw: dict, source: str) -> CircuitSpec:
         refine_factor=factor,
         coding=coding,
         duration_ms=float(f"{dur_si * 1e3:.12g}"),
+        k=int(k_default),
+        n_channels=int(n_default),
         params=tuple(params),
         citations=tuple(sorted((k, str(v)) for k, v in cites.items())),
     )

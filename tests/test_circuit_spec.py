@@ -86,8 +86,11 @@ def _write(tmp_path, text):
         ('coding = "current"', 'coding = "morse"', "input.coding must be one of"),
         ("dv/dt = s * (v_rest", "dv/dt = s * (v_rst", "uses 'v_rst'"),
         ('method = "euler"', 'method = "magic"', "integration method"),
-        ('w_ie = 3', 'w_ie = 3\ndelay_ie = "1 ms"', "needs delay-free"),
+        ('delay_ie = "0 ms"', 'delay_ie = "1 ms"', "needs delay-free"),
         ('name = "lif_kwta"', 'name = "lif_kwta', "not valid TOML"),
+        ("k = 2", "k = 0", "circuit.k must satisfy 0 < k < n_channels = 32, got k = 0"),
+        ("k = 2", "k = 32", "circuit.k must satisfy 0 < k < n_channels = 32, got k = 32"),
+        ('method = "euler"', 'methd = "euler"', "unknown field neuron.methd"),
     ],
 )
 def test_bad_circuit_files(tmp_path, old, new, message):

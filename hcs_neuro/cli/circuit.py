@@ -31,7 +31,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", help="circuit TOML file or built-in name (lif_kwta, lif_pool, cond_kwta)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="DOTTED=VALUE",
                    help='override a circuit field, e.g. --set neuron.tau_m="2 ms" --set refinement.max_levels=0')
-    p.add_argument("--n", type=int, default=None, help="channels per hypercolumn N (default 32)")
+    p.add_argument("--n", type=int, default=None,
+                   help="channels per hypercolumn N (default: circuit.n_channels, else 32)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random drives and of the noise (default 0)")
     p.add_argument("--dt", type=float, default=None, metavar="MS", help="time step in ms (default 0.1)")
     p.add_argument("--duration", default=None, metavar="T",
@@ -47,7 +48,7 @@ def register(subparsers) -> None:
 
     r = sub.add_parser("run", help="simulate hypercolumns with given or random drives, print the winners")
     _common(r)
-    r.add_argument("--k", type=int, default=2, help="winners per hypercolumn (default 2)")
+    r.add_argument("--k", type=int, default=None, help="winners per hypercolumn (default: circuit.k, else 2)")
     r.add_argument("--drive", default="random", metavar="v1,v2,...|random",
                    help="drives of one hypercolumn (dimensionless, nominally in [0, 1]) or 'random'")
     r.add_argument("--hypercolumns", type=int, default=1, metavar="H", help="hypercolumns with random drives")
@@ -71,7 +72,7 @@ def register(subparsers) -> None:
     q = sub.add_parser("plot", help="raster, membrane traces, interneuron activity, latency vs margin, "
                        "psychometric curve (PNG and PDF)")
     _common(q)
-    q.add_argument("--k", type=int, default=2, help="winners per hypercolumn (default 2)")
+    q.add_argument("--k", type=int, default=None, help="winners per hypercolumn (default: circuit.k, else 2)")
     q.add_argument("--trials", type=int, default=2000, help="trials for latency vs margin and psychometric")
     q.add_argument("--out", required=True, metavar="DIR", help="output folder")
     q.set_defaults(func=_plot)
@@ -113,6 +114,7 @@ def _run(args) -> int:
 
     spec = _spec(args)
     duration = _duration_ms(args.duration, spec)
+    args.k = spec.k if args.k is None else args.k
     if args.drive != "random":
         try:
             d = np.array([float(x) for x in args.drive.split(",")], dtype=float)
@@ -122,7 +124,7 @@ def _run(args) -> int:
             raise ConfigError(f"--drive has {d.size} values but --n is {args.n}")
         drives = np.tile(d, (max(1, args.hypercolumns), 1))
     else:
-        drives = random_drives(max(1, args.hypercolumns), args.n or 32, args.seed)
+        drives = random_drives(max(1, args.hypercolumns), args.n or spec.n_channels, args.seed)
     H, N = drives.shape
     from hcs_neuro.circuit_spec import check_k
 
@@ -187,7 +189,7 @@ def _bench(args) -> int:
 
     spec = _spec(args)
     duration = _duration_ms(args.duration, spec)
-    n = args.n or 32
+    n = args.n or spec.n_channels
     noises = args.noise if args.noise is not None else [None]
     rows = []
     print(f"{'k':>2} {'noise_mV':>8} {'strict':>8} {'tie_tol':>8} {'over':>5} {'under':>5} {'lat_med_ms':>10} "
@@ -231,7 +233,8 @@ def _plot(args) -> int:
 
     spec = _spec(args)
     duration = _duration_ms(args.duration, spec)
-    n = args.n or 32
+    n = args.n or spec.n_channels
+    args.k = spec.k if args.k is None else args.k
     check_k(args.k, n)
     from pathlib import Path
 
