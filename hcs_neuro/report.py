@@ -214,7 +214,7 @@ def _markdown(title, model, spiking, validation, energy, figs, agree_figs, meta,
                  f"window = {spiking.window_ms:g} ms per image; wall time {spiking.wall_time_s:.1f} s "
                  f"(build + compile + run).")
     if meta:
-        lines.append("Run: " + ", ".join(f"{k} = `{meta[k]}`" for k in sorted(meta)
+        lines.append("Run: " + ", ".join(f"{k} = `{_fmt(meta[k])}`" for k in sorted(meta)
                                          if isinstance(meta[k], (str, int, float, bool))) + ".")
     lines += ["", "## Summary", ""]
     rows = []

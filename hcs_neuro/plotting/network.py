@@ -43,8 +43,8 @@ def plot_raster(spiking, image: int = 0, *, layer_types=None, ax=None):
     Returns
     -------
     matplotlib Axes
-        x: time from stimulus onset (ms); y: unit index, layers stacked bottom-up (flat index in
-        the layer's (C, H, W) order). Units with more than one spike show their first spike;
+        x: time from stimulus onset (ms); y: one band per layer, bottom-up, its units spread
+        evenly over the band in the layer's flat (C, H, W) order. Units with more than one spike show their first spike;
         the marker size grows with the spike count.
     """
     ax = _axes(ax, (7.0, 4.5))
@@ -53,31 +53,33 @@ def plot_raster(spiking, image: int = 0, *, layer_types=None, ax=None):
     import matplotlib.pyplot as plt
 
     colors = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
-    offset = 0
     ticks, labels = [], []
+    n_layers = len(spiking.layers)
     for i, layer in enumerate(spiking.layers):
         first = np.asarray(layer.first_spike_ms[image], dtype=np.float64).reshape(-1)
         counts = np.asarray(layer.spike_counts[image]).reshape(-1)
         fired = np.isfinite(first)
         idx = np.flatnonzero(fired)
-        ax.scatter(first[fired], offset + idx, s=4 + 4 * np.clip(counts[fired] - 1, 0, 5), marker="|",
-                   color=colors[i % len(colors)], linewidths=1.0)
         n_units = first.size
-        ticks.append(offset + n_units / 2)
+        # each layer gets a band of height 1; its units are spread evenly over the band
+        y = i + (idx + 0.5) / max(n_units, 1)
+        ax.scatter(first[fired], y, s=4 + 4 * np.clip(counts[fired] - 1, 0, 5), marker="|",
+                   color=colors[i % len(colors)], linewidths=1.0)
+        ticks.append(i + 0.5)
         name = layer_types[i] if layer_types is not None else f"layer {i}"
         labels.append(f"L{i} {name}\n{int(fired.sum())} of {n_units} fired")
-        offset += n_units
-        ax.axhline(offset, color="0.85", linewidth=0.6)
+        if i:
+            ax.axhline(i, color="0.85", linewidth=0.6)
     ax.set_yticks(ticks)
     ax.set_yticklabels(labels, fontsize=7)
-    ax.set_ylim(0, max(offset, 1))
+    ax.set_ylim(0, max(n_layers, 1))
     ax.set_xlim(0, spiking.window_ms)
     pred = int(spiking.pred[image])
     lat = float(spiking.decision_latency_ms[image])
     if np.isfinite(lat):
         ax.axvline(lat, color="k", linestyle="--", linewidth=0.8)
     ax.set_xlabel("time from stimulus onset (ms)")
-    ax.set_ylabel("unit (stacked by layer)")
+    ax.set_ylabel("unit (flat index, one band per layer)")
     ax.set_title(f"image {image}: spikes per layer, class {pred}, decision at {lat:.2f} ms", fontsize=9)
     return ax
 
