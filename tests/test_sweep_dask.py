@@ -196,7 +196,7 @@ def test_cli_ctrl_c_then_rerun_resumes(tmp_path):
         '[sweep]\nname = "sleepy"\nseeds = [0, 1]\nmetrics = ["y"]\n'
         '[target]\nkind = "python"\nfunction = "test_sweep_dask:sleepy"\n'
         'options = {sleep_s = 0.25}\n'
-        '[parameters]\nx = {start = 1, stop = 12, step = 1}\n')
+        '[parameters]\nx = {start = 1, stop = 8, step = 1}\n')
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")])}
     cmd = [sys.executable, "-m", "hcs_neuro", "sweep", str(spec_file), "--out", str(out),
@@ -211,17 +211,17 @@ def test_cli_ctrl_c_then_rerun_resumes(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     n_saved = len(list((out / "points").glob("*.json")))
-    assert 4 <= n_saved < 24
+    assert 4 <= n_saved < 16
     rerun = subprocess.run(cmd + ["--json", str(tmp_path / "run.json")], env=env,
                            capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 0, rerun.stderr
     import json
 
     summary = json.loads((tmp_path / "run.json").read_text())
-    assert summary["n_computed"] == 24 - n_saved and summary["n_rows"] == 24
+    assert summary["n_computed"] == 16 - n_saved and summary["n_rows"] == 16
     table = load_results(out)
-    assert table[["x", "seed"]].values.tolist() == [[x, s] for x in range(1, 13) for s in (0, 1)]
-    expected = [x ** 2 + np.random.default_rng(s).normal() for x in range(1, 13) for s in (0, 1)]
+    assert table[["x", "seed"]].values.tolist() == [[x, s] for x in range(1, 9) for s in (0, 1)]
+    expected = [x ** 2 + np.random.default_rng(s).normal() for x in range(1, 9) for s in (0, 1)]
     assert table["y"].tolist() == expected
 
 
