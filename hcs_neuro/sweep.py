@@ -451,18 +451,15 @@ def _circuit_parameters(cfg: dict) -> dict[str, ParamInfo]:
 
 
 def _check_circuit(cfg: dict, parameters: tuple) -> None:
-    swept = {p.name for p in parameters}
-    if "k" not in swept and "k" not in cfg["bench"]:
-        raise ConfigError("[target] k: required (winners per hypercolumn), fixed in [target] "
-                          "or swept in [parameters]")
+    circuit = _load_circuit_module().load_circuit(cfg["circuit"]).with_overrides(cfg["overrides"])
     values = {p.name: p.values for p in parameters}
-    ks = values.get("k", [cfg["bench"].get("k")])
-    n_channels = values.get("n_channels", [cfg["bench"].get("n_channels", 32)])
+    k_default, n_default = _circuit_defaults(circuit)
+    ks = values.get("k", [cfg["bench"].get("k", k_default)])
+    n_channels = values.get("n_channels", [cfg["bench"].get("n_channels", n_default)])
     for k in ks:
-        if k is not None and k >= max(n_channels):
+        if k >= max(n_channels):
             raise ConfigError(f"k = {k} needs n_channels > k, but n_channels is at most "
                               f"{max(n_channels)}; allowed: 0 < k < n_channels")
-    circuit = _load_circuit_module().load_circuit(cfg["circuit"]).with_overrides(cfg["overrides"])
     for p in parameters:  # every swept circuit value must be accepted by the circuit file
         if p.name in CIRCUIT_BENCH_PARAMETERS:
             continue
@@ -471,6 +468,12 @@ def _check_circuit(cfg: dict, parameters: tuple) -> None:
                 circuit.with_overrides({p.name: _override_text(value, p.unit)})
             except ConfigError as exc:
                 raise ConfigError(f"[parameters] {p.name!r} = {value!r}: {exc}") from None
+
+
+def _circuit_defaults(circuit) -> tuple[int, int]:
+    """k and n_channels when neither fixed nor swept: the circuit file's ``circuit.k`` /
+    ``circuit.n_channels``, else 2 and 32 (the defaults of ``hcs-neuro circuit``)."""
+    return int(getattr(circuit, "k", None) or 2), int(getattr(circuit, "n_channels", None) or 32)
 
 
 def _override_text(value, unit: str):
@@ -492,9 +495,12 @@ def _circuit_call(cfg: dict, params: dict, seed: int):
             unit = units.get(name, "")
             overrides[name] = _override_text(value, "" if unit == "1" else unit)
     circuit = circuit.with_overrides(overrides) if overrides else circuit
-    kwargs = {"k": int(bench["k"]), "seed": int(seed), "device": cfg["device"],
-              "codegen_target": cfg["codegen_target"], "batch_size": int(cfg["batch_size"])}
-    for key, arg in (("n_channels", "n_channels"), ("trials", "trials"), ("noise", "noise"),
+    k_default, n_default = _circuit_defaults(circuit)
+    kwargs = {"k": int(bench.get("k", k_default)),
+              "n_channels": int(bench.get("n_channels", n_default)), "seed": int(seed),
+              "device": cfg["device"], "codegen_target": cfg["codegen_target"],
+              "batch_size": int(cfg["batch_size"])}
+    for key, arg in (("trials", "trials"), ("noise", "noise"),
                      ("dt", "dt_ms"), ("duration", "duration_ms"), ("tie_tol", "tie_tol")):
         if key in bench:
             kwargs[arg] = bench[key]
@@ -516,7 +522,7 @@ def _standalone_key(circuit, kw: dict) -> str:
     noise = kw.get("noise")
     random_inside = (noise is not None and noise > 0) or (noise is None and noise_enabled(circuit)) \
         or circuit.coding != "current"
-    n_channels = kw.get("n_channels", 32)
+    n_channels = kw["n_channels"]
     size = min(kw.get("trials", 2000), kw["batch_size"])
     return _digest({"circuit": circuit.to_dict(), "noise": noise, "size": size,
                     "n_channels": n_channels, "dt_ms": kw.get("dt_ms"),

@@ -264,10 +264,15 @@ def test_circuit_target_errors(params, target, message):
         _circuit_spec(params, **target)
 
 
-def test_circuit_target_requires_k_and_known_metrics():
+def test_circuit_target_defaults_and_known_metrics():
+    from hcs_neuro.circuit_spec import load_circuit
+    from hcs_neuro.sweep import _circuit_call
+
     raw = {"target": {"kind": "circuit", "circuit": "lif_kwta"}, "parameters": {"trials": [10]}}
-    with pytest.raises(ConfigError, match=r"\[target\] k: required"):
-        parse_sweep_spec(raw)
+    spec = parse_sweep_spec(raw)  # k and n_channels default to the circuit file's
+    circuit, kwargs = _circuit_call(spec.target_cfg, expand_grid(spec)[0].params, 0)
+    builtin = load_circuit("lif_kwta")
+    assert (kwargs["k"], kwargs["n_channels"], kwargs["trials"]) == (builtin.k, builtin.n_channels, 10)
     raw["target"]["k"] = 1
     raw["sweep"] = {"metrics": ["accuracy"]}
     with pytest.raises(ConfigError, match="unknown metric 'accuracy' for target 'circuit'"):
