@@ -303,3 +303,30 @@ def test_cli_energy_model_that_does_not_fit_the_dataset(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
     rc = main(["energy", "no-such-model", "--dataset", "digits", "--analytic"])
     assert rc == 2 and "not a shipped model" in capsys.readouterr().err
+
+
+def test_cli_energy_simulated_counts_match_analytic(tmp_path, capsys):
+    """The shipped digits model simulated (runtime device, no compile): every layer's winners agree,
+    so simulated SOPs equal the analytic count image by image, and so do the spikes."""
+    import json
+
+    from hcs_neuro.cli import main
+
+    rc = main(["energy", "digits_hcs", "--dataset", "digits", "--n-images", "6", "--device", "runtime",
+               "--no-progress", "--profile", "loihi", "--json", str(tmp_path / "e.json")])
+    assert rc == 0, capsys.readouterr().err
+    e = json.loads((tmp_path / "e.json").read_text())
+    assert e["has_spiking"] is True
+    assert e["sop_check"]["n_image_layers_winners_agree"] == 6 * len(e["layers"])
+    assert e["sop_check"]["sops_equal_where_winners_agree"] is True
+    assert e["sop_check"]["n_recount_mismatches"] == 0
+    assert e["totals"]["sops_feedforward_per_image"] == pytest.approx(e["totals"]["sops_analytic_per_image"],
+                                                                      rel=1e-12)
+    for l in e["layers"]:
+        assert l["sops_in_per_image"] == l["sops_in_analytic_per_image"]
+        assert l["spikes_per_image"] == l["spikes_analytic_per_image"]
+        assert l["n_synapses_in_simulated"] == l["n_synapses_in"]  # synapses = non-zero weight instances
+        assert l["neuron_updates_per_image"] > 0
+    loihi = e["energy"]["loihi"]["per_image_pj"]
+    assert loihi["total_pj"] == pytest.approx(loihi["synaptic_ops_pj"] + loihi["spikes_pj"]
+                                              + loihi["neuron_updates_pj"])

@@ -30,6 +30,8 @@ def register(subparsers) -> None:
     p.add_argument("--analytic", action="store_true",
                    help="no simulation: report what a network that reproduces the reference emits "
                         "(one spike per winner), without neuron updates")
+    p.add_argument("--device", choices=("cpp_standalone", "runtime"), default="cpp_standalone",
+                   help="Brian2 device (default: cpp_standalone, compiled once; runtime: no compiler, slow)")
     p.add_argument("--n-jobs", type=int, default=2, metavar="N", help="simulation processes (default: 2)")
     p.add_argument("--seed", type=int, default=0, help="simulation seed (default: 0)")
     p.add_argument("--json", metavar="PATH", help="write the full energy dict as JSON")
@@ -209,7 +211,7 @@ def _handle(args) -> int:
         from hcs_neuro.simulate import simulate
 
         spiking = simulate(model, images, circuit=args.circuit, n_jobs=args.n_jobs,
-                           progress=not args.no_progress, seed=args.seed)
+                           progress=not args.no_progress, seed=args.seed, device=args.device)
     e = network_energy(model, ref, spiking, profiles, input_levels=levels)
     print_energy(e)
     if args.json:
