@@ -60,6 +60,7 @@ def test_demo_rejects_a_model_that_does_not_fit_digits(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, message", [(["--n-images", "0"], "--n-images 0"),
+                                           (["--circuit", "lif_kwta"], "single-hypercolumn circuit"),
                                            (["--model", "no-such-model"], "not a shipped model")])
 def test_demo_bad_arguments(tmp_path, capsys, args, message):
     out = tmp_path / "demo"

@@ -291,6 +291,20 @@ def test_cli_energy_bad_input_exit_2_no_output(model_file, tmp_path, capsys, arg
     assert not (tmp_path / "out").exists() and not (tmp_path / "e.json").exists()
 
 
+@pytest.mark.parametrize("circuit, message", [
+    ("lif_kwta", "single-hypercolumn circuit"),
+    ("no_such_circuit", "no_such_circuit"),
+])
+def test_cli_energy_circuit_that_does_not_fit(model_file, tmp_path, capsys, circuit, message):
+    from hcs_neuro.cli import main
+
+    rc = main(["energy", str(model_file), "--dataset", "digits", "--circuit", circuit,
+               "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_cli_energy_model_that_does_not_fit_the_dataset(tmp_path, capsys):
     from hcs_neuro.cli import main
     from hcs_neuro.model import save_model

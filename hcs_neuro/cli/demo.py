@@ -69,14 +69,15 @@ def run_demo(*, model=DEMO_MODEL, n_images=None, out="hcs-neuro-demo", circuit=N
     from hcs_neuro.report import write_report
 
     t0 = time.perf_counter()
+    from hcs_neuro.simulate import load_race_circuit, simulate
+    from hcs_neuro.validate import validate
+
+    circuit = load_race_circuit(circuit)  # a bad circuit file: error before any work
     model = resolve_model(model)
     images, labels = load_images(model, "digits", "test", None, n_images)
     log(f"demo: {model.architecture.name} on {len(images)} digits test images "
         f"(8x8, scikit-learn's bundled set); reference forward pass")
     ref = ref_mod.forward(model, images)
-    from hcs_neuro.simulate import simulate
-    from hcs_neuro.validate import validate
-
     log(f"demo: spiking simulation (Brian2 {device}"
         f"{'; compiles the C++ project once first' if device == 'cpp_standalone' else ''})")
     spiking = simulate(model, images, circuit=circuit, n_jobs=n_jobs, progress=progress, seed=seed, device=device)

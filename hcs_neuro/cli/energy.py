@@ -202,6 +202,11 @@ def _handle(args) -> int:
     from hcs_neuro.energy import network_energy
 
     profiles = _check_profiles(args.profile)  # unknown profile: error before any work
+    circuit = None
+    if not args.analytic:
+        from hcs_neuro.simulate import load_race_circuit
+
+        circuit = load_race_circuit(args.circuit)  # a bad circuit file: error before any work
     model = resolve_model(args.model)
     images, _labels = load_images(model, args.dataset, args.split, args.data_dir, args.n_images)
     ref = ref_mod.forward(model, images)
@@ -210,7 +215,7 @@ def _handle(args) -> int:
     if not args.analytic:
         from hcs_neuro.simulate import simulate
 
-        spiking = simulate(model, images, circuit=args.circuit, n_jobs=args.n_jobs,
+        spiking = simulate(model, images, circuit=circuit, n_jobs=args.n_jobs,
                            progress=not args.no_progress, seed=args.seed, device=args.device)
     e = network_energy(model, ref, spiking, profiles, input_levels=levels)
     print_energy(e)
