@@ -267,12 +267,16 @@ def _markdown(title, model, spiking, validation, energy, figs, agree_figs, meta,
     for name, e in energy["energy"].items():
         pj = e["per_image_pj"]
         if e["kind"] == "spiking":
-            rows.append([name, "spiking", pj["total_pj"] * 1e-6, e.get("basis", ""), e["citation"]])
+            share = pj["neuron_updates_pj"] / pj["total_pj"] if pj["total_pj"] > 0 else 0.0
+            basis = f"{e.get('basis', '')}; neuron updates {100 * share:.0f} % of it"
+            rows.append([name, "spiking", pj["total_pj"] * 1e-6, basis, e["citation"]])
         else:
             eff = pj.get("effective_pj")
             rows.append([name, "reference", pj["dense_pj"] * 1e-6,
                          f"dense; zeros skipped: {_fmt(None if eff is None else eff * 1e-6)} µJ", e["citation"]])
     lines.append(_table(["profile", "kind", "energy per image (µJ)", "basis", "source"], rows))
+    lines += ["", "Neuron updates are priced per neuron per simulated time step, so their share grows with the "
+                  "number of steps each layer is simulated per image (the race window), not with the task."]
     lines += ["", "## Figures", ""]
     lines.append(f"![spike raster, image {image}](raster.png)")
     lines.append("")
