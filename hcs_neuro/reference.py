@@ -208,7 +208,7 @@ def layer_macs(spec) -> int:
     return n_out * spec.fan_in
 
 
-def evaluate(model, images, labels, batch_size: int = 256, progress: bool = False) -> dict:
+def evaluate(model, images, labels, batch_size: int = 256, progress: bool = False, ops: bool = True) -> dict:
     """Accuracy, per-layer activity sparsity, zero-level weight fraction and operation counts.
 
     Returns a JSON-able dict with stable keys: ``accuracy``, ``n_images``, ``macs_per_image``
@@ -217,7 +217,8 @@ def evaluate(model, images, labels, batch_size: int = 256, progress: bool = Fals
     and ``layers``: one dict per layer with ``type``, ``k``, ``out_shape``,
     ``active_fraction`` (non-zero outputs / all outputs), ``active_per_hypercolumn`` (mean
     non-zero channels per location), ``zero_weight_fraction``, ``macs_per_image`` (or
-    ``adds_per_image`` for pooling) and ``effective_ops_per_image``.
+    ``adds_per_image`` for pooling) and ``effective_ops_per_image``. With ``ops=False`` the
+    effective operation counts (which cost a second pass) are skipped and reported as None.
     """
     arch = model.architecture
     n = len(labels)
@@ -236,7 +237,9 @@ def evaluate(model, images, labels, batch_size: int = 256, progress: bool = Fals
         for i, spec in enumerate(arch.layers):
             nz_in = (x != 0)
             drive, winners, out = layer_forward(model, i, x)
-            if spec.has_weights:
+            if not ops:
+                pass
+            elif spec.has_weights:
                 nz_w = (np.asarray(model.layers[i].weight_levels) != 0).astype(np.float64)
                 if spec.type == "linear":
                     eff[i] += float((nz_in.reshape(len(x), -1).astype(np.float64) @ nz_w.T).sum())
@@ -254,7 +257,7 @@ def evaluate(model, images, labels, batch_size: int = 256, progress: bool = Fals
     for i, spec in enumerate(arch.layers):
         entry = {"index": i, "type": spec.type, "k": spec.k, "out_shape": list(spec.out_shape),
                  "weight_bits": spec.weight_bits if spec.has_weights else None, "act_bits": spec.act_bits,
-                 "effective_ops_per_image": eff[i] / max(n, 1)}
+                 "effective_ops_per_image": float(eff[i] / max(n, 1)) if ops else None}
         if spec.has_weights:
             w = np.asarray(model.layers[i].weight_levels)
             zero = int((w == 0).sum())
@@ -266,15 +269,15 @@ def evaluate(model, images, labels, batch_size: int = 256, progress: bool = Fals
             entry["adds_per_image"] = layer_macs(spec)
         if not spec.is_readout:
             units = int(np.prod(spec.out_shape))
-            entry["active_fraction"] = active[i] / max(n * units, 1)
-            entry["active_per_hypercolumn"] = active[i] / max(n * units // spec.out_shape[0], 1)
+            entry["active_fraction"] = float(active[i] / max(n * units, 1))
+            entry["active_per_hypercolumn"] = float(active[i] / max(n * units // spec.out_shape[0], 1))
         layers.append(entry)
     return {
         "accuracy": correct / max(n, 1),
         "n_images": n,
         "macs_per_image": int(sum(layer_macs(s) for s in arch.layers if s.has_weights)),
         "effective_macs_per_image": float(sum(eff[i] / max(n, 1) for i, s in enumerate(arch.layers)
-                                              if s.has_weights)),
+                                              if s.has_weights)) if ops else None,
         "zero_weight_fraction": n_zero / max(n_w, 1),
         "layers": layers,
     }

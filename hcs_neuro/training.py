@@ -641,7 +641,7 @@ def train(arch: Architecture, cfg: TrainConfig, data_dir=None, progress: bool = 
         bar.close()
     net.eval()
     model = net.to_model()
-    ev = evaluate(model, x_test, y_test, progress=progress)
+    ev = evaluate(model, x_test, y_test, progress=progress, ops=False)
     logits_t, _ = torch_forward(model, x_test)
     acc_torch = float((np.argmax(logits_t, axis=1) == y_test).mean())
     report = {
