@@ -47,6 +47,7 @@ __all__ = [
     "layer_fan_out",
     "analytic_spike_counts",
     "network_energy",
+    "merge_energy",
 ]
 
 
@@ -614,3 +615,53 @@ def _price(result, profiles) -> dict:
         entry["per_layer_pj"] = per_layer
         out[p.name] = entry
     return out
+
+
+def _merge_value(key: str, values: list, weights: np.ndarray, where: str):
+    first = values[0]
+    if isinstance(first, dict):
+        return {k: _merge_value(k, [v[k] for v in values], weights, f"{where}.{k}") for k in first}
+    if isinstance(first, list):
+        if where.startswith("per_image"):
+            return [x for v in values for x in v]
+        if first and isinstance(first[0], dict):  # per-layer lists: merge element by element
+            return [_merge_value(key, [v[i] for v in values], weights, f"{where}[{i}]") for i in range(len(first))]
+        if any(v != first for v in values):
+            raise ValueError(f"merge_energy: {where} differs between parts")
+        return first
+    if isinstance(first, bool):
+        return all(values)
+    if first is None or isinstance(first, str):
+        if any(v != first for v in values):
+            if any(v is None for v in values):
+                return None
+            raise ValueError(f"merge_energy: {where} differs between parts")
+        return first
+    if key == "n_images" or where.startswith("sop_check") or ".sop_check." in where or key.startswith("n_image") \
+            or key.startswith("n_sop") or key.startswith("n_recount"):
+        return int(sum(values))
+    if key.endswith(("_per_image", "_pj", "_uj")):
+        return float(np.dot(np.asarray(values, dtype=np.float64), weights) / weights.sum())
+    if any(v != first for v in values):
+        raise ValueError(f"merge_energy: {where} = {values} differs between parts")
+    return first
+
+
+def merge_energy(parts: list) -> dict:
+    """Combine :func:`network_energy` results of consecutive blocks of images into one.
+
+    Means per image are weighted by each block's ``n_images`` (pricing is linear in the counts,
+    so energies merge the same way); ``n_*`` counts of the SOP check add up; ``per_image`` lists
+    are concatenated in order; structural values (shapes, synapse counts, citations) must agree.
+
+    Raises
+    ------
+    ValueError
+        Parts that are not of the same model and settings.
+    """
+    if not parts:
+        raise ValueError("merge_energy: no parts")
+    if len(parts) == 1:
+        return parts[0]
+    weights = np.asarray([p["n_images"] for p in parts], dtype=np.float64)
+    return {k: _merge_value(k, [p[k] for p in parts], weights, k) for k in parts[0]}

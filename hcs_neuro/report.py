@@ -210,9 +210,14 @@ def _markdown(title, model, spiking, validation, energy, figs, agree_figs, meta,
     arch = model.architecture
     v = validation
     lines = [f"# {title}", ""]
-    lines.append(f"Model `{arch.name}` ({arch.source}); {spiking.n_images} images; dt = {spiking.dt_ms:g} ms, "
-                 f"window = {spiking.window_ms:g} ms per image; wall time {spiking.wall_time_s:.1f} s "
-                 f"(build + compile + run).")
+    n_val = v.get("n_images")
+    n_spk = spiking.n_images
+    scope = (f"{n_spk} images" if n_val in (None, n_spk) else
+             f"validation over {n_val:,} images; spike raster, agreement maps and the SOP/energy tables from "
+             f"the first {n_spk:,} of them")
+    lines.append(f"Model `{arch.name}` ({arch.source}); {scope}; dt = {spiking.dt_ms:g} ms, "
+                 f"window = {spiking.window_ms:g} ms per image; simulation wall time {spiking.wall_time_s:.1f} s "
+                 f"(build + compile + run{'' if n_val in (None, n_spk) else ', first block'}).")
     if meta:
         lines.append("Run: " + ", ".join(f"{k} = `{_fmt(meta[k])}`" for k in sorted(meta)
                                          if isinstance(meta[k], (str, int, float, bool))) + ".")

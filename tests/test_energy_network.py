@@ -344,3 +344,51 @@ def test_cli_energy_simulated_counts_match_analytic(tmp_path, capsys):
     loihi = e["energy"]["loihi"]["per_image_pj"]
     assert loihi["total_pj"] == pytest.approx(loihi["synaptic_ops_pj"] + loihi["spikes_pj"]
                                               + loihi["neuron_updates_pj"])
+
+
+def test_merge_energy_of_blocks_equals_energy_of_all_images():
+    from hcs_neuro.energy import merge_energy
+
+    model = tiny_model()
+    images, ref, x = _data(model, n=11)
+    spk = synthetic_spiking(model, ref, x)
+    whole = network_energy(model, ref, spk, input_levels=x)
+    parts = []
+    for lo, hi in ((0, 4), (4, 5), (5, 11)):
+        r = reference.forward(model, images[lo:hi])
+        parts.append(network_energy(model, r, synthetic_spiking(model, r, x[lo:hi]), input_levels=x[lo:hi]))
+    merged = merge_energy(parts)
+
+    def close(a, b, where="root"):
+        if isinstance(a, dict):
+            assert set(a) == set(b), where
+            for k in a:
+                close(a[k], b[k], f"{where}.{k}")
+        elif isinstance(a, list):
+            assert len(a) == len(b), where
+            for i, (u, v) in enumerate(zip(a, b)):
+                close(u, v, f"{where}[{i}]")
+        elif isinstance(a, float):
+            assert a == pytest.approx(b, rel=1e-12, abs=1e-9), where
+        else:
+            assert a == b, where
+
+    close(merged, whole)
+    with pytest.raises(ValueError):
+        merge_energy([whole, network_energy(tiny_model(seed=4), ref, None, input_levels=x)])
+
+
+def test_cli_energy_blocks_equal_one_pass(model_file, tmp_path):
+    import json
+
+    from hcs_neuro.cli import main
+
+    for name, extra in (("one", []), ("blocks", ["--block", "7"])):
+        assert main(["energy", str(model_file), "--dataset", "digits", "--n-images", "20", "--analytic",
+                     "--json", str(tmp_path / f"{name}.json"), "--no-progress"] + extra) == 0
+    one, blocks = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "blocks"))
+    assert blocks["n_images"] == one["n_images"] == 20
+    assert blocks["per_image"] == one["per_image"]
+    for a, b in zip(one["layers"], blocks["layers"]):
+        assert a["sops_out_analytic_per_image"] == pytest.approx(b["sops_out_analytic_per_image"], rel=1e-12)
+        assert a["effective_ops_per_image"] == pytest.approx(b["effective_ops_per_image"], rel=1e-12)

@@ -8,7 +8,7 @@ user's choices before anything runs, prints and writes.
 
 from __future__ import annotations
 
-__all__ = ["register", "resolve_model", "load_images", "print_energy", "write_energy_folder"]
+__all__ = ["register", "resolve_model", "load_images", "energy_in_blocks", "print_energy", "write_energy_folder"]
 
 
 def register(subparsers) -> None:
@@ -34,6 +34,9 @@ def register(subparsers) -> None:
                    help="Brian2 device (default: cpp_standalone, compiled once; runtime: no compiler, slow)")
     p.add_argument("--n-jobs", type=int, default=2, metavar="N", help="simulation processes (default: 2)")
     p.add_argument("--seed", type=int, default=0, help="simulation seed (default: 0)")
+    p.add_argument("--block", type=int, default=2000, metavar="N",
+                   help="images simulated and counted per block (bounds memory; one compiled network for "
+                        "all blocks; default: 2000)")
     p.add_argument("--json", metavar="PATH", help="write the full energy dict as JSON")
     p.add_argument("--out", metavar="DIR", help="write a folder: energy.json, energy.md, energy.png, sops.png")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -196,12 +199,66 @@ def write_energy_folder(out_dir, e: dict) -> "Path":  # noqa: F821
     return out_dir
 
 
-def _handle(args) -> int:
+def energy_in_blocks(model, images, *, profiles=None, circuit=None, analytic=False, device="cpp_standalone",
+                     n_jobs=2, seed=0, block=2000, progress=True) -> dict:
+    """Simulate (unless ``analytic``) and count energy block by block, with one compiled network.
+
+    Memory is bounded by ``block`` images (the dense spike arrays of one block), not by N.
+    Returns the :func:`hcs_neuro.energy.merge_energy` of the blocks' results.
+    """
+    import contextlib
+
     from hcs_neuro import reference as ref_mod
+    from hcs_neuro.energy import merge_energy, network_energy
+    from hcs_neuro.errors import ConfigError
+
+    if block < 1:
+        raise ConfigError(f"--block {block}: allowed an integer >= 1")
+    n = len(images)
+    block = min(block, n)
+    parts = []
+    session = contextlib.nullcontext(None)
+    if not analytic and device == "cpp_standalone":
+        from hcs_neuro.simulate import SimulationSession, default_chunk
+
+        chunk = default_chunk(block, n_jobs)
+        session = SimulationSession(model, circuit=circuit, n_jobs=min(n_jobs, -(-block // chunk)), chunk=chunk,
+                                    seed=seed)
+    bar = None
+    if progress and n > block:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n, desc="energy", unit="img")
+    with session as sess:
+        for start in range(0, n, block):
+            x = images[start:start + block]
+            ref = ref_mod.forward(model, x)
+            spiking = None
+            if sess is not None:
+                spiking = sess.run(x, progress=progress and bar is None)
+            elif not analytic:
+                from hcs_neuro.simulate import simulate
+
+                spiking = simulate(model, x, circuit=circuit, n_jobs=n_jobs, progress=progress and bar is None,
+                                   seed=seed, device=device)
+            parts.append(network_energy(model, ref, spiking, profiles, input_levels=ref_mod.quantize_input(model, x)))
+            del spiking, ref
+            if bar is not None:
+                bar.update(len(x))
+    if bar is not None:
+        bar.close()
+    return merge_energy(parts)
+
+
+def _handle(args) -> int:
+    import time
+
     from hcs_neuro.atomic import write_json_atomic
-    from hcs_neuro.energy import network_energy
+    from hcs_neuro.errors import ConfigError
 
     profiles = _check_profiles(args.profile)  # unknown profile: error before any work
+    if args.block < 1:
+        raise ConfigError(f"--block {args.block}: allowed an integer >= 1")
     circuit = None
     if not args.analytic:
         from hcs_neuro.simulate import load_race_circuit
@@ -209,16 +266,13 @@ def _handle(args) -> int:
         circuit = load_race_circuit(args.circuit)  # a bad circuit file: error before any work
     model = resolve_model(args.model)
     images, _labels = load_images(model, args.dataset, args.split, args.data_dir, args.n_images)
-    ref = ref_mod.forward(model, images)
-    levels = ref_mod.quantize_input(model, images)
-    spiking = None
-    if not args.analytic:
-        from hcs_neuro.simulate import simulate
-
-        spiking = simulate(model, images, circuit=circuit, n_jobs=args.n_jobs,
-                           progress=not args.no_progress, seed=args.seed, device=args.device)
-    e = network_energy(model, ref, spiking, profiles, input_levels=levels)
+    t0 = time.perf_counter()
+    e = energy_in_blocks(model, images, profiles=profiles, circuit=circuit, analytic=args.analytic,
+                         device=args.device, n_jobs=args.n_jobs, seed=args.seed, block=args.block,
+                         progress=not args.no_progress)
+    e["wall_time_s"] = time.perf_counter() - t0
     print_energy(e)
+    print(f"wall time {e['wall_time_s']:.1f} s")
     if args.json:
         write_json_atomic(args.json, e)
         print(f"wrote {args.json}")
