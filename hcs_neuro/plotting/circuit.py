@@ -73,7 +73,8 @@ def plot_raster(drives, exc_spike_i, exc_spike_t_ms, winners, inh_spike_t_ms=(),
     ax.set_ylim(-1, n + 2.5)
     title = "raster: excitatory cells sorted by drive, winners shaded"
     ax.set_title(title + (f" (k = {k})" if k is not None else ""), fontsize=10)
-    ax.legend(loc="lower right", fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="lower right", fontsize=8)
     return ax
 
 
