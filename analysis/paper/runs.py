@@ -12,6 +12,7 @@ Uses the public API of :mod:`hcs_neuro` only (architecture, training, reference,
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import math
@@ -208,6 +209,7 @@ def run_point(spec: dict, command: str = "", threads: int = 1) -> dict:
     from hcs_neuro.architecture import load_architecture
     from hcs_neuro.training import load_train_config, train
 
+    code = code_version()  # before training: identifies the imported code
     raw, training = build_architecture_dict(spec)
     arch = load_architecture(raw)
     cfg_dict = {"training": {**training, "dataset": spec["dataset"]}}
@@ -248,7 +250,7 @@ def run_point(spec: dict, command: str = "", threads: int = 1) -> dict:
         "produced_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "produced_by": command,
         "host": socket.gethostname(),
-        "code": code_version(),
+        "code": code,
     }
 
 
@@ -264,7 +266,8 @@ def energy_point(model, images) -> dict:
     every winner, ``single`` input coding), priced with the Loihi profile (synaptic ops and
     spikes; neuron updates are not counted without a simulation); the reference network is
     priced dense at fp32 (``cmos45_fp32``) and with zeros skipped at its own precision
-    (``cmos45_lowprec`` for integer weights, ``cmos45_fp32`` for full-precision weights).
+    (``cmos45_lowprec`` when weights and activities are integer levels, ``cmos45_fp32`` when
+    either is full precision).
     Chip-level figures only (see :data:`hcs_neuro.energy.CHIP_LEVEL_NOTE`).
     """
     from hcs_neuro.energy import network_energy
@@ -275,7 +278,8 @@ def energy_point(model, images) -> dict:
     e = network_energy(model, ref, None, ["loihi", "cmos45_fp32", "cmos45_lowprec"],
                        input_levels=quantize_input(model, images), input_coding="single")
     arch = model.architecture
-    float_w = any(s.weight_bits == FLOAT_BITS for s in arch.layers if s.has_weights)
+    float_w = any(s.weight_bits == FLOAT_BITS for s in arch.layers if s.has_weights) or any(
+        s.act_bits == FLOAT_BITS for s in arch.layers if not s.is_readout)
     own = e["energy"]["cmos45_fp32" if float_w else "cmos45_lowprec"]["per_image_pj"]
     return {
         "n_images": int(len(images)),
@@ -291,8 +295,13 @@ def energy_point(model, images) -> dict:
     }
 
 
+@functools.lru_cache(maxsize=1)
 def code_version() -> dict:
-    """Git HEAD of the working tree and the SHA-1 of hcs_neuro/training.py as used by this run."""
+    """Git HEAD and the SHA-1 of hcs_neuro/training.py, read once per process when training is imported.
+
+    A process imports the training code once; hashing the file at that moment (and caching it)
+    identifies the code that actually ran, even when the file changes on disk later.
+    """
     import subprocess
 
     import hcs_neuro.training as tr
