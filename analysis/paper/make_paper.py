@@ -131,10 +131,11 @@ def _worker_probe(args):
         if rec.get("spec") == spec:
             rec["cached"] = True
             return rec
+    code = code_version()  # hashed when the training code is imported, before it runs
     rec = probe_training(spec, threads=1)
     rec["produced_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     rec["produced_by"] = command
-    rec["code"] = code_version()
+    rec["code"] = code
     write_json_atomic(path, rec)
     rec["cached"] = False
     return rec

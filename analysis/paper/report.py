@@ -117,13 +117,15 @@ def write_report(out: Path, results: dict, *, seeds, command: str, quick: bool, 
     by_time = sorted((r.get("produced_utc", ""), r["code"].get("git_head", "?")) for r in all_recs if r.get("code"))
     heads = [by_time[0][1], by_time[-1][1]] if by_time else ["?"]
     n_heads = len({h for _, h in by_time})
+    n_late = sum(1 for r in all_recs if r.get("code") and not r["code"].get("hashed_at_import"))
     shas = sorted({r["code"].get("training_py_sha1", "?") for r in all_recs if r.get("code")})
     L.append(f"- Code: git HEAD {heads[0]} (first run) .. {heads[-1]} (last run), {n_heads} distinct commits "
              f"(the working tree is shared with other engineers who commit while the study runs); "
-             f"`hcs_neuro/training.py` SHA-1 {', '.join(shas)}. Run records written before the fix of "
-             "2026-11-25 22:05 UTC hash the file when the record was written, not when the worker process "
-             "imported it (once, at its first run); a second SHA-1 there can be a later edit on disk that the "
-             "running workers never executed.")
+             f"`hcs_neuro/training.py` SHA-1 {', '.join(shas)}."
+             + (f" {n_late} run records (made before the driver hashed the file at import) hash the file when "
+                "the record was written, not when the worker process imported it (once, at its first run): a "
+                "second SHA-1 there can be a later edit on disk that the running workers never executed."
+                if n_late else ""))
     L.append("- Learning: probabilistic level updates (`hcs_neuro.training`, Adam-normalised step in level "
              "units, stochastic rounding, seeded) unless a row says shadow; accuracy from the NumPy reference "
              "forward pass (integer arithmetic) on the whole test split.")

@@ -312,7 +312,7 @@ def code_version() -> dict:
                               cwd=Path(tr.__file__).parent, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         head = ""
-    return {"git_head": head, "training_py_sha1": hashlib.sha1(src).hexdigest()[:12]}
+    return {"git_head": head, "training_py_sha1": hashlib.sha1(src).hexdigest()[:12], "hashed_at_import": True}
 
 
 def run_cached(spec: dict, cache_dir, command: str = "", threads: int = 1) -> dict:
