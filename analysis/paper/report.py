@@ -531,4 +531,12 @@ def _theory_section(L, verdicts, probes, ds, seeds, figdir, plt, F, tag):
               f"(c) fewer levels moved per step with HCS in every layer: {'holds' if c_ok else 'does NOT hold'}",
               f"(d) higher sign consistency with HCS in every layer: {'holds' if d_ok else 'does NOT hold'}"]
     L.append("**Checks:** " + "; ".join(checks) + ".\n")
+    if not b_ok or not c_ok:
+        L.append("Where (b) or (c) fail, the argument's premise fails for the shared convolution weights: a conv "
+                 "weight is touched by an example if *any* position has an active input and a non-zero error "
+                 "signal, and the training's default `window` straight-through estimator "
+                 "(`hcs_neuro.training`) passes error to every unit within one unit of its hypercolumn's "
+                 "k-th/(k+1)-th boundary, losers included; with HCS every hypercolumn has such a boundary, "
+                 "without HCS the boundary is drive = 0. This is a hypothesis for the failure, not measured "
+                 "here.\n")
     verdicts.append(f"- Claim 4 (theory), {ds['dataset']}: " + "; ".join(checks) + ".")
