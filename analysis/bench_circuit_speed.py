@@ -39,6 +39,8 @@ def main(argv=None) -> int:
                     help="codegen target of the naive runs (cython: compiled once, cache warmed first)")
     ap.add_argument("--reruns", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--float32", action="store_true",
+                    help="also time cpp_standalone with prefs.core.default_float_dtype = float32")
     ap.add_argument("--out", default=None, help="JSON output path")
     args = ap.parse_args(argv)
 
@@ -105,8 +107,26 @@ def main(argv=None) -> int:
     })
     print(f"cpp_standalone, {H} hypercolumns, rerun via run_args: {sa_trial * 1e6:.2f} us/trial "
           f"(compile {compile_s:.1f} s once; {sa_incl * 1e6:.2f} us/trial including it over {args.reruns} reruns)")
-    for key, per in (("naive", naive), ("runtime_vectorised", vec), ("standalone", sa_trial),
-                     ("standalone_incl_compile", sa_incl)):
+    variants = [("naive", naive), ("runtime_vectorised", vec), ("standalone", sa_trial),
+                ("standalone_incl_compile", sa_incl)]
+    if args.float32:
+        with StandaloneCircuit(spec, H, N, k, duration_ms=T, seed=args.seed, float32=True) as sa32:
+            runs32, agree32 = [], []
+            for rep in range(args.reruns):
+                d = random_drives(H, N, args.seed + 1 + rep)
+                r = sa32.run(d)
+                runs32.append(r["run_time_s"])
+                agree32.append(float((r["winners"] == reference_topk(d, k)).all(1).mean()))
+            res["standalone_float32_compile_time_s"] = sa32.compile_time_s
+        sa32_trial = float(np.median(runs32)) / H
+        res["standalone_float32_run_time_s"] = runs32
+        res["standalone_float32_wall_time_per_trial_s"] = sa32_trial
+        res["standalone_float32_strict_agreement"] = agree32
+        res["speedup_float32_vs_float64_standalone"] = sa_trial / sa32_trial
+        variants.append(("standalone_float32", sa32_trial))
+        print(f"cpp_standalone float32: {sa32_trial * 1e6:.2f} us/trial, strict agreement {agree32} "
+              f"(float64: {agree})")
+    for key, per in variants:
         res[f"{key}_hypercolumn_ms_per_wall_s"] = T / per
     res["speedup_standalone_vs_naive"] = naive / sa_trial
     res["speedup_standalone_incl_compile_vs_naive"] = naive / sa_incl
