@@ -318,8 +318,11 @@ def network_energy(model, reference, spiking=None, profiles=None, *, input_level
         Quantized input levels of the images (:func:`hcs_neuro.reference.quantize_input`); needed
         for the analytic input SOPs and the layer-0 effective operations.
     input_coding : {"count", "single"}, optional
-        How input levels become spikes (:data:`INPUT_CODINGS`); default
-        ``spiking.metadata["input_coding"]`` if it is one of those, else ``"single"``.
+        How integer activity levels (the input's, and those of multi-bit layers) become spikes
+        (:data:`INPUT_CODINGS`): ``"single"`` (one spike per active unit, its level carried as a
+        weight multiplier; what :mod:`hcs_neuro.simulate` does) or ``"count"`` (``level``
+        spikes). Default ``spiking.metadata["input_coding"]`` if it is one of those, else
+        ``"single"``. Binary layers emit one spike per winner either way.
 
     Returns
     -------
@@ -446,7 +449,7 @@ def network_energy(model, reference, spiking=None, profiles=None, *, input_level
             an_sops_out = zeros
             entry["spikes_analytic_per_image"] = 1.0  # one readout unit decides per image
         else:
-            an_counts = analytic_spike_counts(out, act_bits=spec.act_bits, coding="count")
+            an_counts = analytic_spike_counts(out, act_bits=spec.act_bits, coding=input_coding)
             an_sops_out = _per_image_sops(an_counts, nxt)
             entry["spikes_analytic_per_image"] = _mean(an_counts.reshape(n, -1).sum(1))
         entry["sops_out_analytic_per_image"] = _mean(an_sops_out)

@@ -392,3 +392,20 @@ def test_cli_energy_blocks_equal_one_pass(model_file, tmp_path):
     for a, b in zip(one["layers"], blocks["layers"]):
         assert a["sops_out_analytic_per_image"] == pytest.approx(b["sops_out_analytic_per_image"], rel=1e-12)
         assert a["effective_ops_per_image"] == pytest.approx(b["effective_ops_per_image"], rel=1e-12)
+
+
+def test_multibit_activities_follow_the_coding():
+    """Multi-bit layers: one spike per active unit ("single", as simulate does) or level spikes ("count")."""
+    spec = dict(TINY_2D, name="multibit", precision={"weight_bits": 2, "act_bits": 2})
+    model = tiny_model(spec)
+    images, ref, x = _data(model)
+    assert ref.layers[0].output.max() > 1  # the test needs levels above 1
+    spk = synthetic_spiking(model, ref, x)  # one spike per winner, "single" coding
+    e = network_energy(model, ref, spk, input_levels=x)
+    assert e["input_coding"] == "single" and e["sop_check"]["sops_equal_where_winners_agree"] is True
+    c = network_energy(model, ref, spk, input_levels=x, input_coding="count")
+    assert c["sop_check"]["sops_equal_where_winners_agree"] is False
+    lvl = ref.layers[0].output
+    fan = layer_fan_out(model, 1)
+    assert c["layers"][0]["sops_out_analytic_per_image"] == pytest.approx(
+        float((lvl.reshape(len(lvl), -1) @ fan.reshape(-1)).mean()))

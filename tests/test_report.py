@@ -64,3 +64,13 @@ def test_conditional_winners_follow_the_spiking_input():
         np.testing.assert_array_equal(conditional_reference_winners(model, ref, spk, i), ref.layers[i].winners)
     spk.layers[0].winners[:] = False  # silent layer 0: the pool then has no positive drive
     assert not conditional_reference_winners(model, ref, spk, 1).any()
+
+
+def test_report_states_when_tables_cover_only_the_first_block(tmp_path):
+    model = tiny_model()
+    images, ref, x = _data(model, n=5)
+    spk = synthetic_spiking(model, ref, x)
+    e = network_energy(model, ref, spk, input_levels=x)
+    v = dict(_validation(model, images, spk, ref), n_images=5000)  # validated over more images in blocks
+    path = write_report(tmp_path / "rep", model=model, reference=ref, spiking=spk, validation=v, energy=e)
+    assert "validation over 5,000 images" in path.read_text() and "first 5 of them" in path.read_text()
