@@ -170,7 +170,7 @@ def print_energy(e: dict, file=None) -> None:
                   f"{'-' if eff is None else '%.4g' % (eff * 1e-6)} uJ zeros skipped", file=out)
 
 
-def write_energy_folder(out_dir, e: dict) -> "Path":  # noqa: F821
+def write_energy_folder(out_dir, e: dict):
     """Write ``energy.json``, ``energy.md`` (the printed table), ``energy.png`` and ``sops.png``
     into ``out_dir`` atomically; return the folder."""
     import io
