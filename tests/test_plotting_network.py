@@ -68,7 +68,7 @@ def test_latency_energy_sop_and_psychometric_plots(run):
     ax = plot_latency_histogram(lat, ax=_fresh_axes())
     assert "ms" in ax.get_xlabel() and "1 undecided" in ax.get_title()
     ax = plot_sop_bars(e, ax=_fresh_axes())
-    assert len(ax.patches) == 4 * len(e["layers"])
+    assert len(ax.patches) == 5 * len(e["layers"])  # dense, effective, analytic, simulated, circuit
     assert "per image" in ax.get_ylabel()
     ax = plot_energy_bars(e, profiles=["loihi", "cmos45_fp32"], ax=_fresh_axes())
     assert len(ax.patches) == 3 * len(e["layers"])  # loihi, fp32 dense, fp32 effective

@@ -156,14 +156,16 @@ def _layer_names(energy: dict) -> list[str]:
 
 def plot_sop_bars(energy: dict, *, ax=None, log: bool = True):
     """Per layer: synaptic operations arriving at the layer, simulated and analytic, beside the
-    reference's dense and effective (zero-skipping) operations; counts per image."""
+    reference's dense and effective (zero-skipping) operations and the layer's own k-WTA circuit
+    events (E->I, I->E); counts per image. Series without values (no simulation) are left out."""
     ax = _axes(ax, (7.0, 4.0))
     layers = energy["layers"]
     x = np.arange(len(layers))
     series = [("dense ops (reference)", "dense_ops_per_image", "0.7"),
               ("effective ops (reference)", "effective_ops_per_image", "tab:gray"),
               ("SOPs analytic", "sops_in_analytic_per_image", "tab:orange"),
-              ("SOPs simulated", "sops_in_per_image", "tab:blue")]
+              ("SOPs simulated", "sops_in_per_image", "tab:blue"),
+              ("k-WTA circuit events (simulated)", "sops_circuit_per_image", "tab:purple")]
     series = [s for s in series if all(l.get(s[1]) is not None for l in layers)]
     width = 0.8 / max(len(series), 1)
     for j, (name, key, color) in enumerate(series):
