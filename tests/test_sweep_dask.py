@@ -295,3 +295,31 @@ def test_existing_scheduler_by_address(client, tmp_path):
 
     with pytest.raises(ConfigError, match="--workers applies to the local cluster only"):
         run_sweep(spec, scheduler=address, n_workers=2)
+
+
+@pytest.mark.slow
+@pytest.mark.standalone
+def test_network_sweep_compiles_once_and_matches_direct_validation(tmp_path):
+    """The network target: one compiled network per model in a worker, reused across seeds
+    (image samples); each row equals simulate + validate run in this process."""
+    raw = {"sweep": {"seeds": [0, 1], "metrics": ["class_agreement", "spiking_accuracy",
+                                                  "reference_accuracy", "compile_time_s"]},
+           "target": {"kind": "network", "model": "digits_hcs", "dataset": "digits"},
+           "parameters": {"n_images": [12]}}
+    result = run_sweep(parse_sweep_spec(raw, out=tmp_path / "net"), n_workers=1, progress=False)
+    table = result.table
+    assert (table["error"] == "").all(), table["error"].tolist()
+    assert (table["compile_time_s"] > 0).sum() == 1
+    from hcs_neuro.datasets import load_dataset
+    from hcs_neuro.simulate import simulate
+    from hcs_neuro.sweep import _load_model_ref
+    from hcs_neuro.validate import validate
+
+    model = _load_model_ref("shipped:digits_hcs")
+    images, labels = load_dataset("digits", "test")
+    pick = np.sort(np.random.default_rng(1).choice(len(images), 12, replace=False))
+    x, y = np.ascontiguousarray(images[pick]), labels[pick]
+    direct = validate(model, x, y, simulate(model, x, n_jobs=1, progress=False))
+    row = table[table["seed"] == 1].iloc[0]
+    for m in ("class_agreement", "spiking_accuracy", "reference_accuracy"):
+        assert row[m] == direct[m], m
