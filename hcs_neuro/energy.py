@@ -48,6 +48,7 @@ __all__ = [
     "analytic_spike_counts",
     "network_energy",
     "merge_energy",
+    "own_precision_profile",
 ]
 
 
@@ -297,6 +298,25 @@ def _resolve_profiles(profiles) -> list[EnergyProfile]:
     return [p if isinstance(p, EnergyProfile) else get_profile(str(p)) for p in profiles]
 
 
+def own_precision_profile(architecture) -> str:
+    """The 45 nm reference profile that matches a model's arithmetic.
+
+    ``cmos45_fp32`` if any weight, activity or the input is full precision; ``cmos45_lowprec``
+    (an int32 accumulate per non-zero product) if every weighted layer multiplies a binary
+    operand (1-bit activities into it, or binary/ternary weights: the product of a level with
+    +-1 is a sign-controlled add); else ``cmos45_int8`` (integer multiply-accumulate).
+    """
+    if architecture.is_full_precision:
+        return "cmos45_fp32"
+    in_bits = architecture.input_bits
+    needs_multiply = False
+    for spec in architecture.layers:
+        if spec.has_weights and spec.weight_bits > 2 and in_bits > 1:
+            needs_multiply = True
+        in_bits = spec.act_bits  # the next layer's input activity width
+    return "cmos45_int8" if needs_multiply else "cmos45_lowprec"
+
+
 def network_energy(model, reference, spiking=None, profiles=None, *, input_levels=None,
                    input_coding: str | None = None) -> dict:
     """Spikes, synaptic operations, neuron updates, MACs and energy per image, layer by layer.
@@ -329,7 +349,8 @@ def network_energy(model, reference, spiking=None, profiles=None, *, input_level
     dict
         JSON-able, stable keys; every count is a mean per image unless named ``n_*``:
 
-        ``n_images``, ``input_coding``, ``note`` (chip-level caveat), ``has_spiking``;
+        ``n_images``, ``input_coding``, ``note`` (chip-level caveat), ``has_spiking``,
+        ``reference_profile_own_precision`` (:func:`own_precision_profile`);
         ``input``: ``n_units``, ``spikes_per_image``, ``spikes_analytic_per_image``,
         ``sops_per_image`` (into layer 0, simulated), ``sops_analytic_per_image``;
         ``layers`` (one per architecture layer): ``index``, ``type``, ``k``, ``out_shape``,
@@ -511,6 +532,7 @@ def network_energy(model, reference, spiking=None, profiles=None, *, input_level
         "n_images": n,
         "model": arch.name,
         "input_coding": input_coding,
+        "reference_profile_own_precision": own_precision_profile(arch),
         "has_spiking": spiking is not None,
         "note": CHIP_LEVEL_NOTE,
         "input": inp,

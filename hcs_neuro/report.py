@@ -267,7 +267,9 @@ def _markdown(title, model, spiking, validation, energy, figs, agree_figs, meta,
                      l.get("sops_in_analytic_per_image"), l.get("sops_circuit_per_image"),
                      l.get("neuron_updates_per_image"), l["dense_ops_per_image"], l.get("effective_ops_per_image")])
     lines.append(_table(hdr, rows))
-    lines += ["", f"Energy per image ({energy['note']}):", ""]
+    own = energy.get("reference_profile_own_precision")
+    lines += ["", f"Energy per image ({energy['note']}). The reference network's own arithmetic is priced by "
+                  f"`{own}`; the other reference rows show other precisions.", ""]
     rows = []
     for name, e in energy["energy"].items():
         pj = e["per_image_pj"]

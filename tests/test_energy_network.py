@@ -409,3 +409,16 @@ def test_multibit_activities_follow_the_coding():
     fan = layer_fan_out(model, 1)
     assert c["layers"][0]["sops_out_analytic_per_image"] == pytest.approx(
         float((lvl.reshape(len(lvl), -1) @ fan.reshape(-1)).mean()))
+
+
+def test_own_precision_profile_matches_the_arithmetic():
+    from hcs_neuro.energy import own_precision_profile
+
+    def arch(**prec):
+        return load_architecture(dict(TINY_2D, precision=dict({"weight_bits": 2, "act_bits": 1}, **prec)))
+
+    assert own_precision_profile(arch()) == "cmos45_lowprec"  # ternary weights: sign-controlled adds
+    assert own_precision_profile(arch(weight_bits=8)) == "cmos45_int8"  # 8-bit weights x 2-bit input
+    assert own_precision_profile(arch(weight_bits=4, act_bits=2)) == "cmos45_int8"
+    assert own_precision_profile(arch(weight_bits=32)) == "cmos45_fp32"
+    assert own_precision_profile(arch(act_bits=32)) == "cmos45_fp32"

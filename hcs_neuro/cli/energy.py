@@ -157,7 +157,8 @@ def print_energy(e: dict, file=None) -> None:
     print(f"reference: {t['dense_ops_per_image']:,.0f} dense ops ({t['dense_macs_per_image']:,.0f} MACs + "
           f"{t['dense_adds_per_image']:,.0f} adds), {t['effective_ops_per_image'] or 0:,.1f} effective ops per image",
           file=out)
-    print(f"energy per image ({e['note']}):", file=out)
+    print(f"energy per image ({e['note']}); the reference at its own precision: "
+          f"{e['reference_profile_own_precision']}", file=out)
     for name, p in e["energy"].items():
         pj = p["per_image_pj"]
         if p["kind"] == "spiking":
