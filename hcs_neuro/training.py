@@ -437,12 +437,13 @@ def HCSNet(arch: Architecture, learning: str = "probabilistic", seed: int = 0, m
     return _NET_CLASS(arch, learning, seed, model, ste)
 
 
-def torch_forward(model: Model, images, batch_size: int = 512):
+def torch_forward(model: Model, images, batch_size: int = 512, keep_layers: bool = True):
     """Run ``model`` through the PyTorch forward pass (no gradients).
 
     Returns ``(logits_int, layers)``: integer logits (float64 array holding integers for
     low-precision models) and per layer ``(drive, winners, output)`` numpy arrays, for
-    comparison with :func:`hcs_neuro.reference.forward`.
+    comparison with :func:`hcs_neuro.reference.forward` (an empty list with
+    ``keep_layers=False``, which needs memory for the logits only).
     """
     import torch
 
@@ -456,11 +457,16 @@ def torch_forward(model: Model, images, batch_size: int = 512):
         for s in range(0, len(x_all), batch_size):
             xb = torch.as_tensor(x_all[s:s + batch_size].astype(np.float64), dtype=net.dtype)
             _, rec = net(xb, record=True)
+            if not keep_layers:
+                logits.append(rec[-1][0].double().numpy())
+                continue
             if per is None:
                 per = [[] for _ in rec]
             for j, (d, w, o) in enumerate(rec):
                 per[j].append((d.double().numpy(), None if w is None else w.numpy(), o.double().numpy()))
             logits.append(rec[-1][0].double().numpy())
+    if not keep_layers:
+        return np.concatenate(logits), []
     layers = [(np.concatenate([c[0] for c in chunks]),
                None if chunks[0][1] is None else np.concatenate([c[1] for c in chunks]),
                np.concatenate([c[2] for c in chunks])) for chunks in per]
@@ -642,7 +648,7 @@ def train(arch: Architecture, cfg: TrainConfig, data_dir=None, progress: bool = 
     net.eval()
     model = net.to_model()
     ev = evaluate(model, x_test, y_test, progress=progress, ops=False)
-    logits_t, _ = torch_forward(model, x_test)
+    logits_t, _ = torch_forward(model, x_test, keep_layers=False)
     acc_torch = float((np.argmax(logits_t, axis=1) == y_test).mean())
     report = {
         "dataset": cfg.dataset,
