@@ -327,7 +327,7 @@ class NetworkRunner:
         Images per run of the binary (compiled in; the last chunk is padded).
     device : {"cpp_standalone", "runtime"}
     directory : str or Path, optional
-        cpp_standalone project directory (default: a temporary directory, removed by close()).
+        cpp_standalone project directory (default: a cached folder, see :func:`_cached_project_dir`).
     seed : int
         Seed of Brian2's random generators (the race itself is deterministic: no random
         process is used; the seed is recorded for completeness).
@@ -340,8 +340,12 @@ class NetworkRunner:
         if device not in ("cpp_standalone", "runtime"):
             raise ConfigError(f"device = {device!r}: allowed 'cpp_standalone' or 'runtime'")
         self.plan, self.chunk, self.device_name = plan, int(chunk), device
-        self._tmp = directory is None
-        self.directory = Path(tempfile.mkdtemp(prefix="hcs_net_")) if directory is None else Path(directory)
+        self._lock = None
+        if directory is None and device == "cpp_standalone":
+            self.directory, self._lock = _cached_project_dir(_project_key(plan, self.chunk))
+        else:
+            self.directory = Path(tempfile.mkdtemp(prefix="hcs_net_")) if directory is None else Path(directory)
+        self._tmp = directory is None and self._lock is None
         self._runs = 0
         t0 = time.perf_counter()
         self._old_dtype = b2.prefs.core.default_float_dtype
@@ -401,6 +405,54 @@ class NetworkRunner:
         self._restore(b2)
         if self._tmp:
             shutil.rmtree(self.directory, ignore_errors=True)
+        elif self.device_name == "cpp_standalone":
+            # input levels passed through run_args are written as static arrays; drop them
+            for f in (self.directory / "static_arrays").glob("init_hcs_input_levels_values_*.dat*"):
+                f.unlink(missing_ok=True)
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
+            self._lock = None
+
+
+def _project_key(plan: NetworkPlan, chunk: int) -> str:
+    """A short hash of everything that shapes the generated code (sizes, windows, chunk, dtype)."""
+    import hashlib
+    import json
+
+    text = json.dumps({"plan": plan.summary(), "chunk": int(chunk), "float32": plan.race.float32,
+                       "n_inputs": plan.n_inputs, "version": 1}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _cached_project_dir(key: str):
+    """A persistent cpp_standalone project folder that no other process is using, and its lock.
+
+    Brian2 rewrites only generated files whose content changed and ``make`` recompiles only
+    those, so reusing a folder makes a second compilation of the same (or a same-sized) network
+    take seconds instead of a full build. Folders live under ``$HCS_NEURO_CACHE`` (default
+    ``~/.cache/hcs-neuro``)/``standalone/<key>-<slot>`` (``key``: :func:`_project_key`); each is
+    locked (``flock``) while in use, so concurrent processes take different slots. Safe to delete.
+    """
+    import fcntl
+
+    root = Path(os.environ.get("HCS_NEURO_CACHE") or Path.home() / ".cache" / "hcs-neuro") / "standalone"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return Path(tempfile.mkdtemp(prefix="hcs_net_")), None
+    for slot in range(16):
+        d = root / f"{key}-{slot}"
+        fh = open(root / f"{key}-{slot}.lock", "w")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            continue
+        d.mkdir(exist_ok=True)
+        for old in d.glob("results_*"):
+            shutil.rmtree(old, ignore_errors=True)
+        return d, fh
+    return Path(tempfile.mkdtemp(prefix="hcs_net_")), None
 
 
 # ---- parallel chunks (forked workers share the compiled project; separate results folders) ----
@@ -468,7 +520,7 @@ class SimulationSession:
         Images per run of the compiled binary.
     seed : int
     directory : str or Path, optional
-        Project directory (default: temporary, removed by :meth:`close`).
+        Project directory (default: a cached folder, see :func:`_cached_project_dir`).
 
     Use as a context manager; :meth:`run` returns one :class:`SpikingResult` per block.
     """
@@ -569,7 +621,9 @@ def simulate(model, images, *, circuit=None, n_jobs: int = 2, progress: bool = T
         ``runtime`` builds the same network per chunk with NumPy code generation (no compiler;
         slow): the naive path.
     directory : str or Path, optional
-        cpp_standalone project directory (default: temporary, removed afterwards).
+        cpp_standalone project directory (default: a persistent, locked folder per network shape
+        under ``$HCS_NEURO_CACHE`` or ``~/.cache/hcs-neuro/standalone``, so that a second run of the
+        same network recompiles nothing).
 
     Returns
     -------
