@@ -281,8 +281,11 @@ def analytic_spike_counts(levels: np.ndarray, act_bits: int = 1, coding: str = "
 
 
 def _per_image_sops(counts: np.ndarray, fan: np.ndarray) -> np.ndarray:
-    counts = np.asarray(counts).astype(np.int64)
-    return (counts.reshape(len(counts), -1) @ fan.reshape(-1).astype(np.int64)).astype(np.int64)
+    """counts (N, *shape) x fan-out (*shape) summed per image, exact: float64 BLAS on small
+    integers (every partial sum far below 2**53), rounded back to int64."""
+    counts = np.asarray(counts)
+    flat = counts.reshape(len(counts), -1).astype(np.float64, copy=False)
+    return np.rint(flat @ np.asarray(fan, dtype=np.float64).reshape(-1)).astype(np.int64)
 
 
 def _mean(a) -> float:
