@@ -195,12 +195,12 @@ def test_cli_ctrl_c_then_rerun_resumes(tmp_path):
     spec_file.write_text(
         '[sweep]\nname = "sleepy"\nseeds = [0, 1]\nmetrics = ["y"]\n'
         '[target]\nkind = "python"\nfunction = "test_sweep_dask:sleepy"\n'
-        'options = {sleep_s = 0.25}\n'
+        'options = {sleep_s = 0.2}\n'
         '[parameters]\nx = {start = 1, stop = 8, step = 1}\n')
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")])}
     cmd = [sys.executable, "-m", "hcs_neuro", "sweep", str(spec_file), "--out", str(out),
-           "--workers", "2", "--no-progress"]
+           "--workers", "1", "--no-progress"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
