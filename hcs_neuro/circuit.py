@@ -215,6 +215,7 @@ def attach_kwta(network, exc_group, hypercolumn_of, n_hypercolumns: int, k: int,
     # The rewind code below is idempotent, but Brian2 cannot know that: it warns that the outcome
     # "may depend on the order of execution" and (numpy target) loops over the few events.
     b2.BrianLogger.suppress_hierarchy("brian2.codegen.generators.base")
+    b2.BrianLogger.suppress_hierarchy("brian2.codegen.generators.numpy_generator")
     hc = np.asarray(hypercolumn_of, dtype=np.int64)
     if hc.shape != (len(exc_group),):
         raise ConfigError(f"hypercolumn_of must have one entry per excitatory cell ({len(exc_group)}), got shape {hc.shape}")
