@@ -156,6 +156,7 @@ def write_report(out_dir, *, model, reference, spiking, validation: dict, energy
     from matplotlib.figure import Figure
 
     from hcs_neuro.plotting.network import (
+        figure_profiles,
         layer_label,
         plot_agreement_map,
         plot_energy_bars,
@@ -192,7 +193,7 @@ def write_report(out_dir, *, model, reference, spiking, validation: dict, energy
         plot_sop_bars(energy, ax=fig.add_subplot())
         figs["sops"] = _save(fig, tmp / "sops.png")
         fig = Figure(figsize=(7.5, 4.0))
-        plot_energy_bars(energy, ax=fig.add_subplot())
+        plot_energy_bars(energy, profiles=figure_profiles(energy), ax=fig.add_subplot())
         figs["energy"] = _save(fig, tmp / "energy.png")
         psy = _psychometric_layers(validation)
         if psy:

@@ -181,7 +181,7 @@ def write_energy_folder(out_dir, e: dict):
     from matplotlib.figure import Figure
 
     from hcs_neuro.atomic import atomic_dir, write_json_atomic
-    from hcs_neuro.plotting.network import plot_energy_bars, plot_sop_bars
+    from hcs_neuro.plotting.network import figure_profiles, plot_energy_bars, plot_sop_bars
 
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
@@ -191,7 +191,7 @@ def write_energy_folder(out_dir, e: dict):
         (tmp / "energy.md").write_text(f"# Energy: {e['model']}\n\n```\n{buf.getvalue()}```\n\n"
                                        "![energy per layer](energy.png)\n\n![SOPs per layer](sops.png)\n")
         fig = Figure(figsize=(7.5, 4.0))
-        plot_energy_bars(e, ax=fig.add_subplot())
+        plot_energy_bars(e, profiles=figure_profiles(e), ax=fig.add_subplot())
         fig.tight_layout()
         fig.savefig(tmp / "energy.png", dpi=110)
         fig = Figure(figsize=(7.5, 4.0))

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["plot_raster", "plot_agreement_map", "plot_latency_histogram", "plot_sop_bars",
-           "plot_energy_bars", "plot_psychometric", "plot_psychometric_layers", "layer_label"]
+           "plot_energy_bars", "plot_psychometric", "plot_psychometric_layers", "layer_label",
+           "figure_profiles"]
 
 
 def _axes(ax, figsize=(6.0, 4.0)):
@@ -179,6 +180,16 @@ def plot_sop_bars(energy: dict, *, ax=None, log: bool = True):
     ax.set_title(f"synaptic operations by receiving layer, {energy['n_images']} images", fontsize=9)
     ax.legend(fontsize=7)
     return ax
+
+
+def figure_profiles(energy: dict) -> list[str]:
+    """Profiles worth a bar in the energy figure: every spiking one, the reference at its own
+    precision (``reference_profile_own_precision``) and at fp32 (tables list them all)."""
+    names = [n for n, p in energy["energy"].items() if p["kind"] == "spiking"]
+    for n in (energy.get("reference_profile_own_precision"), "cmos45_fp32"):
+        if n in energy["energy"] and n not in names:
+            names.append(n)
+    return names or list(energy["energy"])
 
 
 def plot_energy_bars(energy: dict, *, profiles=None, ax=None, log: bool = True):
