@@ -144,7 +144,7 @@ def write_report(out: Path, results: dict, *, seeds, command: str, quick: bool, 
             L.append(f"Not run: {res['skipped']}.\n")
             verdicts.append(f"- {ds['dataset']}: not run ({res['skipped']}).")
             continue
-        L.append(f"{res['n_specs']} grid points x seeds; section wall time {res['wall_time_s'] / 60:.1f} min "
+        L.append(f"{res['n_specs']} runs (grid points x seeds, theory probes not counted); section wall time {res['wall_time_s'] / 60:.1f} min "
                  f"(including cached points). Training-set size: {recs[0]['n_train'] if recs else '–'} images "
                  f"(full), test set: {recs[0]['n_test'] if recs else '–'} images.\n")
         missing = [s for lst in res["studies"].values() for s in lst
@@ -180,7 +180,7 @@ def write_report(out: Path, results: dict, *, seeds, command: str, quick: bool, 
             F.save(fig, figdir / f"precision_{tag}.png")
             plt.close(fig)
             L.append(f"![precision x HCS](figures/precision_{tag}.png)\n")
-            low = [c for c in cells if c["weight_bits"] in (1, 2) and c["act_bits"] in (1, 2) and not math.isnan(c["diff"])]
+            low = [c for c in cells if c["weight_bits"] != 32 and c["act_bits"] != 32 and not math.isnan(c["diff"])]
             full = [c for c in cells if c["weight_bits"] == 32 and c["act_bits"] == 32 and not math.isnan(c["diff"])]
             better = [c for c in low if c["diff"] > 0]
             sig = [c for c in better if not math.isnan(c["p"]) and c["p"] < P_LEVEL]
@@ -193,7 +193,7 @@ def write_report(out: Path, results: dict, *, seeds, command: str, quick: bool, 
                     v = "holds only partly"
                 else:
                     v = "does NOT hold in our measurements"
-                s = (f"At low precision (weights 1–2 bits, activities 1–2 bits; {len(low)} cells) HCS was more "
+                s = (f"At low precision (integer weights and activities: every cell without 'full'; {len(low)} cells) HCS was more "
                      f"accurate in {len(better)} cells ({len(sig)} with p < {P_LEVEL}), less accurate with "
                      f"p < {P_LEVEL} in {len(worse_sig)}; mean gain {mean_gain * 100:+.1f} points.")
                 if full:
