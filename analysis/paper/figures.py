@@ -85,7 +85,7 @@ def plot_learning(records, bits, ax=None, title=""):
     ax.set_xlabel("weight precision, sparsification (binary activities)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
-    ax.legend(fontsize=8, title="mean ± sd over seeds", title_fontsize=7)
+    ax.legend(fontsize=8, title="mean ± sd over seeds", title_fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(axis="y", alpha=0.3)
     return ax
 
