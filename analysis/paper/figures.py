@@ -147,9 +147,9 @@ def plot_data(records, fractions, n_train_full, ax=None, title=""):
 def plot_pruning(records, k_fractions, ax=None, title=""):
     """Zero-level weight fraction and never-used synapse fraction (%) against k; no-HCS as bands."""
     ax = _ax(ax)
-    for key, label, color in (("pruning.zero_level_weight_fraction", "zero-level weights", "tab:blue"),
-                              ("pruning.never_used_synapse_fraction", "never-used synapses", "tab:green"),
-                              ("pruning.removed_fraction", "removed synapses (either)", "tab:purple")):
+    for key, label, color in (("pruning.zero_level_weight_fraction", "zero-level weights (% of weights)", "tab:blue"),
+                              ("pruning.never_used_synapse_fraction", "never used (% of non-zero synapses)", "tab:green"),
+                              ("pruning.removed_fraction", "zero or never used (% of all weight instances)", "tab:purple")):
         m, s = [], []
         for kf in k_fractions:
             mu, sd, _ = _stat(records, key, weight_bits=2, act_bits=1, hcs=True, learning="probabilistic",
@@ -164,7 +164,7 @@ def plot_pruning(records, k_fractions, ax=None, title=""):
     ax.set_xscale("log", base=2)
     ax.set_xticks(k_fractions, [f"{kf:g}" for kf in k_fractions], fontsize=8)
     ax.set_xlabel("k (fraction of the conv channels that win)")
-    ax.set_ylabel("fraction of weighted-layer synapses (%)")
+    ax.set_ylabel("percent of weighted-layer weights / synapses (%)")
     ax.set_title(title)
     ax.legend(fontsize=6.5, title="ternary weights; mean ± sd over seeds", title_fontsize=7)
     ax.grid(alpha=0.3)
