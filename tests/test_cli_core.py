@@ -32,3 +32,14 @@ def test_atomic_path_leaves_nothing_on_error(tmp_path):
     assert list(tmp_path.iterdir()) == []
     write_json_atomic(target, {"a": 1})
     assert target.read_text().strip() == '{\n  "a": 1\n}'
+
+
+def test_atomic_outputs_get_umask_mode(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        path = write_json_atomic(tmp_path / "m.json", {})
+        assert (path.stat().st_mode & 0o777) == 0o644
+    finally:
+        os.umask(mask)
