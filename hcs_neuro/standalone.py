@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hcs_neuro.brian_setup import limit_compile_jobs
 from hcs_neuro.circuit_spec import CircuitSpec
 from hcs_neuro.errors import ConfigError
 
@@ -74,6 +75,7 @@ class StandaloneCircuit:
         t0 = time.perf_counter()
         old_dtype = b2.prefs.core.default_float_dtype
         b2.device.reinit()
+        limit_compile_jobs()
         b2.set_device("cpp_standalone", build_on_run=False, directory=str(self.directory))
         try:
             if float32:
