@@ -628,6 +628,7 @@ NETWORK_METRICS = (
     "min_conditional_agreement_tie_tolerant", "latency_ms_mean", "latency_ms_median",
     "latency_ms_p95", "spikes_per_neuron_per_image", "input_spikes_per_image",
     "sop_check_passed", "wall_time_s", "images_per_s", "compile_time_s",
+    "spikes_per_image", "sops_per_image", "energy_loihi_pj_per_image",
 )
 NETWORK_PARAMETERS: dict[str, ParamInfo] = {
     "model": ParamInfo(kind="str", doc="model .npz path or shipped model name"),
@@ -803,8 +804,18 @@ def _evaluate_network(cfg: dict, params: dict, seed: int) -> dict[str, float]:
     except BaseException:
         _CompiledCache.evict()
         raise
-    result = validate(model, images, labels, spiking, tie_tol=tie_tol)
+    from hcs_neuro import reference as ref_mod
+    from hcs_neuro.energy import network_energy
+
+    reference = ref_mod.forward(model, images)
+    result = validate(model, images, labels, spiking, reference=reference, tie_tol=tie_tol)
     result["compile_time_s"] = compile_time
+    # counts and chip-level energy priced by the Loihi profile (hcs_neuro/data/energy_profiles.toml)
+    energy = network_energy(model, reference, spiking, ["loihi"],
+                            input_levels=ref_mod.quantize_input(model, images))
+    result["spikes_per_image"] = energy["totals"]["spikes_per_image"]
+    result["sops_per_image"] = energy["totals"]["sops_per_image"]
+    result["energy_loihi_pj_per_image"] = energy["energy"]["loihi"]["per_image_pj"]["total_pj"]
     out = {}
     for m in NETWORK_METRICS:
         value = result.get(m)

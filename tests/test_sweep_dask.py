@@ -303,7 +303,8 @@ def test_network_sweep_compiles_once_and_matches_direct_validation(tmp_path):
     """The network target: one compiled network per model in a worker, reused across seeds
     (image samples); each row equals simulate + validate run in this process."""
     raw = {"sweep": {"seeds": [0, 1], "metrics": ["class_agreement", "spiking_accuracy",
-                                                  "reference_accuracy", "compile_time_s"]},
+                                                  "reference_accuracy", "compile_time_s",
+                                                  "sops_per_image", "energy_loihi_pj_per_image"]},
            "target": {"kind": "network", "model": "digits_hcs", "dataset": "digits"},
            "parameters": {"n_images": [12]}}
     result = run_sweep(parse_sweep_spec(raw, out=tmp_path / "net"), n_workers=1, progress=False)
@@ -319,7 +320,15 @@ def test_network_sweep_compiles_once_and_matches_direct_validation(tmp_path):
     images, labels = load_dataset("digits", "test")
     pick = np.sort(np.random.default_rng(1).choice(len(images), 12, replace=False))
     x, y = np.ascontiguousarray(images[pick]), labels[pick]
-    direct = validate(model, x, y, simulate(model, x, n_jobs=1, progress=False))
+    spiking = simulate(model, x, n_jobs=1, progress=False)
+    direct = validate(model, x, y, spiking)
     row = table[table["seed"] == 1].iloc[0]
     for m in ("class_agreement", "spiking_accuracy", "reference_accuracy"):
         assert row[m] == direct[m], m
+    from hcs_neuro import reference as ref_mod
+    from hcs_neuro.energy import network_energy
+
+    e = network_energy(model, ref_mod.forward(model, x), spiking, ["loihi"],
+                       input_levels=ref_mod.quantize_input(model, x))
+    assert row["sops_per_image"] == e["totals"]["sops_per_image"] > 0
+    assert row["energy_loihi_pj_per_image"] == e["energy"]["loihi"]["per_image_pj"]["total_pj"]
