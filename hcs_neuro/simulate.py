@@ -335,10 +335,15 @@ class NetworkRunner:
 
     def __init__(self, plan: NetworkPlan, chunk: int, *, device: str = "cpp_standalone", directory=None, seed: int = 0,
                  levels=None):
+        import gc
+
         import brian2 as b2
 
         if device not in ("cpp_standalone", "runtime"):
             raise ConfigError(f"device = {device!r}: allowed 'cpp_standalone' or 'runtime'")
+        # free the Brian2 objects of earlier builds in this process, so that generated code objects
+        # get their plain names again (no "_1" suffix): identical files, nothing recompiled
+        gc.collect()
         self.plan, self.chunk, self.device_name = plan, int(chunk), device
         self._lock = None
         if directory is None and device == "cpp_standalone":
@@ -412,6 +417,7 @@ class NetworkRunner:
         if self._lock is not None:
             self._lock.close()  # releases the flock
             self._lock = None
+        self.h = None
 
 
 def _project_key(plan: NetworkPlan, chunk: int) -> str:
