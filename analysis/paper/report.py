@@ -113,7 +113,10 @@ def write_report(out: Path, results: dict, *, seeds, command: str, quick: bool, 
              f"{wall_time_s / 60:.1f} min (training and evaluation; 0 with --report-only) on {machine}.")
     L.append(f"- Runs: {len(all_recs)} ({n_fresh} trained by this invocation, {n_cached} read from the cache "
              f"`results/paper_cache/`, which this same command wrote earlier); runs produced between "
-             f"{summary['produced_first_utc']} and {summary['produced_last_utc']}.")
+             f"{summary['produced_first_utc']} and {summary['produced_last_utc']}"
+             + (f" ({_span_min(times):.0f} min of wall time)" if len(times) > 1 else "")
+             + "; made by: " + ", ".join(f"`{c}`" for c in sorted({r.get('produced_by', '?') for r in all_recs}))
+             + ".")
     by_time = sorted((r.get("produced_utc", ""), r["code"].get("git_head", "?")) for r in all_recs if r.get("code"))
     heads = [by_time[0][1], by_time[-1][1]] if by_time else ["?"]
     n_heads = len({h for _, h in by_time})
@@ -430,6 +433,14 @@ def write_report(out: Path, results: dict, *, seeds, command: str, quick: bool, 
     write_text_atomic(out / "REPORT.md", "\n".join(L) + "\n")
     write_json_atomic(Path(json_path) if json_path else out / "results" / "paper_summary.json", summary)
     return summary
+
+
+def _span_min(times) -> float:
+    """Minutes between the first and the last ISO-8601 UTC time stamp."""
+    import datetime as dt
+
+    ts = [dt.datetime.strptime(t, "%Y-%m-%dT%H:%M:%SZ") for t in times]
+    return (max(ts) - min(ts)).total_seconds() / 60.0
 
 
 def _energy(rec, key):
