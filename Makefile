@@ -47,8 +47,14 @@ test-slow: install data
 test-all: install data
 	$(PY) -m pytest -q -m ""
 
+# Benchmarks print numbers and write JSON under results/bench/ (not timed tests).
+BENCH_OUT ?= results/bench
 bench: install data
-	$(PY) analysis/run_benchmarks.py
+	mkdir -p $(BENCH_OUT)
+	$(PY) analysis/bench_training.py --json $(BENCH_OUT)/training.json
+	$(PY) analysis/bench_circuit_speed.py --out $(BENCH_OUT)/circuit_speed.json
+	$(PY) analysis/bench_network.py --json $(BENCH_OUT)/network_digits.json
+	$(PY) analysis/bench_sweep.py --json $(BENCH_OUT)/sweep.json
 
 paper: install data
 	$(PY) analysis/paper/make_paper.py
