@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     p.add_argument("--n-images", type=int, help="images for the compiled run (default: whole test split)")
     p.add_argument("--naive-images", type=int, default=5, help="images for the naive per-image runs (default 5)")
     p.add_argument("--n-jobs", type=int, default=2)
-    p.add_argument("--block", type=int, default=2000)
+    p.add_argument("--block", type=int, default=500)
     p.add_argument("--circuit")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args(argv)

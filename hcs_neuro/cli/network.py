@@ -8,7 +8,7 @@ from __future__ import annotations
 __all__ = ["register", "run_validation"]
 
 
-def _common(p, default_block: bool = False) -> None:
+def _common(p) -> None:
     from hcs_neuro.cli.energy import add_data_arguments
 
     p.add_argument("model", metavar="MODEL", help="model .npz file, or the name of a shipped model (e.g. digits_hcs)")
@@ -41,8 +41,8 @@ def register(subparsers) -> None:
     _common(v)
     v.add_argument("--tie-tol", type=float, default=0.01, metavar="F",
                    help="near-tie tolerance as a fraction of each hypercolumn's drive range (default 0.01)")
-    v.add_argument("--block", type=int, default=2000, metavar="N",
-                   help="images per validation block (bounds memory; default 2000)")
+    v.add_argument("--block", type=int, default=500, metavar="N",
+                   help="images per validation block (bounds memory; default 500)")
     v.add_argument("--out", metavar="DIR", help="write a report folder (report.md, figures, JSON) for the first block")
     v.set_defaults(func=_validate)
 
@@ -111,7 +111,7 @@ def _simulate(args) -> int:
     return 0
 
 
-def run_validation(model, images, labels, *, circuit=None, n_jobs=2, chunk=None, seed=0, tie_tol=0.01, block=2000,
+def run_validation(model, images, labels, *, circuit=None, n_jobs=2, chunk=None, seed=0, tie_tol=0.01, block=500,
                    progress=True, keep_first=True):
     """Simulate and validate block by block with one compiled network.
 
