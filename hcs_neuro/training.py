@@ -10,9 +10,13 @@ float64 when an integer could exceed 2**24) and are rounded, so drives, k-WTA wi
 equal the reference exactly (tested). The real-valued interpretation (``drive * scale`` with
 ``scale = weight_scale * input scale``) is used only for the loss and the gradients.
 
-Gradients (straight-through): binary activity ``a = winner`` gets ``da/d(drive_real) = 1`` for
-winners and 0 elsewhere (gradient flows through winners only); multi-bit activity gets
-``1/act_step`` inside its range; full-precision activity is ReLU masked by the winners.
+Gradients (straight-through, ``ste``): binary activity ``a = winner`` gets, with ``window``
+(default), a triangle surrogate ``max(0, 1 - |drive_real - boundary_real|)`` around the
+hypercolumn's decision boundary (midway between the k-th and (k+1)-th drives), so near-losers
+learn too; with ``winners``, ``da/d(drive_real) = 1`` for winners and 0 elsewhere (gradient
+through winners only; trains binary activities badly, see docs/training.md). Multi-bit activity
+gets ``1/act_step`` for winners inside its range; full-precision activity is ReLU masked by the
+winners (winners only).
 
 Learning rules (``learning``)
 -----------------------------
