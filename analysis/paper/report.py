@@ -147,9 +147,11 @@ def write_report(out: Path, results: dict, *, seeds, command: str, quick: bool, 
             L.append(f"Not run: {res['skipped']}.\n")
             verdicts.append(f"- {ds['dataset']}: not run ({res['skipped']}).")
             continue
-        L.append(f"{res['n_specs']} runs (grid points x seeds, theory probes not counted); section wall time {res['wall_time_s'] / 60:.1f} min "
-                 f"(including cached points). Training-set size: {recs[0]['n_train'] if recs else '–'} images "
-                 f"(full), test set: {recs[0]['n_test'] if recs else '–'} images.\n")
+        L.append(f"{res['n_specs']} runs (grid points x seeds, theory probes not counted); "
+                 + (f"section wall time in this invocation {res['wall_time_s'] / 60:.1f} min (cached points take ~0). "
+                    if any(not r.get("cached") for r in recs) else "all read from the cache by this invocation. ")
+                 + f"Training-set size: {recs[0]['n_train'] if recs else '–'} images "
+                 f"(the whole training set of this study), test set: {recs[0]['n_test'] if recs else '–'} images.\n")
         missing = [s for lst in res["studies"].values() for s in lst
                    if not any(r["spec"] == s for r in recs)]
         if missing:
@@ -196,6 +198,8 @@ def write_report(out: Path, results: dict, *, seeds, command: str, quick: bool, 
                     v = "holds only partly"
                 else:
                     v = "does NOT hold in our measurements"
+                if len(low) < 3:
+                    v += f" (only {len(low)} precision setting measured)"
                 s = (f"At low precision (integer weights and activities: every cell without 'full'; {len(low)} cells) HCS was more "
                      f"accurate in {len(better)} cells ({len(sig)} with p < {P_LEVEL}), less accurate with "
                      f"p < {P_LEVEL} in {len(worse_sig)}; mean gain {mean_gain * 100:+.1f} points.")
@@ -280,6 +284,10 @@ def write_report(out: Path, results: dict, *, seeds, command: str, quick: bool, 
             plt.close(fig)
             L.append(f"![pruning](figures/pruning_{tag}.png)\n")
             dsum["k"] = krows
+            _pruning_verdict(L, verdicts, recs, ds)
+
+        if not kfs:
+            L.append("### Claim 3: emergent pruning (ternary weights, binary activities, k = 0.25)\n")
             _pruning_verdict(L, verdicts, recs, ds)
 
         # ---------------- data efficiency
@@ -414,11 +422,11 @@ def write_report(out: Path, results: dict, *, seeds, command: str, quick: bool, 
         on = [r for r in erows if (r["weight_bits"], r["act_bits"], r["hcs"], r["k"]) == (2, 1, True, 0.25)]
         off = [r for r in erows if (r["weight_bits"], r["act_bits"], r["hcs"]) == (2, 1, False)]
         if on and off and on[0]["spiking_loihi_uj"] and off[0]["spiking_loihi_uj"]:
-            s_ = (f"ternary weights, binary activities: spiking (Loihi, analytic spikes) {on[0]['spiking_loihi_uj'] * 1e3:.3g} nJ "
-                  f"per image with HCS (k = 0.25) vs {off[0]['spiking_loihi_uj'] * 1e3:.3g} nJ without "
+            s_ = (f"ternary weights, binary activities: spiking (Loihi, analytic spikes) {_nj(on[0]['spiking_loihi_uj'])} "
+                  f"per image with HCS (k = 0.25) vs {_nj(off[0]['spiking_loihi_uj'])} without "
                   f"(ratio {on[0]['spiking_loihi_uj'] / off[0]['spiking_loihi_uj']:.2f}); the reference network with "
-                  f"zeros skipped {on[0]['reference_effective_own_precision_uj'] * 1e3:.3g} nJ with HCS vs "
-                  f"{off[0]['reference_effective_own_precision_uj'] * 1e3:.3g} nJ without")
+                  f"zeros skipped {_nj(on[0]['reference_effective_own_precision_uj'])} with HCS vs "
+                  f"{_nj(off[0]['reference_effective_own_precision_uj'])} without")
             L.append(f"Energy, {ds['dataset']}: {s_}.\n")
             verdicts.append(f"- Energy (analytic, chip level), {ds['dataset']}: {s_}.")
     if not any_energy:
@@ -433,6 +441,11 @@ def write_report(out: Path, results: dict, *, seeds, command: str, quick: bool, 
     write_text_atomic(out / "REPORT.md", "\n".join(L) + "\n")
     write_json_atomic(Path(json_path) if json_path else out / "results" / "paper_summary.json", summary)
     return summary
+
+
+def _nj(uj: float) -> str:
+    """An energy given in µJ, printed in nJ below 1 µJ."""
+    return f"{uj:.2f} µJ" if uj >= 1.0 else f"{uj * 1e3:.3g} nJ"
 
 
 def _span_min(times) -> float:
