@@ -60,6 +60,7 @@ def plot_precision(records, weight_bits, act_bits, ax=None, title=""):
             ax.errorbar(x + (0.06 if hcs else -0.06), m, yerr=s, color=ACT_COLORS.get(ab, "k"), marker=st["marker"],
                         ls=st["ls"], capsize=3, label=f"act {'full' if int(ab) == 32 else f'{ab} bit'}, {'HCS' if hcs else 'no HCS'}")
     ax.set_xticks(x, [_bits_label(b) for b in weight_bits])
+    ax.set_xlim(-0.5, len(weight_bits) - 0.5)
     ax.set_xlabel("weight precision (bits)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
