@@ -112,7 +112,7 @@ def write_report(out: Path, results: dict, *, seeds, command: str, quick: bool, 
     L.append(f"- Written: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; this invocation took "
              f"{wall_time_s / 60:.1f} min (training and evaluation; 0 with --report-only) on {machine}.")
     L.append(f"- Runs: {len(all_recs)} ({n_fresh} trained by this invocation, {n_cached} read from the cache "
-             f"`results/paper_cache/`, which this same command wrote earlier); runs produced between "
+             f"`results/paper_cache/`, written earlier by the command named below); runs produced between "
              f"{summary['produced_first_utc']} and {summary['produced_last_utc']}"
              + (f" ({_span_min(times):.0f} min of wall time)" if len(times) > 1 else "")
              + "; made by: " + ", ".join(f"`{c}`" for c in sorted({r.get('produced_by', '?') for r in all_recs}))
