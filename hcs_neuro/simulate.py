@@ -584,6 +584,51 @@ class SimulationSession:
                 "plan": self.plan.summary()}
         return _assemble(self.plan, levels, parts, run_s, meta)
 
+    def iter_blocks(self, images, block: int, *, progress: bool = True):
+        """Simulate ``images`` and yield ``(start, SpikingResult)`` per block of whole chunks.
+
+        The workers keep simulating later chunks while the caller processes a block (e.g.
+        validates it), so validation overlaps with simulation. Results come in image order.
+        """
+        from hcs_neuro.reference import quantize_input
+
+        levels = np.asarray(quantize_input(self.model, images), dtype=np.int64)
+        levels = levels.reshape(len(levels), -1)
+        n = len(levels)
+        if n == 0:
+            raise DataError("simulate: no images given (N = 0)")
+        per_block = max(1, int(block) // self.chunk) * self.chunk
+        jobs = [(s, levels[s:s + self.chunk]) for s in range(0, n, self.chunk)]
+        if self._pool is not None and len(jobs) > 1:
+            it = self._pool.imap(_worker_run, jobs)
+        else:
+            it = ((s, self.runner.run(lv)) for s, lv in jobs)
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=n, desc="simulate", unit="img", leave=False)
+        parts, b_start, t0 = [], 0, time.perf_counter()
+        try:
+            for s, out in it:
+                parts.append((s - b_start, out))
+                if bar is not None:
+                    bar.update(out["n"])
+                end = s + out["n"]
+                if end - b_start >= per_block or end >= n:
+                    run_s = time.perf_counter() - t0
+                    meta = {"circuit": self.race.name, "circuit_source": self.race.source,
+                            "device": "cpp_standalone", "n_jobs": self.n_jobs, "chunk": self.chunk,
+                            "seed": self.seed, "coding": "one spike per non-zero pixel carrying its input level",
+                            "compile_time_s": self.compile_time_s, "run_time_s": run_s,
+                            "float32": self.race.float32, "plan": self.plan.summary()}
+                    result = _assemble(self.plan, levels[b_start:end], parts, run_s, meta)
+                    yield b_start, result
+                    parts, b_start, t0 = [], end, time.perf_counter()
+        finally:
+            if bar is not None:
+                bar.close()
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.close()
