@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["atomic_path", "atomic_dir", "write_text_atomic", "write_json_atomic"]
+__all__ = ["atomic_path", "atomic_dir", "write_text_atomic", "write_json_atomic", "json_default"]
 
 
 @contextlib.contextmanager
@@ -78,10 +78,11 @@ def write_json_atomic(path: str | os.PathLike, obj) -> Path:
     """Write ``obj`` as indented, key-sorted JSON to ``path`` atomically."""
     import json
 
-    return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+    return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=json_default) + "\n")
 
 
-def _json_default(obj):
+def json_default(obj):
+    """``json.dumps(default=...)`` for NumPy scalars and arrays and paths."""
     import numpy as np
 
     if isinstance(obj, np.generic):

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from hcs_neuro.architecture import Architecture, LayerSpec, load_architecture
-from hcs_neuro.atomic import atomic_path
+from hcs_neuro.atomic import atomic_path, json_default
 from hcs_neuro.errors import ConfigError, ModelError
 from hcs_neuro.quant import FLOAT_BITS, bias_level_range, storage_dtype, weight_level_range
 
@@ -115,7 +115,7 @@ def save_model(model: Model, path) -> Path:
     arrays = {
         "format_version": np.int64(FORMAT_VERSION),
         "architecture_json": np.str_(json.dumps(model.architecture.to_dict(), sort_keys=True)),
-        "metadata_json": np.str_(json.dumps(model.metadata, sort_keys=True, default=_json_default)),
+        "metadata_json": np.str_(json.dumps(model.metadata, sort_keys=True, default=json_default)),
         "input_scale": np.float64(model.input_scale),
     }
     for i, (spec, p) in enumerate(zip(model.architecture.layers, model.layers)):
@@ -237,13 +237,3 @@ def _with_source(arch: Architecture, src: str) -> Architecture:
     import dataclasses
 
     return dataclasses.replace(arch, source=src)
-
-
-def _json_default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
