@@ -57,12 +57,34 @@ __all__ = [
     "noise_enabled",
     "reset_for_stimulus",
     "TIE_BIAS_MV",
+    "SAME_STEP_ORDER",
+    "in_same_step",
 ]
 
 #: Per-channel bias step (mV) of the "lower channel index wins" tie-break: far below the drive
 #: differences that matter (1e-3 of a level of 20 mV / 2**8), far above what the deepest
 #: refinement level resolves (~1e-7 mV with the lif_kwta defaults; see hcs_neuro.theory).
 TIE_BIAS_MV = 1e-5
+
+
+#: The same-step k-WTA schedule: everything runs in Brian2's ``thresholds`` slot, in this order, so
+#: the interneuron fires in the step of the k-th excitatory spike and its inhibition (or its
+#: overshoot rewind) reaches the hypercolumn before the next step's threshold test.
+SAME_STEP_ORDER = {
+    "exc_threshold": 0,  # excitatory thresholders
+    "exc_reset": 1,  # excitatory resets / on-event code
+    "e_to_i": 2,  # E->I synapses: interneurons count the crossings
+    "inh_threshold": 3,  # interneuron spike / overshoot thresholders
+    "inh_reset": 4,  # interneuron resets / overshoot code
+    "i_to_e": 5,  # I->E synapses: inhibition and rewind land in the same step
+}
+
+
+def in_same_step(slot: str, *code_objects) -> None:
+    """Place Brian2 thresholders, resetters or synaptic pathways at ``slot`` of :data:`SAME_STEP_ORDER`."""
+    for obj in code_objects:
+        obj.when = "thresholds"
+        obj.order = SAME_STEP_ORDER[slot]
 
 
 def noise_enabled(spec: CircuitSpec) -> bool:
@@ -141,10 +163,8 @@ def make_exc_group(spec: CircuitSpec, n: int, *, name: str = "exc", clock=None, 
         )
     save = "\n".join([f"{v}_prev = {v}" for v in dvars] + ["s_prev = s", "just = 0"])
     G.run_regularly(save, when="start", name=f"{name}_save")
-    G.resetter["spike"].when = "thresholds"
-    G.resetter["spike"].order = 1
-    G.thresholder["spike"].when = "thresholds"
-    G.thresholder["spike"].order = 0
+    in_same_step("exc_reset", G.resetter["spike"])
+    in_same_step("exc_threshold", G.thresholder["spike"])
     G.add_attribute("hcs_diff_vars")
     G.hcs_diff_vars = tuple(dvars)  # remembered for attach_kwta's rewind code
     return G
@@ -258,7 +278,7 @@ def attach_kwta(network, exc_group, hypercolumn_of, n_hypercolumns: int, k: int,
     except Exception as exc:
         raise ConfigError(f"{spec.source}: the interneuron model does not build in Brian2: {exc}") from None
     inh.run_on_event("overshoot", "count = count_prev\ns = s_prev / refine\ntl = tl_prev\nlevel += 1",
-                     when="thresholds", order=4)
+                     when="thresholds", order=SAME_STEP_ORDER["inh_reset"])
     inh.run_regularly("count_prev = count\ns_prev = s\ntl_prev = tl", when="start", name=f"{name}_inh_save")
     inh.k_hc = k
     inh.max_level = spec.max_levels
@@ -266,12 +286,8 @@ def attach_kwta(network, exc_group, hypercolumn_of, n_hypercolumns: int, k: int,
     inh.s = 1
     inh.t_decision = -1 * b2.second
     inh.tl_decision = -1 * b2.second
-    inh.thresholder["spike"].when = "thresholds"
-    inh.thresholder["spike"].order = 3
-    inh.thresholder["overshoot"].when = "thresholds"
-    inh.thresholder["overshoot"].order = 3
-    inh.resetter["spike"].when = "thresholds"
-    inh.resetter["spike"].order = 4
+    in_same_step("inh_threshold", inh.thresholder["spike"], inh.thresholder["overshoot"])
+    in_same_step("inh_reset", inh.resetter["spike"])
 
     # index arrays: excitatory cell e of hypercolumn h <-> interneurons h*n_pool + p
     exc_idx = np.repeat(np.arange(len(exc_group)), n_pool)
@@ -295,12 +311,8 @@ def attach_kwta(network, exc_group, hypercolumn_of, n_hypercolumns: int, k: int,
         **syn_kw,
     )
     syn_ie.connect(i=inh_idx, j=exc_idx)
-    syn_ei.pre.when = "thresholds"
-    syn_ei.pre.order = 2
-    syn_ie.pre.when = "thresholds"
-    syn_ie.pre.order = 5
-    syn_ie.rewind.when = "thresholds"
-    syn_ie.rewind.order = 5
+    in_same_step("e_to_i", syn_ei.pre)
+    in_same_step("i_to_e", syn_ie.pre, syn_ie.rewind)
     network.add(inh, syn_ei, syn_ie)
     return KWTAHandles(inh=inh, syn_ei=syn_ei, syn_ie=syn_ie, n_hypercolumns=n_hypercolumns, n_pool=n_pool,
                        hypercolumn_of=hc)

@@ -151,6 +151,8 @@ def _build(plan: NetworkPlan, chunk: int, b2, levels=None):
     interneuron group, so the compiled project has few code objects (compile time); per-cell
     constants hold each layer's k, windows and activity steps.
     """
+    from hcs_neuro.circuit import SAME_STEP_ORDER, in_same_step
+
     dt = plan.race.dt_ms * b2.ms
     T = plan.steps_per_image
     net = b2.Network(name="hcs_net")
@@ -203,13 +205,9 @@ def _build(plan: NetworkPlan, chunk: int, b2, levels=None):
     I.run_regularly("count_prev = count\ntheta = theta - g * int(racing and decided < 0.5)", when="start", order=1,
                     name="hcs_inh_ramp")
     I.run_on_event("overshoot", "count = count_prev\ntheta = theta + g\ng = clip(g / f, 1, g)",
-                   when="thresholds", order=4)
-    I.thresholder["spike"].when = "thresholds"
-    I.thresholder["spike"].order = 3
-    I.thresholder["overshoot"].when = "thresholds"
-    I.thresholder["overshoot"].order = 3
-    I.resetter["spike"].when = "thresholds"
-    I.resetter["spike"].order = 4
+                   when="thresholds", order=SAME_STEP_ORDER["inh_reset"])
+    in_same_step("inh_threshold", I.thresholder["spike"], I.thresholder["overshoot"])
+    in_same_step("inh_reset", I.resetter["spike"])
 
     E = b2.NeuronGroup(
         n_exc,
@@ -250,25 +248,19 @@ def _build(plan: NetworkPlan, chunk: int, b2, levels=None):
     E.emit_step = cells(lambda lp: lp.emit_step, 0)
     E.run_regularly("acc = bias_level + is_input * inp(t, pix)\ndone = is_input * int(acc > 0.5)\ninhibited = 0",
                     clock=img_clock, when="start", order=0, name="hcs_exc_reset")
-    E.run_on_event("cross", "done = 1\nt_cross = t", when="thresholds", order=1)
-    E.thresholder["cross"].when = "thresholds"
-    E.thresholder["cross"].order = 0
-    E.thresholder["spike"].when = "thresholds"
-    E.thresholder["spike"].order = 0
+    E.run_on_event("cross", "done = 1\nt_cross = t", when="thresholds", order=SAME_STEP_ORDER["exc_reset"])
+    in_same_step("exc_threshold", E.thresholder["cross"], E.thresholder["spike"])
 
     circ_e = np.arange(plan.n_inputs, n_exc)
     circ_i = hc_global[plan.n_inputs:]
     s_ei = b2.Synapses(E, I, on_pre="count_post += 1", on_event="cross", clock=clock, name="hcs_ei")
     s_ei.connect(i=circ_e, j=circ_i)
-    s_ei.pre.when = "thresholds"
-    s_ei.pre.order = 2
+    in_same_step("e_to_i", s_ei.pre)
     s_ie = b2.Synapses(I, E, on_pre={"inh": "inhibited_post = 1",
                                      "rewind": "done_post = done_post * int(t_cross_post < t - 0.5 * dt)"},
                        on_event={"inh": "spike", "rewind": "overshoot"}, clock=clock, name="hcs_ie")
     s_ie.connect(i=circ_i, j=circ_e)
-    for path in (s_ie.inh, s_ie.rewind):
-        path.when = "thresholds"
-        path.order = 5
+    in_same_step("i_to_e", s_ie.inh, s_ie.rewind)
     ff = b2.Synapses(E, E, "w : 1 (constant)", on_pre="acc_post += w * level_pre", clock=clock, namespace=ns,
                      name="hcs_ff")
     pre = np.concatenate([lp.pre + eo[L] for L, lp in enumerate(plan.layers)])
