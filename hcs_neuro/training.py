@@ -53,8 +53,8 @@ from hcs_neuro.errors import ConfigError
 from hcs_neuro.model import LayerParams, Model
 from hcs_neuro.quant import FLOAT_BITS, act_level_max, bias_level_range, weight_level_range
 
-__all__ = ["LEARNING_RULES", "TrainConfig", "load_train_config", "HCSNet", "train", "torch_forward",
-           "measure_throughput"]
+__all__ = ["LEARNING_RULES", "TrainConfig", "load_train_config", "HCSNet", "LevelUpdater", "train",
+           "torch_forward", "measure_throughput"]
 
 LEARNING_RULES = ("probabilistic", "shadow", "naive")
 
@@ -212,29 +212,71 @@ def _bound(arch: Architecture) -> float:
     return worst
 
 
-def _kwta_torch(torch, drive, k: int, exact: bool, want_theta: bool = False):
+#: Integer drives with at most this many distinct non-negative values (pooled binary or 2-bit
+#: activities) use the counting k-WTA instead of ``topk``.
+_COUNTING_MAX_LEVEL = 16
+
+
+def _kwta_counting(torch, drive, k: int, vmax: int, want_theta: bool):
+    """Exact k-WTA for integer drives in ``0..vmax`` by counting, without sorting.
+
+    Lower channel index wins ties, as in the reference. With ``cnt_ge[v]`` the number of
+    channels whose drive is at least ``v`` (non-increasing in ``v``), the k-th largest drive is
+    ``v* = #{v >= 1 : cnt_ge[v] >= k}``; the winners are every channel above ``v*`` and the
+    first ``k - #above`` channels (by index) at ``v*``. A handful of element-wise passes replace
+    a ``topk`` over the channels at every location.
+    """
+    vstar = torch.zeros_like(drive.narrow(1, 0, 1))
+    vnext = torch.zeros_like(vstar) if want_theta else None
+    for v in range(1, vmax + 1):
+        cnt = (drive >= v).sum(1, keepdim=True)
+        vstar += cnt >= k
+        if want_theta:
+            vnext += cnt >= k + 1
+    above = drive > vstar
+    need = k - above.sum(1, keepdim=True)
+    tied = drive == vstar
+    mask = above | (tied & (tied.cumsum(1) <= need))
+    if not want_theta:
+        return mask
+    return mask, 0.5 * (vstar + vnext)
+
+
+def _kwta_torch(torch, drive, k: int, exact: bool, want_theta: bool = False, vmax: int | None = None):
     """Top-k mask along dim 1 with the reference's ties (lower channel index wins).
 
     With ``want_theta`` also returns the decision boundary of each hypercolumn: the midpoint
     between the k-th and (k+1)-th largest drive (used by the ``window`` straight-through
-    estimator).
+    estimator). ``vmax``: the drive is known to be an integer in ``0..vmax`` (pooling of
+    low-bit activities); small ranges take the counting path (:func:`_kwta_counting`).
+
+    Speed (the k-WTA dominated the low-precision training step): ``topk`` runs unsorted and
+    the k-th / (k+1)-th values are taken from its k+1 outputs with two small reductions.
     """
     channels = drive.shape[1]
     if k >= channels:
         mask = torch.ones_like(drive, dtype=torch.bool)
         return (mask, None) if want_theta else mask
+    if exact and vmax is not None and vmax <= _COUNTING_MAX_LEVEL:
+        return _kwta_counting(torch, drive, k, int(vmax), want_theta)
     if exact:
         shape = (1, channels) + (1,) * (drive.dim() - 2)
         key = drive * channels - torch.arange(channels, dtype=drive.dtype).view(shape)
     else:
         key = drive
-    top = key.topk(k + 1 if want_theta else k, dim=1).values
-    mask = key >= top.narrow(1, k - 1, 1)
     if not want_theta:
-        return mask
-    vals = torch.ceil(top / channels) if exact else top
-    theta = 0.5 * (vals.narrow(1, k - 1, 1) + vals.narrow(1, k, 1))
-    return mask, theta
+        kth = key.topk(k, dim=1, sorted=False).values.amin(1, keepdim=True)
+        return key >= kth
+    top = key.topk(k + 1, dim=1, sorted=False).values
+    # the two smallest of the k+1 largest: the (k+1)-th and the k-th value (duplicates allowed)
+    low = top.amin(1, keepdim=True)
+    is_low = top == low
+    second = torch.where(is_low, torch.full_like(top, float("inf")), top).amin(1, keepdim=True)
+    kth = torch.where(is_low.sum(1, keepdim=True) >= 2, low, second)
+    mask = key >= kth
+    if exact:
+        kth, low = torch.ceil(kth / channels), torch.ceil(low / channels)
+    return mask, 0.5 * (kth + low)
 
 
 def _make_net_class():
@@ -324,6 +366,7 @@ def _make_net_class():
             arch = self.arch
             s_in = (1.0 / (2 ** arch.input_bits - 1)) if self.int_input else 1.0
             exact_x = self.int_input
+            x_top = (2 ** arch.input_bits - 1) if self.int_input else None  # largest input level
             records = []
             for i, spec in enumerate(arch.layers):
                 if spec.has_weights:
@@ -345,6 +388,8 @@ def _make_net_class():
                     else:
                         d = F.avg_pool1d(x, spec.kernel, spec.stride, spec.padding, count_include_pad=True) * spec.kernel
                     exact = exact_x
+                # pooled low-bit levels are small non-negative integers: counting k-WTA
+                vmax = spec.fan_in * x_top if (not spec.has_weights and exact and x_top is not None) else None
                 if exact and not self.training:
                     # float32 sums of integers below 2**24 are exact; rounding guards the evaluation
                     # pass against any non-exact convolution algorithm
@@ -364,10 +409,10 @@ def _make_net_class():
                     else:
                         key_in = dd.double() if (exact and self.key64[i]) else dd
                         if window:
-                            win, theta = _kwta_torch(torch, key_in, spec.k, exact, True)
+                            win, theta = _kwta_torch(torch, key_in, spec.k, exact, True, vmax)
                             theta = None if theta is None else theta.to(d.dtype)
                         else:
-                            win = _kwta_torch(torch, key_in, spec.k, exact)
+                            win = _kwta_torch(torch, key_in, spec.k, exact, vmax=vmax)
                         win = win & positive
                     winf = win.to(d.dtype)
                     if spec.act_bits == 1 and self.training:
@@ -378,10 +423,10 @@ def _make_net_class():
                             surr = winf * scale
                 if spec.act_bits == 1:
                     out = _STE.apply(d, winf, surr) if self.training else winf
-                    s_in, exact_x = 1.0, True
+                    s_in, exact_x, x_top = 1.0, True, 1
                 elif spec.act_bits == FLOAT_BITS:
                     out = d * winf
-                    s_in, exact_x = scale, exact
+                    s_in, exact_x, x_top = scale, exact, None
                 else:
                     top = act_level_max(spec.act_bits)
                     if not self.calibrated and self.act_step[i] == 1 and self.training:
@@ -393,7 +438,7 @@ def _make_net_class():
                         lev = torch.clamp(torch.ceil(d.detach() / step), 0, top) * winf
                         inrange = winf * (d.detach() < step * top).to(d.dtype)
                     out = lev + inrange * (d - d.detach()) / step
-                    s_in, exact_x = 1.0, True
+                    s_in, exact_x, x_top = 1.0, True, top
                 if record:
                     records.append((d.detach(), win, out.detach()))
                 x = out
@@ -477,10 +522,27 @@ def torch_forward(model: Model, images, batch_size: int = 512, keep_layers: bool
     return np.concatenate(logits), layers
 
 
-class _Updater:
-    """Applies one learning step to the parameters of an :class:`HCSNet`."""
+class LevelUpdater:
+    """One learning step of ``cfg.learning`` on the parameters of an :class:`HCSNet`.
 
-    def __init__(self, torch, net, cfg: TrainConfig):
+    The public hook for custom training loops (instrumented runs, e.g. the theory probe of
+    ``analysis/paper``): after ``loss.backward()`` call ``step(frac)`` with ``frac`` the
+    fraction of the run done (drives the cosine schedule). Low-precision levels move by the
+    chosen rule (probabilistic: Adam-normalised step, stochastically rounded to whole levels
+    with the network's seeded generator; shadow: full-precision shadow values; naive);
+    full-precision parameters take an Adam step. Clear the gradients before each backward pass.
+
+    Example
+    -------
+    >>> net = HCSNet(arch, "probabilistic", seed=0)          # doctest: +SKIP
+    >>> upd = LevelUpdater(net, cfg)                          # doctest: +SKIP
+    >>> loss = F.cross_entropy(net(x), y); loss.backward()    # doctest: +SKIP
+    >>> upd.step(step / total_steps)                          # doctest: +SKIP
+    """
+
+    def __init__(self, net, cfg: TrainConfig):
+        import torch
+
         self.torch = torch
         self.net = net
         self.cfg = cfg
@@ -560,7 +622,8 @@ def _augment(rng, x: np.ndarray, shift: int, hflip: bool) -> np.ndarray:
 
 
 def train(arch: Architecture, cfg: TrainConfig, data_dir=None, progress: bool = True, command: str = "",
-          train_data=None, test_data=None, max_steps: int | None = None) -> tuple[Model, dict]:
+          train_data=None, test_data=None, max_steps: int | None = None,
+          on_epoch=None) -> tuple[Model, dict]:
     """Train ``arch`` with ``cfg`` and return ``(model, report)``.
 
     The report (also stored as the model's metadata) holds the dataset, bits, k, learning
@@ -581,6 +644,10 @@ def train(arch: Architecture, cfg: TrainConfig, data_dir=None, progress: bool = 
         Use these instead of loading ``cfg.dataset`` (tests, benchmarks).
     max_steps : int, optional
         Stop after this many steps (benchmarks).
+    on_epoch : callable, optional
+        ``on_epoch(epoch, model)`` is called after each completed epoch (1-based) with a
+        snapshot :class:`~hcs_neuro.model.Model` of the current levels, e.g. to record a
+        learning curve. Its time is not counted in ``train_images_per_s``.
     """
     import torch
     import torch.nn.functional as F
@@ -604,7 +671,7 @@ def train(arch: Architecture, cfg: TrainConfig, data_dir=None, progress: bool = 
         x_train, y_train = x_train[keep], y_train[keep]
     learning = "float" if all(s.weight_bits == FLOAT_BITS for s in arch.layers if s.has_weights) else cfg.learning
     net = HCSNet(arch, cfg.learning, cfg.seed, ste=cfg.ste)
-    upd = _Updater(torch, net, cfg)
+    upd = LevelUpdater(net, cfg)
     rng = np.random.default_rng(cfg.seed)
     stub = _model_stub(arch)
     n = len(y_train)
@@ -647,6 +714,11 @@ def train(arch: Architecture, cfg: TrainConfig, data_dir=None, progress: bool = 
                 bar.update(1)
                 if step % 20 == 0:
                     bar.set_postfix(epoch=epoch + 1, loss=f"{loss_avg:.3f}")
+        else:  # the epoch ran to its end
+            if on_epoch is not None:
+                net.eval()
+                on_epoch(epoch + 1, net.to_model(dict(epoch=epoch + 1)))
+                net.train()
     if bar is not None:
         bar.close()
     net.eval()
@@ -697,7 +769,7 @@ def measure_throughput(arch: Architecture, cfg: TrainConfig, x, y, steps: int) -
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     net = HCSNet(arch, cfg.learning, cfg.seed, ste=cfg.ste)
-    upd = _Updater(torch, net, cfg)
+    upd = LevelUpdater(net, cfg)
     stub = _model_stub(arch)
     rng = np.random.default_rng(cfg.seed)
     y_t = torch.as_tensor(y)

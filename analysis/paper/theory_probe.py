@@ -18,9 +18,8 @@ respect to ``w[c, i]`` is ``(p_c - y_c) * a_i`` with ``p_c - y_c != 0`` for a so
 readout weight is touched by an example exactly when its presynaptic unit is active:
 ``touched_fraction == input_active_fraction`` for the readout.
 
-The update step uses ``hcs_neuro.training._Updater``, a private helper of the training module
-(the loop needs per-step access to the levels, which :func:`~hcs_neuro.training.train` does not
-expose).
+The update step is :class:`hcs_neuro.training.LevelUpdater`, the public hook for custom
+training loops (this loop needs per-step access to the levels).
 """
 
 from __future__ import annotations
@@ -62,7 +61,7 @@ def probe_training(spec: dict, probe_examples: int = 32, probe_every: int = 0, t
     from hcs_neuro.architecture import load_architecture
     from hcs_neuro.model import Model
     from hcs_neuro.reference import quantize_input
-    from hcs_neuro.training import HCSNet, _Updater, load_train_config
+    from hcs_neuro.training import HCSNet, LevelUpdater, load_train_config
 
     from runs import build_architecture_dict, load_split, test_pass
 
@@ -76,7 +75,7 @@ def probe_training(spec: dict, probe_examples: int = 32, probe_every: int = 0, t
     x_te, y_te = load_split(spec["dataset"], "test")
     torch.manual_seed(cfg.seed)
     net = HCSNet(arch, cfg.learning, cfg.seed, ste=cfg.ste)
-    upd = _Updater(torch, net, cfg)
+    upd = LevelUpdater(net, cfg)
     stub = Model(arch, [])
     rng = np.random.default_rng(cfg.seed)
     widx = sorted(net.widx)  # layer indices with weights
