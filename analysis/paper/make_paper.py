@@ -64,11 +64,28 @@ def _base(ds: dict, seed: int) -> dict:
     return spec
 
 
+def _grid_base(ds: dict, seed: int) -> dict:
+    """Base spec of the precision, learning-rule and k studies.
+
+    ``grid_epochs`` and ``grid_test_subset`` (optional keys of a dataset section) override the
+    epochs and evaluate on a fixed stratified test subset for these studies only (the
+    data-efficiency study keeps ``epochs`` and the full test split). Absent keys add nothing to
+    the spec, so sections without them keep their cached run keys.
+    """
+    b = _base(ds, seed)
+    if ds.get("grid_epochs"):
+        b["epochs"] = int(ds["grid_epochs"])
+    if ds.get("grid_test_subset"):
+        b["test_subset"] = int(ds["grid_test_subset"])
+    return b
+
+
 def build_specs(ds: dict, seeds) -> dict:
     """Run specs of one dataset section, per study (specs shared by studies are listed in each)."""
     studies = {"precision": [], "learning": [], "k": [], "data": []}
     for seed in seeds:
-        b = _base(ds, seed)
+        b0 = _base(ds, seed)
+        b = _grid_base(ds, seed)
         for wb in ds.get("weight_bits", []):
             for ab in ds.get("act_bits", []):
                 for hcs in (True, False):
@@ -84,7 +101,7 @@ def build_specs(ds: dict, seeds) -> dict:
         for f in ds.get("data_fractions", []):
             ep = min(int(ds.get("data_max_epochs", ds["epochs"])), max(int(ds["epochs"]), math.ceil(ds["epochs"] / f)))
             for hcs in (True, False):
-                spec = {**b, "data_fraction": float(f), "hcs": hcs}
+                spec = {**b0, "data_fraction": float(f), "hcs": hcs}
                 if f < 1.0:
                     spec["epochs"] = ep
                 studies["data"].append(spec)
@@ -221,7 +238,7 @@ def _study(args, out: Path, grid: dict, seeds, sections) -> int:
         if ds["dataset"] != "digits" and not _dataset_available(ds["dataset"]):
             print(f"note: {ds['dataset']} not found; section {name} skipped", file=sys.stderr)
             results[name] = {"grid": ds, "skipped": f"{ds['dataset']} files not found", "studies": {}, "records": [],
-                             "probes": []}
+                             "probes": [], "sims": []}
             continue
         studies = build_specs(ds, seeds)
         specs = _unique([s for lst in studies.values() for s in lst])
@@ -234,13 +251,46 @@ def _study(args, out: Path, grid: dict, seeds, sections) -> int:
                       for seed in seeds for hcs in (True, False)]
             probes = _run_all([(s, str(cache), command) for s in pspecs], _worker_probe, args.jobs,
                               f"{name} theory", args.report_only, cache, prefix="theory-")
-        results[name] = {"grid": ds, "studies": studies, "records": recs, "probes": probes,
+        sims = _sim_energy(ds, studies, cache, command, args.report_only, name)
+        results[name] = {"grid": ds, "studies": studies, "records": recs, "probes": probes, "sims": sims,
                          "n_specs": len(specs), "wall_time_s": time.time() - t0}
     summary = write_report(out, results, seeds=seeds, command=command, quick=args.quick,
                            wall_time_s=time.time() - t_start, machine=_machine(), json_path=args.json)
     print(f"wrote {out / 'REPORT.md'} ({summary['n_runs']} runs, {summary['n_fresh']} computed now, "
           f"{summary['n_cached']} from the cache) in {time.time() - t_start:.0f} s")
     return 0
+
+
+def _sim_energy(ds: dict, studies: dict, cache: Path, command: str, report_only: bool, name: str) -> list:
+    """Simulated-energy records of a section (``sim_energy_*`` keys; none when absent).
+
+    Runs in this process, one point after the other (Brian2 ``runtime`` device by default: no
+    C++ compilation, so a few images per model cost seconds); points whose model is not kept
+    with their run record are retrained first (:mod:`sim_energy`).
+    """
+    import json
+
+    from sim_energy import sim_cached, sim_key, sim_specs
+
+    n = int(ds.get("sim_energy_images", 0))
+    if n <= 0:
+        return []
+    device = ds.get("sim_energy_device", "runtime")
+    specs = sim_specs(ds, studies)
+    out = []
+    if report_only:
+        for s in specs:
+            p = cache / f"{sim_key(s, n, device)}.json"
+            if p.exists():
+                rec = json.loads(p.read_text())
+                rec["cached"] = True
+                out.append(rec)
+        return out
+    from tqdm import tqdm
+
+    for s in tqdm(specs, desc=f"{name} simulated energy", unit="model", file=sys.stderr):
+        out.append(sim_cached(s, cache, n, device=device, n_jobs=1, command=command))
+    return out
 
 
 def _dataset_available(name: str) -> bool:

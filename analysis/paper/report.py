@@ -74,13 +74,34 @@ def _p(p) -> str:
     return "–" if p is None or math.isnan(p) else (f"{p:.3f}" if p >= 0.001 else "<0.001")
 
 
-def _caption(ds: dict, seeds, extra: str = "") -> str:
-    subset = (f"fixed stratified training subset of {ds['train_subset']} images (seed 0)"
+GRID_STUDIES = ("precision", "learning", "k")
+
+
+def _study_settings(ds: dict, study: str) -> tuple[int, str]:
+    """Epochs and the test-set phrase of a study (``grid_*`` keys apply to the grid studies only)."""
+    if study in GRID_STUDIES and ds.get("grid_test_subset"):
+        test = f"fixed stratified test subset of {int(ds['grid_test_subset']):,} images (seed 0)"
+    else:
+        test = "full test split"
+    epochs = int(ds["grid_epochs"]) if study in GRID_STUDIES and ds.get("grid_epochs") else int(ds["epochs"])
+    return epochs, test
+
+
+def _caption(ds: dict, seeds, extra: str = "", study: str = "precision") -> str:
+    subset = (f"fixed stratified training subset of {ds['train_subset']:,} images (seed 0)"
               if ds.get("train_subset") else "full training split")
     arch = f"{int(ds.get('layers') or 2)} conv blocks x {ds['channels']} channels"
-    return (f"*{ds['dataset']}; {subset}; full test split; {arch} (k-WTA in conv layers at k = 0.25 of the "
-            f"channels unless stated, pooling layers k = 0.5); {ds['epochs']} epochs, batch {ds['batch_size']}, "
-            f"cosine step schedule; mean ± sd (ddof 1) over seeds {list(seeds)}; accuracy in %.{(' ' + extra) if extra else ''}*")
+    epochs, test = _study_settings(ds, study)
+    return (f"*{ds['dataset']}; {subset}; {test}; {arch} (k-WTA in conv layers at k = 0.25 of the "
+            f"channels unless stated, pooling layers k = 0.5); {epochs} epoch{'s' if epochs != 1 else ''}, batch "
+            f"{ds['batch_size']}, cosine step schedule; mean ± sd (ddof 1) over seeds {list(seeds)}; accuracy in %."
+            f"{(' ' + extra) if extra else ''}*")
+
+
+def _study_records(res: dict) -> dict:
+    """The records of each study of a section (a record shared by studies is in each)."""
+    recs = res["records"]
+    return {st: [r for r in recs if r["spec"] in specs] for st, specs in res["studies"].items()}
 
 
 def write_report(out: Path, results: dict, *, seeds, command: str, quick: bool, wall_time_s: float,
@@ -117,6 +138,11 @@ def write_report(out: Path, results: dict, *, seeds, command: str, quick: bool, 
              + (f" ({_span_min(times):.0f} min of wall time)" if len(times) > 1 else "")
              + "; made by: " + ", ".join(f"`{c}`" for c in sorted({r.get('produced_by', '?') for r in all_recs}))
              + ".")
+    sims_all = [r for v in results.values() for r in v.get("sims", [])]
+    if sims_all:
+        n_sf = sum(not r.get("cached") for r in sims_all)
+        L.append(f"- Simulated spiking runs (energy section): {len(sims_all)} models ({n_sf} simulated by this "
+                 f"invocation, {len(sims_all) - n_sf} read from the cache); not counted in the runs above.")
     by_time = sorted((r.get("produced_utc", ""), r["code"].get("git_head", "?")) for r in all_recs if r.get("code"))
     heads = [by_time[0][1], by_time[-1][1]] if by_time else ["?"]
     n_heads = len({h for _, h in by_time})
@@ -131,7 +157,8 @@ def write_report(out: Path, results: dict, *, seeds, command: str, quick: bool, 
                 if n_late else ""))
     L.append("- Learning: probabilistic level updates (`hcs_neuro.training`, Adam-normalised step in level "
              "units, stochastic rounding, seeded) unless a row says shadow; accuracy from the NumPy reference "
-             "forward pass (integer arithmetic) on the whole test split.")
+             "forward pass (integer arithmetic) on the test set named in each caption (the whole test split unless "
+             "a caption names a fixed subset).")
     L.append(f"- Error bars and ± are the sample standard deviation over seeds; p-values are two-sided "
              f"Welch t-tests over seeds (n = {len(list(seeds))} per group: a weak test; read the effect sizes).\n")
     L.append("## Claims at a glance\n")
@@ -147,11 +174,21 @@ def write_report(out: Path, results: dict, *, seeds, command: str, quick: bool, 
             L.append(f"Not run: {res['skipped']}.\n")
             verdicts.append(f"- {ds['dataset']}: not run ({res['skipped']}).")
             continue
+        srec = _study_records(res)
+        sizes = []
+        for st in ("precision", "data"):
+            if srec.get(st):
+                full = [r for r in srec[st] if r["spec"]["data_fraction"] == 1.0] or srec[st]
+                ep, _ = _study_settings(ds, st)
+                sizes.append(f"{'precision, learning-rule and k studies' if st == 'precision' else 'data-efficiency study'}: "
+                             f"{full[0]['n_train']:,} training images, {ep} epoch{'s' if ep != 1 else ''} (at 100 %), "
+                             f"{full[0]['n_test']:,} test images")
+        cpu = sum(float(r.get("wall_time_s", r.get("train_time_s", 0.0)) or 0.0) for r in recs)
         L.append(f"{res['n_specs']} runs (grid points x seeds, theory probes not counted); "
                  + (f"section wall time in this invocation {res['wall_time_s'] / 60:.1f} min (cached points take ~0). "
                     if any(not r.get("cached") for r in recs) else "all read from the cache by this invocation. ")
-                 + f"Training-set size: {recs[0]['n_train'] if recs else '–'} images "
-                 f"(the whole training set of this study), test set: {recs[0]['n_test'] if recs else '–'} images.\n")
+                 + f"Sum of the recorded per-run training + evaluation times: {cpu / 60:.1f} min (one thread each). "
+                 + ("; ".join(sizes) + "." if sizes else "") + "\n")
         missing = [s for lst in res["studies"].values() for s in lst
                    if not any(r["spec"] == s for r in recs)]
         if missing:
@@ -170,9 +207,9 @@ def write_report(out: Path, results: dict, *, seeds, command: str, quick: bool, 
             for wb in wbs:
                 row = [f"| {_bits(wb)} "]
                 for ab in abs_:
-                    a = _vals(recs, "test_accuracy", weight_bits=wb, act_bits=ab, hcs=True, learning="probabilistic",
+                    a = _vals(srec["precision"], "test_accuracy", weight_bits=wb, act_bits=ab, hcs=True, learning="probabilistic",
                               data_fraction=1.0, k=0.25)
-                    b = _vals(recs, "test_accuracy", weight_bits=wb, act_bits=ab, hcs=False,
+                    b = _vals(srec["precision"], "test_accuracy", weight_bits=wb, act_bits=ab, hcs=False,
                               learning="probabilistic", data_fraction=1.0, k=0.25)
                     d, p = welch(a, b)
                     cells.append({"weight_bits": wb, "act_bits": ab, "hcs_mean": mean_sd(a)[0],
@@ -181,7 +218,7 @@ def write_report(out: Path, results: dict, *, seeds, command: str, quick: bool, 
                 L.append("".join(row) + "|")
             L.append("\n" + _caption(ds, seeds, "Δ = HCS − no HCS in percentage points; p: Welch t-test.") + "\n")
             fig, ax = plt.subplots(figsize=(6, 4))
-            F.plot_precision(recs, wbs, abs_, ax=ax, title=f"{ds['dataset']}: precision × HCS")
+            F.plot_precision(srec["precision"], wbs, abs_, ax=ax, title=f"{ds['dataset']}: precision × HCS")
             F.save(fig, figdir / f"precision_{tag}.png")
             plt.close(fig)
             L.append(f"![precision x HCS](figures/precision_{tag}.png)\n")
@@ -222,9 +259,9 @@ def write_report(out: Path, results: dict, *, seeds, command: str, quick: bool, 
             lcells = []
             for wb in lbits:
                 for hcs in (True, False):
-                    a = _vals(recs, "test_accuracy", weight_bits=wb, act_bits=1, hcs=hcs, learning="probabilistic",
+                    a = _vals(srec["learning"], "test_accuracy", weight_bits=wb, act_bits=1, hcs=hcs, learning="probabilistic",
                               data_fraction=1.0, k=0.25)
-                    b = _vals(recs, "test_accuracy", weight_bits=wb, act_bits=1, hcs=hcs, learning="shadow",
+                    b = _vals(srec["learning"], "test_accuracy", weight_bits=wb, act_bits=1, hcs=hcs, learning="shadow",
                               data_fraction=1.0, k=0.25)
                     d, p = welch(a, b)
                     lcells.append({"weight_bits": wb, "hcs": hcs, "diff": d, "p": p})
@@ -232,7 +269,7 @@ def write_report(out: Path, results: dict, *, seeds, command: str, quick: bool, 
                              f"{_pct(d)} ({_p(p)}) |")
             L.append(f"\n{cap}\n")
             fig, ax = plt.subplots(figsize=(6, 3.8))
-            F.plot_learning(recs, lbits, ax=ax, title=f"{ds['dataset']}: learning rule")
+            F.plot_learning(srec["learning"], lbits, ax=ax, title=f"{ds['dataset']}: learning rule")
             F.save(fig, figdir / f"learning_{tag}.png")
             plt.close(fig)
             L.append(f"![learning rule](figures/learning_{tag}.png)\n")
@@ -254,7 +291,7 @@ def write_report(out: Path, results: dict, *, seeds, command: str, quick: bool, 
             krows = []
             rows = [(kf, True) for kf in kfs] + [(0.25, False)]
             for kf, hcs in rows:
-                sel = _sel(recs, weight_bits=2, act_bits=1, hcs=hcs, learning="probabilistic", data_fraction=1.0, k=kf)
+                sel = _sel(srec["k"], weight_bits=2, act_bits=1, hcs=hcs, learning="probabilistic", data_fraction=1.0, k=kf)
                 acc = [r["test_accuracy"] for r in sel]
                 actf = [r["conv_active_fraction"] for r in sel]
                 zero = [r["pruning"]["zero_level_weight_fraction"] for r in sel]
@@ -272,23 +309,23 @@ def write_report(out: Path, results: dict, *, seeds, command: str, quick: bool, 
                      "inactive on every test image; left / dense: used non-zero synapses over all weight "
                      "instances.") + "\n")
             fig, axs = plt.subplots(1, 2, figsize=(10, 3.8))
-            F.plot_k(recs, kfs, ax=axs[0], title=f"{ds['dataset']}: accuracy vs k")
-            F.plot_k(recs, kfs, key="conv_active_fraction", ylabel="conv units active (%)", ax=axs[1],
+            F.plot_k(srec["k"], kfs, ax=axs[0], title=f"{ds['dataset']}: accuracy vs k")
+            F.plot_k(srec["k"], kfs, key="conv_active_fraction", ylabel="conv units active (%)", ax=axs[1],
                      title=f"{ds['dataset']}: activity vs k")
             F.save(fig, figdir / f"k_{tag}.png")
             plt.close(fig)
             L.append(f"![k](figures/k_{tag}.png)\n")
             fig, ax = plt.subplots(figsize=(6, 4))
-            F.plot_pruning(recs, kfs, ax=ax, title=f"{ds['dataset']}: emergent pruning")
+            F.plot_pruning(srec["k"], kfs, ax=ax, title=f"{ds['dataset']}: emergent pruning")
             F.save(fig, figdir / f"pruning_{tag}.png")
             plt.close(fig)
             L.append(f"![pruning](figures/pruning_{tag}.png)\n")
             dsum["k"] = krows
-            _pruning_verdict(L, verdicts, recs, ds)
+            _pruning_verdict(L, verdicts, srec["k"], ds)
 
         if not kfs:
             L.append("### Claim 3: emergent pruning (ternary weights, binary activities, k = 0.25)\n")
-            _pruning_verdict(L, verdicts, recs, ds)
+            _pruning_verdict(L, verdicts, srec.get("data") or recs, ds)
 
         # ---------------- data efficiency
         dfs = ds.get("data_fractions", [])
@@ -298,21 +335,23 @@ def write_report(out: Path, results: dict, *, seeds, command: str, quick: bool, 
             L.append("|---|---|---|---|---|---|")
             drows = []
             for f in dfs:
-                a_sel = _sel(recs, weight_bits=2, act_bits=1, hcs=True, learning="probabilistic", data_fraction=f, k=0.25)
+                a_sel = _sel(srec["data"], weight_bits=2, act_bits=1, hcs=True, learning="probabilistic", data_fraction=f, k=0.25)
                 a = [r["test_accuracy"] for r in a_sel]
-                b = _vals(recs, "test_accuracy", weight_bits=2, act_bits=1, hcs=False, learning="probabilistic",
+                b = _vals(srec["data"], "test_accuracy", weight_bits=2, act_bits=1, hcs=False, learning="probabilistic",
                           data_fraction=f, k=0.25)
                 d, p = welch(a, b)
                 nimg = a_sel[0]["n_train"] if a_sel else "–"
                 ep = a_sel[0]["spec"]["epochs"] if a_sel else "–"
                 drows.append({"fraction": f, "diff": d, "p": p, "hcs_mean": mean_sd(a)[0], "no_hcs_mean": mean_sd(b)[0]})
                 L.append(f"| {f * 100:g} | {nimg} | {ep} | {fmt_mean_sd(a)} | {fmt_mean_sd(b)} | {_pct(d)} ({_p(p)}) |")
-            L.append("\n" + _caption(ds, seeds, "Subsets are class-stratified, drawn with the run's seed; smaller "
+            L.append("\n" + _caption(ds, seeds, "Percentages are of the training set named here (for a fixed "
+                     "training subset: of that subset, not of the whole split). "
+                     "Subsets are class-stratified, drawn with the run's seed; smaller "
                      f"subsets train for more epochs (epochs / fraction, at most {ds.get('data_max_epochs')}; see the "
-                     "epochs column) so that the number of steps stays comparable.") + "\n")
+                     "epochs column) so that the number of steps stays comparable.", study="data") + "\n")
             fig, ax = plt.subplots(figsize=(5.5, 3.8))
-            full_n = max((r["n_train"] for r in recs if r["spec"]["data_fraction"] == 1.0), default=0)
-            F.plot_data(recs, dfs, full_n, ax=ax, title=f"{ds['dataset']}: data efficiency")
+            full_n = max((r["n_train"] for r in srec["data"] if r["spec"]["data_fraction"] == 1.0), default=0)
+            F.plot_data(srec["data"], dfs, full_n, ax=ax, title=f"{ds['dataset']}: data efficiency")
             F.save(fig, figdir / f"data_{tag}.png")
             plt.close(fig)
             L.append(f"![data efficiency](figures/data_{tag}.png)\n")
@@ -345,7 +384,10 @@ def write_report(out: Path, results: dict, *, seeds, command: str, quick: bool, 
     L.append("## Energy per image (analytic spike counts, chip level)\n")
     any_energy = False
     for name, res in results.items():
-        recs = [r for r in res["records"] if r.get("energy")]
+        if not res.get("studies"):
+            continue
+        srec = _study_records(res)
+        recs = [r for r in srec.get("precision", []) + srec.get("k", []) if r.get("energy")]
         if not recs:
             continue
         any_energy = True
@@ -380,14 +422,14 @@ def write_report(out: Path, results: dict, *, seeds, command: str, quick: bool, 
                           "sops_analytic_per_image": mean_sd(e("sops_analytic_per_image"))[0] if spk else None})
         n_e = recs[0]["energy"]["n_images"]
         L.append(f"\n*{ds['dataset']}; the first {n_e} test images; mean ± sd over seeds. Spike counts are ANALYTIC "
-                 "(`hcs_neuro.energy.network_energy` without a simulation: one spike per activity level of every "
-                 "winner, one spike per non-zero input pixel), priced with the Loihi profile (23.6 pJ per synaptic "
+                 "(`hcs_neuro.energy.network_energy` without a simulation: one spike per winner, its activity level "
+                 "carried as a multiplier (`single` coding), one spike per non-zero input pixel), priced with the Loihi profile (23.6 pJ per synaptic "
                  "op, 1.7 pJ per spike; Davies et al. 2018; neuron updates not counted without a simulation). "
                  "Reference: dense MACs at the `cmos45_fp32` profile (4.6 pJ per MAC, 45 nm, Horowitz 2014) and "
                  "non-zero products (zero activities and zero weights skipped) at its own precision: `cmos45_lowprec` "
                  "(an int32 accumulate, 0.1 pJ) when weights and activities are both integer levels, `cmos45_fp32` "
-                 "when either is full precision (`hcs_neuro/data/energy_profiles.toml`). " + recs[0]["energy"]["note"] + ". A simulated spiking network (issue 4's `simulate`) "
-                 "was not run per grid point.*\n")
+                 "when either is full precision (`hcs_neuro/data/energy_profiles.toml`). " + recs[0]["energy"]["note"] + ". Runs of the precision and k studies (" + _caption(ds, seeds, study="precision").strip("*").split("; mean")[0]
+                 + "). Simulated spiking runs of some of these models: the next section.*\n")
         kfs = ds.get("k_fractions", [])
         if kfs:
             fig, ax = plt.subplots(figsize=(5.5, 3.8))
@@ -431,6 +473,7 @@ def write_report(out: Path, results: dict, *, seeds, command: str, quick: bool, 
             verdicts.append(f"- Energy (analytic, chip level), {ds['dataset']}: {s_}.")
     if not any_energy:
         L.append("No energy numbers in this run.\n")
+    _sim_energy_section(L, verdicts, summary, results, figdir, plt, F)
     L.append("## Reproduce\n")
     L.append("```\nmake paper          # = .venv/bin/python analysis/paper/make_paper.py  (full study, resumable)\n"
              "make paper-quick    # = .venv/bin/python analysis/paper/make_paper.py --quick (smoke test)\n"
@@ -564,3 +607,201 @@ def _theory_section(L, verdicts, probes, ds, seeds, figdir, plt, F, tag):
                  "without HCS the boundary is drive = 0. This is a hypothesis for the failure, not measured "
                  "here.\n")
     verdicts.append(f"- Claim 4 (theory), {ds['dataset']}: " + "; ".join(checks) + ".")
+
+
+def _sim_rows(sims):
+    """Simulated-energy records grouped by grid point (seeds pooled), in the order precision, then k."""
+    groups = {}
+    for r in sims:
+        sp = r["spec"]
+        key = (int(sp["weight_bits"]), int(sp["act_bits"]), bool(sp["hcs"]), float(sp["k"]))
+        groups.setdefault(key, []).append(r)
+    return [(k, groups[k]) for k in sorted(groups, key=lambda t: (t[3] != 0.25, t[3], t[0], t[1], not t[2]))]
+
+
+def _sim_energy_section(L, verdicts, summary, results, figdir, plt, F):
+    """Energy per image from simulated spiking runs (hcs_neuro.simulate), beside the analytic counts."""
+    L.append("## Energy per image from simulated spiking runs (chip level)\n")
+    if not any(res.get("sims") for res in results.values()):
+        wanted = [res["grid"]["dataset"] for res in results.values() if res.get("grid", {}).get("sim_energy_images")]
+        L.append("No simulated spiking runs in this invocation"
+                 + (f" (planned for {', '.join(wanted)}, none finished or cached)" if wanted else
+                    " (`sim_energy_images` is 0 or absent in every section of the grid)") + ".\n")
+        return
+    for name, res in results.items():
+        sims = res.get("sims") or []
+        ds = res["grid"]
+        if not sims:
+            if ds.get("sim_energy_images"):
+                L.append(f"### {ds['dataset']}\n\nPlanned but not run (no simulated record cached).\n")
+            continue
+        tag = ds["dataset"].replace("-", "_")
+        rows = _sim_rows(sims)
+        r0 = sims[0]
+        n_img = r0["n_images"]
+        seeds = sorted({r["spec"]["seed"] for r in sims})
+        L.append(f"### {ds['dataset']}\n")
+        L.append(f"Each trained model (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}) was run as "
+                 f"a Brian2 spiking network by `hcs_neuro.simulate.simulate` (whole-network phased race, "
+                 f"`circuits/network_race.toml`, Brian2 `{r0['device']}` device) on the first **{n_img} test images** "
+                 f"of its study's test set, and counted by `hcs_neuro.energy.network_energy` from the simulation; the "
+                 f"analytic counts are those of the same images from the reference network (one spike per winner, "
+                 f"reference activity x exact fan-out). Counts are means per image.\n")
+        L.append("**Counts, simulated vs analytic (side by side).**\n")
+        L.append("| weight bits | act bits | HCS | k | class agreement | input spikes sim / analytic | excitatory "
+                 "spikes sim / analytic | feed-forward SOPs sim / analytic | equal on every image | interneuron "
+                 "spikes (sim) | circuit SOPs (sim) | neuron updates (sim) | steps / image |")
+        L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        out_rows = []
+        for (wb, ab, hcs, kf), grp in rows:
+            c = lambda key: float(np.mean([g["counts"][key] for g in grp]))  # noqa: E731
+            eq = all(all(g["counts_equal_every_image"].values()) for g in grp)
+            agree = float(np.mean([g["class_agreement"] for g in grp]))
+            L.append(f"| {_bits(wb)} | {_bits(ab)} | {'yes' if hcs else 'no'} | {kf:g}{'' if hcs else ' (off)'} | "
+                     f"{agree * 100:.1f} % | {c('input_spikes_sim'):,.1f} / {c('input_spikes_analytic'):,.1f} | "
+                     f"{c('excitatory_spikes_sim'):,.1f} / {c('excitatory_spikes_analytic'):,.1f} | "
+                     f"{c('sops_feedforward_sim'):,.0f} / {c('sops_analytic'):,.0f} | {'yes' if eq else '**NO**'} | "
+                     f"{c('interneuron_spikes_sim'):,.1f} | {c('sops_circuit_sim'):,.0f} | "
+                     f"{c('neuron_updates_sim'):,.0f} | {np.mean([g['steps_per_image'] or 0 for g in grp]):.0f} |")
+            e = lambda key: float(np.mean([g["energy_pj"]["loihi"][key] for g in grp]))  # noqa: E731
+            own = grp[0]["energy_pj"]["own_precision_profile"]
+            out_rows.append({
+                "weight_bits": wb, "act_bits": ab, "hcs": hcs, "k": kf, "n_models": len(grp), "counts_equal": eq,
+                "class_agreement": agree, "loihi_sim_pj": e("total_sim"), "loihi_analytic_pj": e("total_analytic"),
+                "loihi_ff_sim_pj": e("feedforward_sim"), "loihi_circuit_pj": e("circuit_sim"),
+                "loihi_updates_pj": e("neuron_updates_sim"),
+                "loihi_sim_sd_pj": _pool_sd(grp, "loihi_simulated_sd_over_images", "total_sim"),
+                "loihi_analytic_sd_pj": _pool_sd(grp, "loihi_analytic_sd_over_images", "total_analytic"),
+                "ref_dense_fp32_pj": float(np.mean([g["energy_pj"]["reference"]["cmos45_fp32"]["dense_pj"] for g in grp])),
+                "ref_own_effective_pj": float(np.mean([g["energy_pj"]["reference_own_effective"] for g in grp])),
+                "own_profile": own,
+                "reference_accuracy": float(np.mean([g["reference_accuracy"] for g in grp])),
+                "spiking_accuracy": float(np.mean([g["spiking_accuracy"] for g in grp])),
+                "sop_mismatches": int(sum(g["sop_check"]["n_sop_mismatches_where_winners_agree"] for g in grp)),
+            })
+        L.append(f"\n*{ds['dataset']}, first {n_img} test images per model; class agreement: spiking class = reference "
+                 "class. Spikes: input (one per non-zero pixel, its level carried as a multiplier), excitatory (one "
+                 "per winner in every layer, incl. the readout's decision). Feed-forward SOPs: spikes x existing "
+                 "outgoing synapses (zero-level weights are no synapses). 'Equal on every image': the simulated "
+                 "integer counts (input spikes, excitatory spikes, feed-forward SOPs) equal the analytic ones image "
+                 "by image. Interneuron spikes, circuit SOPs (k-WTA E->I and I->E events) and neuron updates "
+                 "(neurons x simulated time steps) exist only in the simulation.*\n")
+        L.append("**Energy per image (nJ, chip level).**\n")
+        L.append("| weight bits | act bits | HCS | k | Loihi, analytic counts | Loihi, simulated: feed-forward | "
+                 "+ k-WTA circuit | + neuron updates | = total simulated | reference dense fp32 | reference, zeros "
+                 "skipped, own precision (profile) | simulated / reference zeros skipped |")
+        L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for r in out_rows:
+            L.append(f"| {_bits(r['weight_bits'])} | {_bits(r['act_bits'])} | {'yes' if r['hcs'] else 'no'} | "
+                     f"{r['k']:g}{'' if r['hcs'] else ' (off)'} | {r['loihi_analytic_pj'] / 1e3:,.1f} | "
+                     f"{r['loihi_ff_sim_pj'] / 1e3:,.1f} | {r['loihi_circuit_pj'] / 1e3:,.1f} | "
+                     f"{r['loihi_updates_pj'] / 1e3:,.1f} | {r['loihi_sim_pj'] / 1e3:,.1f} ± {r['loihi_sim_sd_pj'] / 1e3:,.1f} | "
+                     f"{r['ref_dense_fp32_pj'] / 1e3:,.1f} | {r['ref_own_effective_pj'] / 1e3:,.3f} ({r['own_profile']}) | "
+                     f"{r['loihi_sim_pj'] / r['ref_own_effective_pj']:,.0f}x |")
+        prof = r0["profiles"]
+        L.append(f"\n*Energy constants from `hcs_neuro/data/energy_profiles.toml`: Loihi 23.6 pJ per synaptic op, "
+                 f"1.7 pJ per spike, 52 pJ per neuron update ({prof['loihi']}); reference: dense MACs at "
+                 f"`cmos45_fp32` (4.6 pJ per MAC) and the non-zero products (zero activities and weights skipped) at "
+                 f"the model's own precision (`hcs_neuro.energy.own_precision_profile`: `cmos45_lowprec`, 0.1 pJ, an "
+                 f"int32 add, when every weighted layer multiplies a binary operand; else `cmos45_int8`, 0.3 pJ per "
+                 f"MAC; {prof['cmos45_fp32']}). Loihi, analytic counts = feed-forward SOPs and input + excitatory "
+                 f"spikes of the reference (no circuit, no neuron updates); ± = sd over the {n_img} images "
+                 f"{'(pooled over seeds) ' if len(seeds) > 1 else ''}of the per-image simulated energy. "
+                 f"{r0['note']}.*\n")
+        # figure: energy vs weight precision and vs k
+        fig, axs = plt.subplots(1, 2, figsize=(12, 5.6))
+        prec = [r for r in out_rows if r["k"] == 0.25 or not r["hcs"]]
+        wbs = sorted({r["weight_bits"] for r in prec})
+        colors = {(1, True): "tab:blue", (1, False): "tab:red", (2, True): "tab:green", (2, False): "tab:orange"}
+        ax = axs[0]
+        for (ab, hcs), color in colors.items():
+            pts = [next((r for r in prec if (r["weight_bits"], r["act_bits"], r["hcs"]) == (wb, ab, hcs)), None)
+                   for wb in wbs]
+            if not any(pts):
+                continue
+            xs = [wb for wb, p in zip(wbs, pts) if p]
+            ps = [p for p in pts if p]
+            lab = f"act {ab} bit, {'HCS' if hcs else 'no HCS'}"
+            ax.errorbar(xs, [p["loihi_sim_pj"] / 1e3 for p in ps], yerr=[p["loihi_sim_sd_pj"] / 1e3 for p in ps],
+                        color=color, marker="o", ls="-", capsize=3, label=f"spiking simulated, {lab}")
+            ax.errorbar(xs, [p["loihi_analytic_pj"] / 1e3 for p in ps],
+                        yerr=[p["loihi_analytic_sd_pj"] / 1e3 for p in ps], color=color, marker="^", ls="--",
+                        capsize=3, label=f"spiking analytic, {lab}")
+            ax.plot(xs, [p["ref_own_effective_pj"] / 1e3 for p in ps], color=color, marker="s", ls=":",
+                    label=f"reference zeros skipped, {lab}")
+        ax.set_yscale("log")
+        ax.set_xticks(wbs, [str(b) for b in wbs])
+        ax.set_xlabel("weight precision (bits)")
+        ax.set_ylabel("energy per image (nJ, chip level)")
+        ax.set_title(f"{ds['dataset']}: energy vs weight precision (k = 0.25)", fontsize=9)
+        ax.legend(fontsize=6, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.14),
+                  title=f"solid: spiking, simulated (Loihi); dashed: spiking, analytic counts (Loihi); dotted: "
+                        f"reference, zeros skipped (45 nm, own precision); ± sd over {n_img} images", title_fontsize=6)
+        ax.grid(alpha=0.3, which="both")
+        ax = axs[1]
+        kr = sorted([r for r in out_rows if r["hcs"] and (r["weight_bits"], r["act_bits"]) == (2, 1)],
+                    key=lambda r: r["k"])
+        off = next((r for r in out_rows if not r["hcs"] and (r["weight_bits"], r["act_bits"]) == (2, 1)), None)
+        if len(kr) > 1:
+            ks = [r["k"] for r in kr]
+            for key, sdk, label, color, ls in (("loihi_sim_pj", "loihi_sim_sd_pj", "spiking, simulated (Loihi)", "tab:green", "-"),
+                                              ("loihi_analytic_pj", "loihi_analytic_sd_pj", "spiking, analytic counts (Loihi)", "tab:olive", "--"),
+                                              ("ref_own_effective_pj", None, "reference, zeros skipped (45 nm int32 add)", "tab:blue", ":"),
+                                              ("ref_dense_fp32_pj", None, "reference dense fp32 (45 nm)", "tab:gray", "-.")):
+                ax.errorbar(ks, [r[key] / 1e3 for r in kr], yerr=[r[sdk] / 1e3 for r in kr] if sdk else None,
+                            color=color, ls=ls, marker="o", capsize=3, label=label)
+                if off:
+                    ax.axhline(off[key] / 1e3, color=color, ls=ls, lw=0.8, alpha=0.6)
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(ks, [f"{k:g}" for k in ks], fontsize=8)
+            ax.set_yscale("log")
+            ax.set_xlabel("k (fraction of the conv channels that win)")
+            ax.set_ylabel("energy per image (nJ, chip level)")
+            ax.set_title(f"{ds['dataset']}: energy vs k (ternary weights, binary activities;\nthin lines: no HCS)",
+                         fontsize=9)
+            ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2,
+                      title=f"± sd over {n_img} images", title_fontsize=7)
+            ax.grid(alpha=0.3, which="both")
+        else:
+            ax.set_axis_off()
+            ax.text(0.5, 0.5, "k sweep not simulated", ha="center", va="center", transform=ax.transAxes)
+        fig.tight_layout()
+        F.save(fig, figdir / f"energy_sim_{tag}.png")
+        plt.close(fig)
+        L.append(f"![simulated energy](figures/energy_sim_{tag}.png)\n")
+        n_eq = sum(r["counts_equal"] for r in out_rows)
+        upd_share = [r["loihi_updates_pj"] / r["loihi_sim_pj"] for r in out_rows]
+        ratio_ref = [r["loihi_sim_pj"] / r["ref_own_effective_pj"] for r in out_rows]
+        s_ = (f"{len(out_rows)} models x {n_img} images: simulated counts (input spikes, excitatory spikes, "
+              f"feed-forward SOPs) equal the analytic ones on every image in {n_eq} of {len(out_rows)} models; class "
+              f"agreement {min(r['class_agreement'] for r in out_rows) * 100:.1f}–"
+              f"{max(r['class_agreement'] for r in out_rows) * 100:.1f} %. Simulated Loihi energy "
+              f"{min(r['loihi_sim_pj'] for r in out_rows) / 1e3:,.0f}–{max(r['loihi_sim_pj'] for r in out_rows) / 1e3:,.0f} nJ "
+              f"per image, {min(upd_share) * 100:.0f}–{max(upd_share) * 100:.0f} % of it neuron updates (a property "
+              f"of the simulated race schedule); the analytic count (no circuit, no updates) gives "
+              f"{min(r['loihi_analytic_pj'] for r in out_rows) / 1e3:,.0f}–{max(r['loihi_analytic_pj'] for r in out_rows) / 1e3:,.0f} nJ; "
+              f"the reference network with zeros skipped at its own precision needs "
+              f"{min(ratio_ref):,.0f}–{max(ratio_ref):,.0f}x less than the simulated spiking network")
+        on = next((r for r in out_rows if (r["weight_bits"], r["act_bits"], r["hcs"], r["k"]) == (2, 1, True, 0.25)), None)
+        if on and off:
+            s_ += (f"; ternary/binary with HCS (k = 0.25) vs without: simulated {on['loihi_sim_pj'] / 1e3:,.1f} vs "
+                   f"{off['loihi_sim_pj'] / 1e3:,.1f} nJ (ratio {on['loihi_sim_pj'] / off['loihi_sim_pj']:.2f}), analytic "
+                   f"{on['loihi_analytic_pj'] / 1e3:,.1f} vs {off['loihi_analytic_pj'] / 1e3:,.1f} nJ (ratio "
+                   f"{on['loihi_analytic_pj'] / off['loihi_analytic_pj']:.2f})")
+        L.append(f"Simulated energy, {ds['dataset']}: {s_}.\n")
+        if n_eq < len(out_rows):
+            L.append("Where the counts differ, the simulated winners differ from the reference's in some image-layer "
+                     "(the SOP cross-check counts only image-layers whose winners agree: "
+                     f"{sum(r['sop_mismatches'] for r in out_rows)} mismatches there).\n")
+        verdicts.append(f"- Energy (simulated spiking runs), {ds['dataset']}: {s_}.")
+        summary["datasets"].setdefault(name, {})["sim_energy"] = out_rows
+
+
+def _pool_sd(grp, sd_key, mean_key) -> float:
+    """SD of the per-image energy pooled over the models of a group (law of total variance)."""
+    n = np.array([g["n_images"] for g in grp], float)
+    m = np.array([g["energy_pj"]["loihi"][mean_key] for g in grp], float)
+    v = np.array([g["energy_pj"][sd_key] for g in grp], float) ** 2
+    mu = float((n * m).sum() / n.sum())
+    tot = ((n - 1) * v).sum() + (n * (m - mu) ** 2).sum()
+    return float(np.sqrt(tot / max(n.sum() - 1, 1)))

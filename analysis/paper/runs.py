@@ -198,13 +198,17 @@ def test_pass(model, images, labels, batch_size: int = 500) -> dict:
     }
 
 
-def run_point(spec: dict, command: str = "", threads: int = 1) -> dict:
+def run_point(spec: dict, command: str = "", threads: int = 1, model_path=None, return_model: bool = False):
     """Train and evaluate one grid point; return its JSON-able record.
 
     ``spec`` keys: dataset, base_config, channels, layers (optional), weight_bits, act_bits,
     hcs, k, learning, epochs, batch_size, seed, train_subset (optional: a fixed stratified
     subset of the training set, seed 0, shared by all runs), data_fraction (of that set,
-    stratified, drawn with the run's seed), study (a label).
+    stratified, drawn with the run's seed), test_subset (optional: a fixed stratified subset of
+    the test split, seed 0, in the split's order; default the whole test split).
+
+    ``model_path``: also save the trained model there (``.npz``, :func:`hcs_neuro.model.save_model`).
+    ``return_model``: return ``(record, model)`` instead of the record.
     """
     from hcs_neuro.architecture import load_architecture
     from hcs_neuro.training import load_train_config, train
@@ -217,6 +221,9 @@ def run_point(spec: dict, command: str = "", threads: int = 1) -> dict:
                             learning=spec["learning"], seed=int(spec["seed"]), threads=threads)
     x_tr, y_tr = load_split(spec["dataset"], "train")
     x_te, y_te = load_split(spec["dataset"], "test")
+    if spec.get("test_subset"):
+        keep = np.sort(stratified_subset(y_te, int(spec["test_subset"]), seed=0))
+        x_te, y_te = x_te[keep], y_te[keep]
     if spec.get("train_subset"):
         keep = stratified_subset(y_tr, int(spec["train_subset"]), seed=0)
         x_tr, y_tr = x_tr[keep], y_tr[keep]
@@ -231,7 +238,11 @@ def run_point(spec: dict, command: str = "", threads: int = 1) -> dict:
                           test_data=(x_te[:200], y_te[:200]))
     tp = test_pass(model, x_te, y_te)
     energy = energy_point(model, x_te[:ENERGY_IMAGES])
-    return {
+    if model_path is not None:
+        from hcs_neuro.model import save_model
+
+        save_model(model, model_path)
+    rec = {
         "spec": spec,
         "key": run_key(spec),
         "test_accuracy": tp["accuracy"],
@@ -252,6 +263,7 @@ def run_point(spec: dict, command: str = "", threads: int = 1) -> dict:
         "host": socket.gethostname(),
         "code": code,
     }
+    return (rec, model) if return_model else rec
 
 
 #: Test images (the first ones of the split) priced by :func:`energy_point`.
@@ -318,6 +330,9 @@ def code_version() -> dict:
 def run_cached(spec: dict, cache_dir, command: str = "", threads: int = 1) -> dict:
     """Return the cached record of ``spec`` or compute and store it (atomically).
 
+    The trained model is saved as ``<key>.npz`` beside ``<key>.json`` (records made before this
+    was added have no model file).
+
     The record carries ``cached: True`` when it was read from disk (its ``produced_utc`` and
     ``produced_by`` say when and how it was made), ``False`` when computed now.
     """
@@ -330,7 +345,8 @@ def run_cached(spec: dict, cache_dir, command: str = "", threads: int = 1) -> di
                 return rec
         except (OSError, json.JSONDecodeError):
             pass  # unreadable cache entry: recompute
-    rec = run_point(spec, command=command, threads=threads)
+    # the trained model is kept beside its record (written first: a record implies its model)
+    rec = run_point(spec, command=command, threads=threads, model_path=path.with_suffix(".npz"))
     write_json_atomic(path, rec)
     rec["cached"] = False
     return rec
