@@ -106,11 +106,11 @@ def test_make_paper_quick_end_to_end(tmp_path):
     assert summary["n_runs"] == summary["n_fresh"] > 0
     cells = summary["datasets"]["digits"]["precision"]
     assert all(0.0 <= c["hcs_mean"] <= 1.0 for c in cells)
-    # simulated spiking runs (one small model pair, a few images): counts equal the analytic ones
+    # simulated spiking run (one small model, a few images): counts equal the analytic ones
     assert "Energy per image from simulated spiking runs" in report and "figures/energy_sim_digits.png" in report
     assert (out / "figures" / "energy_sim_digits.png").stat().st_size > 10_000
     sim = summary["datasets"]["digits"]["sim_energy"]
-    assert {(r["hcs"], r["weight_bits"], r["act_bits"]) for r in sim} == {(True, 2, 1), (False, 2, 1)}
+    assert [(r["hcs"], r["weight_bits"], r["act_bits"]) for r in sim] == [(True, 2, 1)]
     assert all(r["counts_equal"] and r["class_agreement"] == 1.0 and r["sop_mismatches"] == 0 for r in sim)
     assert all(r["loihi_sim_pj"] > r["loihi_analytic_pj"] > 0 for r in sim)
     # the readout prediction of the theory section is exact, measured on every probe

@@ -65,6 +65,8 @@ def test_sim_specs_selects_integer_points_of_the_chosen_seeds(paper):
     assert prec == {(2, 1, True, 0.25), (2, 1, False, 0.25), (2, 1, True, 0.5)}
     assert len(got) == len({paper["runs"].run_key(s) for s in got})
     assert se.sim_specs({**ds, "sim_energy_k": False}, studies) == [s for s in got if s["k"] == 0.25 or not s["hcs"]]
+    only_hcs = se.sim_specs({**ds, "sim_energy_hcs": [True]}, studies)
+    assert only_hcs == [s for s in got if s["hcs"]] and len(only_hcs) == 2
 
 
 def test_split_energy_prices_each_part():

@@ -648,17 +648,19 @@ def _sim_energy_section(L, verdicts, summary, results, figdir, plt, F):
                  f"analytic counts are those of the same images from the reference network (one spike per winner, "
                  f"reference activity x exact fan-out). Counts are means per image.\n")
         L.append("**Counts, simulated vs analytic (side by side).**\n")
-        L.append("| weight bits | act bits | HCS | k | class agreement | input spikes sim / analytic | excitatory "
+        L.append("| weight bits | act bits | HCS | k | model test accuracy (simulated model / run record) | class "
+                 "agreement | input spikes sim / analytic | excitatory "
                  "spikes sim / analytic | feed-forward SOPs sim / analytic | equal on every image | interneuron "
                  "spikes (sim) | circuit SOPs (sim) | neuron updates (sim) | steps / image |")
-        L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         out_rows = []
         for (wb, ab, hcs, kf), grp in rows:
             c = lambda key: float(np.mean([g["counts"][key] for g in grp]))  # noqa: E731
             eq = all(all(g["counts_equal_every_image"].values()) for g in grp)
             agree = float(np.mean([g["class_agreement"] for g in grp]))
+            used, recd = _model_accuracies(grp)
             L.append(f"| {_bits(wb)} | {_bits(ab)} | {'yes' if hcs else 'no'} | {kf:g}{'' if hcs else ' (off)'} | "
-                     f"{agree * 100:.1f} % | {c('input_spikes_sim'):,.1f} / {c('input_spikes_analytic'):,.1f} | "
+                     f"{_pct(used)} / {_pct(recd)} | {agree * 100:.1f} % | {c('input_spikes_sim'):,.1f} / {c('input_spikes_analytic'):,.1f} | "
                      f"{c('excitatory_spikes_sim'):,.1f} / {c('excitatory_spikes_analytic'):,.1f} | "
                      f"{c('sops_feedforward_sim'):,.0f} / {c('sops_analytic'):,.0f} | {'yes' if eq else '**NO**'} | "
                      f"{c('interneuron_spikes_sim'):,.1f} | {c('sops_circuit_sim'):,.0f} | "
@@ -678,9 +680,24 @@ def _sim_energy_section(L, verdicts, summary, results, figdir, plt, F):
                 "reference_accuracy": float(np.mean([g["reference_accuracy"] for g in grp])),
                 "spiking_accuracy": float(np.mean([g["spiking_accuracy"] for g in grp])),
                 "sop_mismatches": int(sum(g["sop_check"]["n_sop_mismatches_where_winners_agree"] for g in grp)),
+                "model_test_accuracy": used, "record_test_accuracy": recd,
+                "retrained": any(g["model"]["model_source"].startswith("retrained") for g in grp),
             })
+        retr = [r for r in sims if r["model"]["model_source"].startswith("retrained")]
+        if retr:
+            d = [r["model"]["retrained_test_accuracy"] - r["model"]["record_test_accuracy"] for r in retr
+                 if r["model"].get("record_test_accuracy") is not None]
+            shas = sorted({r["model"].get("retrained_code", {}).get("training_py_sha1", "?") for r in retr})
+            retr_note = (f" {len(retr)} of the {len(sims)} models were RETRAINED for this section (their run records "
+                         f"keep no model), with the same spec and seed by the training code in the working tree "
+                         f"(`training.py` SHA-1 {', '.join(shas)}); where that code differs from the one that made the "
+                         f"record, the model differs: its test accuracy minus the record's is "
+                         + (f"{np.mean(d) * 100:+.1f} points on average ({min(d) * 100:+.1f} to {max(d) * 100:+.1f})"
+                            if d else "unknown") + ". The energy numbers are those of the simulated models.")
+        else:
+            retr_note = " Every simulated model is the one saved with its run record."
         L.append(f"\n*{ds['dataset']}, first {n_img} test images per model; class agreement: spiking class = reference "
-                 "class. Spikes: input (one per non-zero pixel, its level carried as a multiplier), excitatory (one "
+                 "class." + retr_note + " Spikes: input (one per non-zero pixel, its level carried as a multiplier), excitatory (one "
                  "per winner in every layer, incl. the readout's decision). Feed-forward SOPs: spikes x existing "
                  "outgoing synapses (zero-level weights are no synapses). 'Equal on every image': the simulated "
                  "integer counts (input spikes, excitatory spikes, feed-forward SOPs) equal the analytic ones image "
@@ -709,7 +726,7 @@ def _sim_energy_section(L, verdicts, summary, results, figdir, plt, F):
                  f"{'(pooled over seeds) ' if len(seeds) > 1 else ''}of the per-image simulated energy. "
                  f"{r0['note']}.*\n")
         # figure: energy vs weight precision and vs k
-        fig, axs = plt.subplots(1, 2, figsize=(12, 5.6))
+        fig, axs = plt.subplots(1, 2, figsize=(12, 6.2))
         prec = [r for r in out_rows if r["k"] == 0.25 or not r["hcs"]]
         wbs = sorted({r["weight_bits"] for r in prec})
         colors = {(1, True): "tab:blue", (1, False): "tab:red", (2, True): "tab:green", (2, False): "tab:orange"}
@@ -723,20 +740,26 @@ def _sim_energy_section(L, verdicts, summary, results, figdir, plt, F):
             ps = [p for p in pts if p]
             lab = f"act {ab} bit, {'HCS' if hcs else 'no HCS'}"
             ax.errorbar(xs, [p["loihi_sim_pj"] / 1e3 for p in ps], yerr=[p["loihi_sim_sd_pj"] / 1e3 for p in ps],
-                        color=color, marker="o", ls="-", capsize=3, label=f"spiking simulated, {lab}")
+                        color=color, marker="o", ls="-", capsize=3, label=lab)
             ax.errorbar(xs, [p["loihi_analytic_pj"] / 1e3 for p in ps],
                         yerr=[p["loihi_analytic_sd_pj"] / 1e3 for p in ps], color=color, marker="^", ls="--",
-                        capsize=3, label=f"spiking analytic, {lab}")
-            ax.plot(xs, [p["ref_own_effective_pj"] / 1e3 for p in ps], color=color, marker="s", ls=":",
-                    label=f"reference zeros skipped, {lab}")
+                        capsize=3)
+            ax.plot(xs, [p["ref_own_effective_pj"] / 1e3 for p in ps], color=color, marker="s", ls=":")
         ax.set_yscale("log")
         ax.set_xticks(wbs, [str(b) for b in wbs])
         ax.set_xlabel("weight precision (bits)")
         ax.set_ylabel("energy per image (nJ, chip level)")
         ax.set_title(f"{ds['dataset']}: energy vs weight precision (k = 0.25)", fontsize=9)
-        ax.legend(fontsize=6, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.14),
-                  title=f"solid: spiking, simulated (Loihi); dashed: spiking, analytic counts (Loihi); dotted: "
-                        f"reference, zeros skipped (45 nm, own precision); ± sd over {n_img} images", title_fontsize=6)
+        from matplotlib.lines import Line2D
+
+        leg1 = ax.legend(fontsize=6.5, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.14),
+                         title="colour: activity precision, HCS", title_fontsize=7)
+        ax.add_artist(leg1)
+        styles = [Line2D([], [], color="k", ls="-", marker="o", label="spiking, simulated (Loihi)"),
+                  Line2D([], [], color="k", ls="--", marker="^", label="spiking, analytic counts (Loihi)"),
+                  Line2D([], [], color="k", ls=":", marker="s", label="reference, zeros skipped (45 nm, own precision)")]
+        ax.legend(handles=styles, fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.36), ncol=2,
+                  title=f"line: basis (error bars: sd over the {n_img} images)", title_fontsize=7)
         ax.grid(alpha=0.3, which="both")
         ax = axs[1]
         kr = sorted([r for r in out_rows if r["hcs"] and (r["weight_bits"], r["act_bits"]) == (2, 1)],
@@ -805,3 +828,19 @@ def _pool_sd(grp, sd_key, mean_key) -> float:
     mu = float((n * m).sum() / n.sum())
     tot = ((n - 1) * v).sum() + (n * (m - mu) ** 2).sum()
     return float(np.sqrt(tot / max(n.sum() - 1, 1)))
+
+
+def _model_accuracies(grp):
+    """Mean test accuracy of the simulated models and of their run records (None where unknown)."""
+    used, recd = [], []
+    for g in grp:
+        m = g["model"]
+        if m["model_source"].startswith("retrained"):
+            used.append(m.get("retrained_test_accuracy"))
+            recd.append(m.get("record_test_accuracy"))
+        else:
+            used.append(m.get("record_test_accuracy", g.get("record_test_accuracy")))
+            recd.append(used[-1])
+    used = [u for u in used if u is not None]
+    recd = [r for r in recd if r is not None]
+    return (float(np.mean(used)) if used else None, float(np.mean(recd)) if recd else None)

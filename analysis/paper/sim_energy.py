@@ -40,17 +40,19 @@ REFERENCE_PROFILES = ("cmos45_fp32", "cmos45_int8", "cmos45_lowprec")
 def sim_specs(ds: dict, studies: dict) -> list[dict]:
     """The run specs of a dataset section whose models are simulated (no duplicates, grid order).
 
-    ``sim_energy_weight_bits`` x ``sim_energy_act_bits`` of the precision study (HCS on and off;
-    full-precision settings cannot become a spiking network and are skipped), and, when
-    ``sim_energy_k`` is true, every point of the k study; only seeds in ``sim_energy_seeds``.
+    ``sim_energy_weight_bits`` x ``sim_energy_act_bits`` of the precision study (full-precision
+    settings cannot become a spiking network and are skipped), and, when ``sim_energy_k`` is
+    true, every point of the k study; only seeds in ``sim_energy_seeds`` and HCS settings in
+    ``sim_energy_hcs`` (default ``[true, false]``).
     """
     seeds = [int(s) for s in ds.get("sim_energy_seeds", [])]
     wbs = [int(b) for b in ds.get("sim_energy_weight_bits", []) if int(b) != 32]
     abs_ = [int(b) for b in ds.get("sim_energy_act_bits", []) if int(b) != 32]
+    hcs = [bool(h) for h in ds.get("sim_energy_hcs", [True, False])]
     out = [s for s in studies.get("precision", [])
-           if s["seed"] in seeds and s["weight_bits"] in wbs and s["act_bits"] in abs_]
+           if s["seed"] in seeds and s["weight_bits"] in wbs and s["act_bits"] in abs_ and s["hcs"] in hcs]
     if ds.get("sim_energy_k"):
-        out += [s for s in studies.get("k", []) if s["seed"] in seeds]
+        out += [s for s in studies.get("k", []) if s["seed"] in seeds and s["hcs"] in hcs]
     seen, uniq = set(), []
     for s in out:
         k = run_key(s)
@@ -71,8 +73,6 @@ def _model_for(spec: dict, cache: Path, command: str):
 
     key = run_key(spec)
     saved = cache / f"{key}.npz"
-    if saved.exists():
-        return load_model(saved), {"model_source": "saved with the run record", "model_file": saved.name}
     retrained = cache / f"sim-{key}.npz"
     record = cache / f"{key}.json"
     rec_acc = None
@@ -81,6 +81,9 @@ def _model_for(spec: dict, cache: Path, command: str):
             rec_acc = json.loads(record.read_text()).get("test_accuracy")
         except (OSError, json.JSONDecodeError):
             rec_acc = None
+    if saved.exists():
+        return load_model(saved), {"model_source": "saved with the run record", "model_file": saved.name,
+                                   "record_test_accuracy": rec_acc}
     info = {"model_source": "retrained (the run record keeps no model)", "model_file": retrained.name,
             "record_test_accuracy": rec_acc}
     if retrained.exists():
@@ -242,3 +245,56 @@ def sim_cached(spec: dict, cache, n_images: int, *, device: str = "runtime", n_j
     write_json_atomic(path, rec)
     rec["cached"] = False
     return rec
+
+
+def main(argv=None) -> int:
+    """Simulate the ``sim_energy_*`` points of the grid whose runs are cached (no grid training).
+
+    ``python analysis/paper/sim_energy.py [--quick] [--out DIR] [--only digits,fashion]``: the same
+    records ``make_paper.py`` makes at the end of a section, for points whose run record (and, for
+    records made since models are kept, model file) already exist; other points are skipped and
+    listed. Lets the simulations of a section start while its grid is still training.
+    """
+    import argparse
+    import os
+    import sys
+
+    import make_paper as mp
+
+    ap = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", help="output folder of make_paper.py (default analysis/, or output/paper-quick)")
+    ap.add_argument("--only", help="comma-separated sections")
+    args = ap.parse_args(argv)
+    grid = mp.load_grid(args.quick)
+    out = Path(args.out) if args.out else (mp.REPO / ("output/paper-quick" if args.quick else "analysis"))
+    cache = out / "results" / "paper_cache"
+    os.chdir(mp.REPO)
+    command = " ".join(["python", "analysis/paper/sim_energy.py", *sys.argv[1:]] if argv is None else
+                       ["python", "analysis/paper/sim_energy.py", *argv])
+    sections = [k for k, v in grid.items() if isinstance(v, dict)]
+    if args.only:
+        sections = [s for s in sections if s in args.only.split(",")]
+    for name in sections:
+        ds = grid[name]
+        n = int(ds.get("sim_energy_images", 0))
+        if n <= 0:
+            continue
+        studies = mp.build_specs(ds, list(grid.get("seeds", [0, 1, 2])))
+        for s in sim_specs(ds, studies):
+            key = run_key(s)
+            if not (cache / f"{key}.json").exists():
+                print(f"{name}: skipped {key} (no run record yet)", file=sys.stderr)
+                continue
+            rec = sim_cached(s, cache, n, device=ds.get("sim_energy_device", "runtime"), command=command)
+            print(f"{name}: {key} wb {s['weight_bits']} ab {s['act_bits']} hcs {s['hcs']} k {s['k']}: "
+                  f"{'cached' if rec.get('cached') else 'simulated'}, counts equal "
+                  f"{all(rec['counts_equal_every_image'].values())}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    sys.exit(main())
