@@ -142,7 +142,7 @@ def run_bench(spec: CircuitSpec, *, k: int, n_channels: int = 32, trials: int = 
               noise: float | None = None, dt_ms: float | None = None, device: str = "runtime",
               duration_ms: float | None = None, tie_tol: float = 0.01, batch_size: int = 10000,
               codegen_target: str = "numpy", progress: bool = False, return_raw: bool = False,
-              standalone_dir=None) -> dict[str, Any]:
+              standalone_dir=None, standalone_factory=None) -> dict[str, Any]:
     """Winner agreement, decision latency and wall time of ``spec`` on random drives.
 
     Parameters
@@ -170,6 +170,13 @@ def run_bench(spec: CircuitSpec, *, k: int, n_channels: int = 32, trials: int = 
         Brian2 runtime code generation target ("numpy": no compilation; "cython").
     return_raw : bool
         Also return the per-trial arrays under ``"raw"`` (not JSON-able as is).
+    standalone_dir : path, optional
+        Project folder of the cpp_standalone build (default: a temporary one).
+    standalone_factory : callable, optional
+        Builds the compiled circuit on cpp_standalone; takes the arguments of
+        :class:`hcs_neuro.standalone.StandaloneCircuit` (the default) and returns an object with
+        its ``compile_time_s``, ``run(drives)`` and ``close()``. Sweeps pass one that reuses a
+        network compiled for an earlier point.
 
     Returns
     -------
@@ -214,7 +221,7 @@ def run_bench(spec: CircuitSpec, *, k: int, n_channels: int = 32, trials: int = 
         from hcs_neuro.standalone import StandaloneCircuit
 
         size = len(batches[0])
-        sa = StandaloneCircuit(spec, size, n_channels, k, duration_ms=duration_ms, dt_ms=dt_ms, seed=seed,
+        sa = (standalone_factory or StandaloneCircuit)(spec, size, n_channels, k, duration_ms=duration_ms, dt_ms=dt_ms, seed=seed,
                                directory=standalone_dir)
         try:
             compile_time = sa.compile_time_s

@@ -349,6 +349,9 @@ class NetworkRunner:
         self._old_target = b2.prefs.codegen.target
         b2.BrianLogger.suppress_hierarchy("brian2.codegen.generators")
         if device == "cpp_standalone":
+            from hcs_neuro.brian_setup import limit_compile_jobs
+
+            limit_compile_jobs()
             b2.device.reinit()
             b2.set_device("cpp_standalone", build_on_run=False, directory=str(self.directory))
         else:

@@ -549,12 +549,12 @@ class _CompiledCache:
 
 
 class _ReusedStandalone:
-    """Stand-in for ``hcs_neuro.standalone.StandaloneCircuit`` while ``run_bench`` runs in a
-    sweep worker: the compiled network of the previous point is reused when only run-time
-    settable values (k, drives) differ; ``compile_time_s`` is 0 for a reused network."""
+    """The ``standalone_factory`` that sweep workers give ``run_bench``: the compiled network of
+    the previous point is reused when only run-time settable values (k, drives) differ;
+    ``compile_time_s`` is 0 for a reused network."""
 
     key: str = ""
-    real: type | None = None  # hcs_neuro.standalone.StandaloneCircuit, set before patching
+    real: type | None = None  # hcs_neuro.standalone.StandaloneCircuit, set before each use
 
     def __init__(self, spec, n_hypercolumns, n_channels, k, **kwargs):
         from hcs_neuro.sweep_worker import worker_scratch_dir
@@ -589,20 +589,15 @@ def _evaluate_circuit(cfg: dict, params: dict, seed: int) -> dict[str, float]:
         _CompiledCache.evict()  # back to the runtime device
         result = run_bench(circuit, **kwargs)
     else:
-        from hcs_neuro import standalone
+        from hcs_neuro.standalone import StandaloneCircuit
 
         _ReusedStandalone.key = _standalone_key(circuit, kwargs)
-        real = standalone.StandaloneCircuit
-        if real is not _ReusedStandalone:
-            _ReusedStandalone.real = real
-        standalone.StandaloneCircuit = _ReusedStandalone  # run_bench looks it up at call time
+        _ReusedStandalone.real = StandaloneCircuit
         try:
-            result = run_bench(circuit, **kwargs)
+            result = run_bench(circuit, standalone_factory=_ReusedStandalone, **kwargs)
         except BaseException:
             _CompiledCache.evict()
             raise
-        finally:
-            standalone.StandaloneCircuit = real
     return {m: (float("nan") if result.get(m) is None else float(result[m]))
             for m in CIRCUIT_METRICS if m in result}
 

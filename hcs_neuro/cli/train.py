@@ -39,6 +39,8 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="model file to write (.npz)")
     p.add_argument("--manifest", help="JSON manifest to add/update an entry for --out in (e.g. models/MANIFEST.json)")
     p.add_argument("--json", metavar="PATH", help="write the training report as JSON")
+    p.add_argument("--curve", metavar="PATH", help="learning curve: after every epoch, measure the test accuracy "
+                   "(PyTorch integer forward pass) and rewrite PATH (JSON) with all epochs so far")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
 
@@ -71,6 +73,28 @@ def _parse_k(text):
             raise ConfigError(f"--k {text!r}: allowed an integer count or a fraction in (0, 1]") from None
 
 
+def _curve_writer(path, test_data, cfg):
+    """``on_epoch`` callback of ``train``: test accuracy per epoch, written atomically to ``path``."""
+    import time
+
+    import numpy as np
+
+    from hcs_neuro.atomic import write_json_atomic
+    from hcs_neuro.training import torch_forward
+
+    x_test, y_test = test_data
+    rows, t0 = [], time.perf_counter()
+
+    def on_epoch(epoch, model):
+        logits, _ = torch_forward(model, x_test, keep_layers=False)
+        rows.append({"epoch": epoch, "test_accuracy": float((np.argmax(logits, axis=1) == y_test).mean()),
+                     "wall_s": time.perf_counter() - t0})
+        write_json_atomic(path, {"dataset": cfg.dataset, "n_test": int(len(y_test)), "seed": cfg.seed,
+                                 "epochs": rows})
+
+    return on_epoch
+
+
 def _command_line(args) -> str:
     parts = ["hcs-neuro", "train"]
     for key in ("config", "dataset", "data_dir", "weight_bits", "act_bits", "input_bits", "k", "learning", "ste",
@@ -97,6 +121,11 @@ def _train(args) -> int:
         raise ConfigError(f"--dataset {args.dataset!r}: allowed {', '.join(DATASETS)}")
     if not str(args.out).endswith(".npz"):
         raise ConfigError(f"--out {args.out!r}: a model file must end in .npz")
+    if args.curve:
+        from pathlib import Path
+
+        if not Path(args.curve).resolve().parent.is_dir():
+            raise ConfigError(f"--curve {args.curve!r}: folder {str(Path(args.curve).parent)!r} does not exist")
     arch = load_architecture(args.config)
     try:
         arch = with_overrides(arch, weight_bits=args.weight_bits, act_bits=args.act_bits, k=_parse_k(args.k),
@@ -114,8 +143,9 @@ def _train(args) -> int:
     # load both splits first: a missing dataset fails before any training
     train_data = load_dataset(cfg.dataset, "train", args.data_dir)
     test_data = load_dataset(cfg.dataset, "test", args.data_dir)
+    on_epoch = _curve_writer(args.curve, test_data, cfg) if args.curve else None
     model, report = train(arch, cfg, progress=not args.quiet, command=_command_line(args),
-                          train_data=train_data, test_data=test_data)
+                          train_data=train_data, test_data=test_data, on_epoch=on_epoch)
     save_model(model, args.out)
     if args.manifest:
         _update_manifest(args.manifest, args.out, args.config, report)

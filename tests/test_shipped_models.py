@@ -1,0 +1,62 @@
+"""The shipped models reproduce the accuracies their manifest claims, and the learning-curve option."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from conftest import require_data  # noqa: E402
+from hcs_neuro.cli import main  # noqa: E402
+from hcs_neuro.datasets import load_dataset  # noqa: E402
+from hcs_neuro.errors import DataError  # noqa: E402
+from hcs_neuro.model import load_model  # noqa: E402
+from hcs_neuro.reference import evaluate  # noqa: E402
+from hcs_neuro.training import torch_forward  # noqa: E402
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
+MANIFEST = json.loads((MODELS / "MANIFEST.json").read_text())["models"]
+
+
+def test_digits_model_reproduces_manifest_accuracy():
+    entry = MANIFEST["digits_hcs"]
+    x, y = load_dataset("digits", "test")
+    ev = evaluate(load_model(MODELS / entry["file"]), x, y, progress=False, ops=False)
+    assert ev["n_images"] == entry["n_test"]
+    assert ev["accuracy"] == entry["test_accuracy"]
+
+
+@pytest.mark.fashion
+@pytest.mark.parametrize("name", ["fashion_hcs_ternary", "fashion_fp32"])
+def test_fashion_models_reproduce_manifest_accuracy(name):
+    """PyTorch integer forward pass on all 10,000 test images (equal to the reference: test_training)."""
+    entry = MANIFEST[name]
+    try:
+        x, y = load_dataset("fashion-mnist", "test")
+    except DataError:
+        if require_data():
+            raise
+        pytest.skip("Fashion-MNIST not installed")
+    logits, _ = torch_forward(load_model(MODELS / entry["file"]), x, keep_layers=False)
+    assert len(y) == entry["n_test"]
+    assert float((np.argmax(logits, axis=1) == y).mean()) == pytest.approx(entry["test_accuracy"], abs=1e-12)
+
+
+def test_learning_curve_option(tmp_path, capsys):
+    cfg = MODELS / "configs" / "digits.toml"
+    curve = tmp_path / "curve.json"
+    rep = tmp_path / "rep.json"
+    argv = ["train", "--config", str(cfg), "--epochs", "2", "--train-subset", "200", "--threads", "1",
+            "--out", str(tmp_path / "m.npz"), "--quiet", "--curve", str(curve), "--json", str(rep)]
+    assert main(argv) == 0
+    rows = json.loads(curve.read_text())["epochs"]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    # the last epoch's snapshot is the final model: same test accuracy as the training report
+    assert rows[-1]["test_accuracy"] == json.loads(rep.read_text())["test_accuracy"]
+    capsys.readouterr()
+    bad = argv[:-4] + ["--curve", str(tmp_path / "nope" / "c.json")]
+    assert main(bad) == 2
+    err = capsys.readouterr().err
+    assert "--curve" in err and "does not exist" in err and "Traceback" not in err
