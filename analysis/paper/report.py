@@ -180,14 +180,15 @@ def write_report(out: Path, results: dict, *, seeds, command: str, quick: bool, 
             if srec.get(st):
                 full = [r for r in srec[st] if r["spec"]["data_fraction"] == 1.0] or srec[st]
                 ep, _ = _study_settings(ds, st)
-                sizes.append(f"{'precision, learning-rule and k studies' if st == 'precision' else 'data-efficiency study'}: "
+                sizes.append(f"{'Precision, learning-rule and k studies' if st == 'precision' else 'data-efficiency study'}: "
                              f"{full[0]['n_train']:,} training images, {ep} epoch{'s' if ep != 1 else ''} (at 100 %), "
                              f"{full[0]['n_test']:,} test images")
         cpu = sum(float(r.get("wall_time_s", r.get("train_time_s", 0.0)) or 0.0) for r in recs)
         L.append(f"{res['n_specs']} runs (grid points x seeds, theory probes not counted); "
                  + (f"section wall time in this invocation {res['wall_time_s'] / 60:.1f} min (cached points take ~0). "
                     if any(not r.get("cached") for r in recs) else "all read from the cache by this invocation. ")
-                 + f"Sum of the recorded per-run training + evaluation times: {cpu / 60:.1f} min (one thread each). "
+                 + f"Sum of the recorded per-run training + evaluation wall times: {cpu / 60:.1f} min (each run on one "
+                 f"thread of a shared, loaded machine: an upper bound of its CPU time). "
                  + ("; ".join(sizes) + "." if sizes else "") + "\n")
         missing = [s for lst in res["studies"].values() for s in lst
                    if not any(r["spec"] == s for r in recs)]
