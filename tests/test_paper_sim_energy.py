@@ -126,3 +126,15 @@ def test_simulate_point_counts_agree_with_the_analytic_ones(paper):
     assert e["reference_own_effective"] == e["reference"]["cmos45_int8"]["effective_pj"] > 0
     assert e["reference"]["cmos45_fp32"]["dense_pj"] > e["reference"]["cmos45_fp32"]["effective_pj"]
     assert rec["sop_check"]["n_sop_mismatches_where_winners_agree"] == 0
+
+
+def test_grid_lr_is_pinned_in_the_run_key(paper):
+    """A grid section's lr goes into every spec (and so the cache key) and into the training table;
+    without it the base config's [training] lr applies, so a config edit would silently mix runs."""
+    mp, runs = paper["make_paper"], paper["runs"]
+    pinned = mp._base({**SECTION, "lr": 0.07}, seed=0)
+    plain = mp._base(SECTION, seed=0)
+    assert pinned["lr"] == 0.07 and "lr" not in plain
+    assert runs.run_key(pinned) != runs.run_key(plain)
+    assert runs.build_architecture_dict(pinned)[1]["lr"] == 0.07
+    assert runs.build_architecture_dict(plain)[1]["lr"] == 0.05  # models/configs/digits.toml

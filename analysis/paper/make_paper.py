@@ -61,6 +61,8 @@ def _base(ds: dict, seed: int) -> dict:
         "train_subset": int(ds.get("train_subset", 0)), "weight_bits": 2, "act_bits": 1, "hcs": True, "k": 0.25,
         "learning": "probabilistic", "data_fraction": 1.0, "seed": int(seed),
     }
+    if "lr" in ds:  # pinned in the grid file: the run key then no longer depends on the base config's lr
+        spec["lr"] = float(ds["lr"])
     return spec
 
 

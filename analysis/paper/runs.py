@@ -73,7 +73,9 @@ def build_architecture_dict(spec: dict) -> tuple[dict, dict]:
     hcs["k"] = spec["k"]
     raw["hcs"] = hcs
     raw["name"] = f"paper-{spec['dataset']}"
-    training = raw.pop("training", {})
+    training = dict(raw.pop("training", {}))
+    if "lr" in spec:  # pinned by the grid (see experiments.toml), else the base config's [training] lr
+        training["lr"] = float(spec["lr"])
     return raw, training
 
 
