@@ -60,3 +60,22 @@ def test_learning_curve_option(tmp_path, capsys):
     assert main(bad) == 2
     err = capsys.readouterr().err
     assert "--curve" in err and "does not exist" in err and "Traceback" not in err
+
+
+def test_plot_curve(tmp_path, capsys):
+    """`hcs-neuro plot curve` draws the shipped Fashion-MNIST curves; bad files are one-line errors."""
+    curves = sorted((MODELS.parent / "docs" / "data" / "fashion_curves").glob("*.json"))
+    assert len(curves) >= 2
+    out = tmp_path / "c.png"
+    assert main(["plot", "curve", *map(str, curves), "--out", str(out)]) == 0
+    assert out.stat().st_size > 10_000
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"epochs": [{"epoch": 1}]}')
+    for argv, match in (([str(bad)], "train --curve"),
+                        ([str(tmp_path / "missing.json")], "cannot read"),
+                        ([str(curves[0]), "--label", "a", "--label", "b"], "--label given 2 times")):
+        capsys.readouterr()
+        assert main(["plot", "curve", *argv, "--out", str(tmp_path / "x.png")]) == 2
+        err = capsys.readouterr().err
+        assert match in err and "Traceback" not in err and "\n" not in err.strip()
+    assert not (tmp_path / "x.png").exists()

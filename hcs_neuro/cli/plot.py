@@ -36,6 +36,78 @@ def register(subparsers) -> None:
     s.add_argument("--json", metavar="PATH", help="write the plotted means and bands as JSON")
     s.set_defaults(func=_handle_sweep)
 
+    c = what.add_parser(
+        "curve",
+        help="learning curves: test accuracy per epoch from `hcs-neuro train --curve` files",
+        description="Test accuracy (%%) against epoch, one line per curve file written by "
+        "`hcs-neuro train --curve PATH`.")
+    c.add_argument("curves", nargs="+", metavar="CURVE", help="curve JSON files (train --curve)")
+    c.add_argument("--label", action="append", default=[], metavar="TEXT",
+                   help="legend label of each curve, in order (default: the file name)")
+    c.add_argument("--title", help="figure title (default: dataset and test-set size)")
+    c.add_argument("--out", required=True, metavar="FILE", help="figure file (.png/.pdf/.svg)")
+    c.set_defaults(func=_handle_curve)
+
+
+def _read_curve(path):
+    import json
+
+    from hcs_neuro.errors import ConfigError
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            raw = json.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the curve file ({exc.strerror})") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not a JSON curve file ({exc.msg} at line {exc.lineno})") from None
+    rows = raw.get("epochs") if isinstance(raw, dict) else None
+    if not isinstance(rows, list) or not rows or not all(
+            isinstance(r, dict) and isinstance(r.get("epoch"), int)
+            and isinstance(r.get("test_accuracy"), (int, float)) for r in rows):
+        raise ConfigError(f"{path}: expected a 'hcs-neuro train --curve' file: an 'epochs' list of "
+                          "{{epoch, test_accuracy}} entries")
+    return raw, rows
+
+
+def _handle_curve(args) -> int:
+    from pathlib import Path
+
+    from hcs_neuro.atomic import atomic_path
+    from hcs_neuro.errors import ConfigError
+
+    if args.label and len(args.label) != len(args.curves):
+        raise ConfigError(f"--label given {len(args.label)} times for {len(args.curves)} curve files: "
+                          "give one per file or none")
+    if Path(args.out).suffix.lower() not in (".png", ".pdf", ".svg"):
+        raise ConfigError(f"--out {args.out!r}: allowed file types .png, .pdf, .svg")
+    curves = [_read_curve(p) for p in args.curves]
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    import textwrap
+
+    fig, ax = plt.subplots(figsize=(8.5, 3.8))
+    for i, (path, (raw, rows)) in enumerate(zip(args.curves, curves)):
+        label = args.label[i] if args.label else Path(path).stem
+        ax.plot([r["epoch"] for r in rows], [100 * r["test_accuracy"] for r in rows], marker="o", label=label)
+    raw0 = curves[0][0]
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test accuracy (%)")
+    title = args.title or f"{raw0.get('dataset', '')}, {raw0.get('n_test', '?')} test images"
+    ax.set_title("\n".join(textwrap.wrap(title, 60)), fontsize="medium")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    fig.tight_layout()
+    with atomic_path(args.out) as tmp:
+        fig.savefig(tmp, dpi=150)
+    plt.close(fig)
+    print(f"wrote {args.out}")
+    return 0
+
 
 def _handle_sweep(args) -> int:
     from pathlib import Path
