@@ -34,7 +34,7 @@ REPO = HERE.parent.parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from runs import code_version, run_cached, run_key  # noqa: E402
+from runs import code_version, read_cached, run_cached, run_key, unique_specs  # noqa: E402
 
 __all__ = ["main", "build_specs", "load_grid"]
 
@@ -122,16 +122,6 @@ def build_specs(ds: dict, seeds) -> dict:
     return studies
 
 
-def _unique(specs):
-    seen, out = set(), []
-    for s in specs:
-        key = run_key(s)
-        if key not in seen:
-            seen.add(key)
-            out.append(s)
-    return out
-
-
 def _worker_run(args):
     spec, cache, command = args
     return run_cached(spec, cache, command=command, threads=1)
@@ -167,14 +157,8 @@ def _run_all(tasks, fn, jobs: int, desc: str, report_only: bool, cache: Path, pr
     from tqdm import tqdm
 
     if report_only:
-        out = []
-        for spec, _, _ in tasks:
-            p = cache / f"{prefix}{run_key(spec)}.json"
-            if p.exists():
-                rec = json.loads(p.read_text())
-                rec["cached"] = True
-                out.append(rec)
-        return out
+        recs = (read_cached(cache / f"{prefix}{run_key(spec)}.json") for spec, _, _ in tasks)
+        return [r for r in recs if r is not None]
     out = []
     bar = tqdm(total=len(tasks), desc=desc, unit="run", file=sys.stderr)
     if jobs <= 1:
@@ -243,7 +227,7 @@ def _study(args, out: Path, grid: dict, seeds, sections) -> int:
                              "probes": [], "sims": []}
             continue
         studies = build_specs(ds, seeds)
-        specs = _unique([s for lst in studies.values() for s in lst])
+        specs = unique_specs([s for lst in studies.values() for s in lst])
         t0 = time.time()
         recs = _run_all([(s, str(cache), command) for s in specs], _worker_run, args.jobs, f"{name} runs",
                         args.report_only, cache)
@@ -281,13 +265,8 @@ def _sim_energy(ds: dict, studies: dict, cache: Path, command: str, report_only:
     specs = sim_specs(ds, studies)
     out = []
     if report_only:
-        for s in specs:
-            p = cache / f"{sim_key(s, n, device)}.json"
-            if p.exists():
-                rec = json.loads(p.read_text())
-                rec["cached"] = True
-                out.append(rec)
-        return out
+        recs = (read_cached(cache / f"{sim_key(s, n, device)}.json") for s in specs)
+        return [r for r in recs if r is not None]
     from tqdm import tqdm
 
     for s in tqdm(specs, desc=f"{name} simulated energy", unit="model", file=sys.stderr):

@@ -26,7 +26,7 @@ import numpy as np
 from hcs_neuro.atomic import write_json_atomic
 from hcs_neuro.errors import ConfigError
 
-__all__ = ["SCHEMA", "run_key", "build_architecture_dict", "stratified_subset", "run_point", "run_cached",
+__all__ = ["SCHEMA", "run_key", "unique_specs", "read_cached", "build_architecture_dict", "stratified_subset", "run_point", "run_cached",
            "test_pass", "load_split", "energy_point", "ENERGY_IMAGES", "code_version"]
 
 #: Bumped whenever the content of a run record changes meaning (old cache files are then ignored).
@@ -37,6 +37,27 @@ def run_key(spec: dict) -> str:
     """A short stable hash of a run spec (sorted JSON)."""
     blob = json.dumps({"schema": SCHEMA, **spec}, sort_keys=True).encode()
     return hashlib.sha1(blob).hexdigest()[:16]
+
+
+def unique_specs(specs) -> list:
+    """``specs`` without repeats (same :func:`run_key`), first occurrence kept, order kept."""
+    seen, out = set(), []
+    for s in specs:
+        key = run_key(s)
+        if key not in seen:
+            seen.add(key)
+            out.append(s)
+    return out
+
+
+def read_cached(path) -> dict | None:
+    """The record stored at ``path`` marked ``cached: True``, or None when there is none."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    rec = json.loads(path.read_text())
+    rec["cached"] = True
+    return rec
 
 
 def build_architecture_dict(spec: dict) -> tuple[dict, dict]:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runs import code_version, load_split, run_key, run_point, stratified_subset
+from runs import code_version, load_split, run_key, run_point, stratified_subset, unique_specs
 
 __all__ = ["SIM_SCHEMA", "sim_specs", "sim_key", "simulate_point", "sim_cached", "split_energy"]
 
@@ -53,13 +53,7 @@ def sim_specs(ds: dict, studies: dict) -> list[dict]:
            if s["seed"] in seeds and s["weight_bits"] in wbs and s["act_bits"] in abs_ and s["hcs"] in hcs]
     if ds.get("sim_energy_k"):
         out += [s for s in studies.get("k", []) if s["seed"] in seeds and s["hcs"] in hcs]
-    seen, uniq = set(), []
-    for s in out:
-        k = run_key(s)
-        if k not in seen:
-            seen.add(k)
-            uniq.append(s)
-    return uniq
+    return unique_specs(out)
 
 
 def sim_key(spec: dict, n_images: int, device: str) -> str:
