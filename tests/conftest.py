@@ -28,3 +28,17 @@ def _seed_everything():
 def require_data() -> bool:
     """True where a missing dataset must fail rather than skip (CI sets HCS_NEURO_REQUIRE_DATA=1)."""
     return os.environ.get("HCS_NEURO_REQUIRE_DATA", "") not in ("", "0")
+
+
+def fashion_test_split():
+    """Fashion-MNIST's test split; skips the test when it is not installed, fails under CI's
+    HCS_NEURO_REQUIRE_DATA=1 (a broken data install must not hide)."""
+    from hcs_neuro.datasets import load_dataset
+    from hcs_neuro.errors import DataError
+
+    try:
+        return load_dataset("fashion-mnist", "test")
+    except DataError:
+        if require_data():
+            raise
+        pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import require_data
+from conftest import fashion_test_split
 from hcs_neuro.datasets import find_idx_dir, load_dataset, read_idx
 from hcs_neuro.errors import ConfigError, DataError
 
@@ -90,11 +90,6 @@ def test_unknown_dataset_and_split():
 
 @pytest.mark.fashion
 def test_fashion_mnist_installed():
-    try:
-        x, y = load_dataset("fashion-mnist", "test")
-    except DataError:
-        if require_data():
-            raise
-        pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+    x, y = fashion_test_split()
     assert x.shape == (10000, 1, 28, 28) and y.shape == (10000,)
     assert np.bincount(y).tolist() == [1000] * 10

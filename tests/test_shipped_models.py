@@ -8,10 +8,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from conftest import require_data  # noqa: E402
+from conftest import fashion_test_split  # noqa: E402
 from hcs_neuro.cli import main  # noqa: E402
 from hcs_neuro.datasets import load_dataset  # noqa: E402
-from hcs_neuro.errors import DataError  # noqa: E402
 from hcs_neuro.model import load_model  # noqa: E402
 from hcs_neuro.reference import evaluate  # noqa: E402
 from hcs_neuro.training import torch_forward  # noqa: E402
@@ -33,12 +32,7 @@ def test_digits_model_reproduces_manifest_accuracy():
 def test_fashion_models_reproduce_manifest_accuracy(name):
     """PyTorch integer forward pass on all 10,000 test images (equal to the reference: test_training)."""
     entry = MANIFEST[name]
-    try:
-        x, y = load_dataset("fashion-mnist", "test")
-    except DataError:
-        if require_data():
-            raise
-        pytest.skip("Fashion-MNIST not installed")
+    x, y = fashion_test_split()
     logits, _ = torch_forward(load_model(MODELS / entry["file"]), x, keep_layers=False)
     assert len(y) == entry["n_test"]
     assert float((np.argmax(logits, axis=1) == y).mean()) == pytest.approx(entry["test_accuracy"], abs=1e-12)

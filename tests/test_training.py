@@ -5,10 +5,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from conftest import require_data  # noqa: E402
+from conftest import fashion_test_split  # noqa: E402
 from hcs_neuro.architecture import load_architecture, with_overrides  # noqa: E402
 from hcs_neuro.datasets import load_dataset  # noqa: E402
-from hcs_neuro.errors import ConfigError, DataError  # noqa: E402
+from hcs_neuro.errors import ConfigError  # noqa: E402
 from hcs_neuro.model import load_model, random_model  # noqa: E402
 from hcs_neuro.reference import forward  # noqa: E402
 from hcs_neuro.training import load_train_config, torch_forward, train  # noqa: E402
@@ -118,11 +118,6 @@ def test_shipped_digits_model_torch_equals_reference():
 def test_shipped_fashion_model_torch_equals_reference():
     from hcs_neuro.cli.train import resolve_model_path
 
-    try:
-        images = load_dataset("fashion-mnist", "test")[0][:300]
-    except DataError:
-        if require_data():
-            raise
-        pytest.skip("Fashion-MNIST not installed")
+    images = fashion_test_split()[0][:300]
     model = load_model(resolve_model_path("fashion_hcs_ternary"))
     _assert_equal_passes(model, images)
