@@ -53,12 +53,14 @@ register_target(Target(
 
 
 def kill_worker_once(params, seed, marker_dir):
-    """Kills its own worker process the first time it runs for a point, succeeds on the retry."""
+    """Kills its worker process on the first attempt of the one point (x=2, seed 0); succeeds on
+    the retry.  Exactly one kill per sweep: a second kill could take the retried point's result
+    down with another worker and make its attempt count depend on scheduling."""
     name = f"attempt-{int(params['x'])}-{seed}"
     attempts = len(list(Path(marker_dir).glob(f"{name}.*")))
     marker = Path(marker_dir) / name
     Path(f"{marker}.{attempts}").write_text(str(os.getpid()))
-    if attempts == 0 and params["x"] == 2:
+    if attempts == 0 and params["x"] == 2 and seed == 0:
         os._exit(1)  # the worker dies mid-task, like an OOM kill or a node failure
     return {"y": params["x"] * 10.0 + seed}
 
@@ -165,11 +167,12 @@ def test_lost_worker_points_are_retried(client, tmp_path):
     result = run_sweep(parse_sweep_spec(raw, out=tmp_path / "out"), client=client, progress=False)
     assert (result.table["error"] == "").all()
     assert result.table["y"].tolist() == [10.0, 11.0, 20.0, 21.0, 30.0, 31.0]
-    # the x=2 points ran twice (their first attempt killed the worker); the others at least once
-    # (a result still held by the killed worker is lost with it and recomputed by Dask)
+    # the killed point ran exactly twice (its first attempt killed the worker, the retry succeeded);
+    # the others at least once (a result still held by the killed worker is lost with it and
+    # recomputed by Dask)
     assert len(list(tmp_path.glob("attempt-2-0.*"))) == 2
-    assert len(list(tmp_path.glob("attempt-2-1.*"))) == 2
-    assert all(len(list(tmp_path.glob(f"attempt-{x}-{s}.*"))) >= 1 for x in (1, 3) for s in (0, 1))
+    assert all(len(list(tmp_path.glob(f"attempt-{x}-{s}.*"))) >= 1
+               for x in (1, 2, 3) for s in (0, 1))
     client.wait_for_workers(2, timeout=30)
 
 
