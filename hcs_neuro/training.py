@@ -279,6 +279,35 @@ def _kwta_torch(torch, drive, k: int, exact: bool, want_theta: bool = False, vma
     return mask, 0.5 * (kth + low)
 
 
+def _select_torch(torch, dd, k, exact: bool, window_surr: bool, scale: float, vmax=None, key64: bool = False):
+    """The PyTorch path of a hypercolumn layer's selection: ``(winners, winners as 0/1 floats,
+    window surrogate or None)``.
+
+    Winners: the k-WTA (``k`` None: all channels) and ``drive > 0``. With ``window_surr`` also the
+    slope of the binary activities' straight-through estimator: a triangle of half-width 1 (real
+    units, ``scale`` per drive unit) around the hypercolumn's decision boundary. The compiled
+    ``hcs_neuro/csrc/kwta.cpp`` computes the same, bit for bit, in one pass.
+    """
+    positive = dd > 0
+    theta = None
+    if k is None:
+        win = positive
+    else:
+        key_in = dd.double() if key64 else dd
+        if window_surr:
+            win, theta = _kwta_torch(torch, key_in, k, exact, True, vmax)
+            theta = None if theta is None else theta.to(dd.dtype)
+        else:
+            win = _kwta_torch(torch, key_in, k, exact, vmax=vmax)
+        win = win & positive
+    winf = win.to(dd.dtype)
+    surr = None
+    if window_surr:
+        surr = dd - (0.5 if theta is None else torch.clamp(theta, min=0.5))
+        surr = surr.abs_().mul_(-scale).add_(1.0).clamp_(min=0.0).mul_(scale)
+    return win, winf, surr
+
+
 def _make_net_class():
     import torch
     import torch.nn.functional as F
@@ -301,6 +330,7 @@ def _make_net_class():
                      ste: str = "window"):
             super().__init__()
             self.ste = ste
+            self.use_fused = None  # None: use the compiled k-WTA if it builds; False: PyTorch path
             self.arch = arch
             self.learning = learning
             self.int_input = arch.input_bits != FLOAT_BITS
@@ -345,6 +375,16 @@ def _make_net_class():
             # k-WTA keys drive * C - c must stay below 2**24 to be exact in float32
             self.key64 = [b * max(spec.out_shape[0], 1) + spec.out_shape[0] >= 2 ** 24
                           for b, spec in zip(_layer_bounds(arch), arch.layers)]
+
+        def _fused(self):
+            """The compiled k-WTA module (:mod:`hcs_neuro._kwta_ext`), or None for the PyTorch path."""
+            if self.use_fused is False:
+                return None
+            from hcs_neuro import _kwta_ext
+
+            module = _kwta_ext.load()
+            self.use_fused = module is not None
+            return module
 
         # -- parameters as used by the forward pass ------------------------------------------
         def _effective(self, i: int):
@@ -400,27 +440,22 @@ def _make_net_class():
                     logits = d * (scale * torch.exp(self.log_temp))
                     return (logits, records) if record else logits
                 window = self.ste == "window" and self.training
-                theta = None
+                want_surr = spec.act_bits == 1 and self.training  # binary activities: STE slope
                 with torch.no_grad():
                     dd = d.detach()
-                    positive = dd > 0
-                    if spec.k is None:
-                        win = positive
+                    fused = self._fused() if (spec.k is not None and spec.k < dd.shape[1]) else None
+                    if fused is not None:
+                        # one compiled pass over the channels of every location: the winners and
+                        # the window surrogate, bit-identical to _select_torch
+                        res = fused.kwta_select(dd, spec.k, exact, window and want_surr, float(scale))
+                        win, winf, surr = None, res[0], (res[1] if window and want_surr else None)
                     else:
-                        key_in = dd.double() if (exact and self.key64[i]) else dd
-                        if window:
-                            win, theta = _kwta_torch(torch, key_in, spec.k, exact, True, vmax)
-                            theta = None if theta is None else theta.to(d.dtype)
-                        else:
-                            win = _kwta_torch(torch, key_in, spec.k, exact, vmax=vmax)
-                        win = win & positive
-                    winf = win.to(d.dtype)
-                    if spec.act_bits == 1 and self.training:
-                        if window:  # triangle surrogate around the winner/loser boundary, half-width 1 (real units)
-                            surr = dd - (0.5 if theta is None else torch.clamp(theta, min=0.5))
-                            surr = surr.abs_().mul_(-scale).add_(1.0).clamp_(min=0.0).mul_(scale)
-                        else:  # gradient through the winners only
-                            surr = winf * scale
+                        win, winf, surr = _select_torch(torch, dd, spec.k, exact, window and want_surr, scale,
+                                                        vmax, exact and self.key64[i])
+                    if want_surr and not window:  # gradient through the winners only
+                        surr = winf * scale
+                    if win is None and (record or spec.act_bits not in (1, FLOAT_BITS)):
+                        win = winf > 0
                 if spec.act_bits == 1:
                     out = _STE.apply(d, winf, surr) if self.training else winf
                     s_in, exact_x, x_top = 1.0, True, 1
@@ -759,8 +794,11 @@ def _model_stub(arch):
     return Model(arch, [])
 
 
-def measure_throughput(arch: Architecture, cfg: TrainConfig, x, y, steps: int) -> float:
-    """Training images per second over ``steps`` steps (after one warm-up step)."""
+def measure_throughput(arch: Architecture, cfg: TrainConfig, x, y, steps: int, fused_kwta: bool = True) -> float:
+    """Training images per second over ``steps`` steps (after one warm-up step).
+
+    ``fused_kwta=False`` forces the pure-PyTorch k-WTA (for comparing it with the compiled one).
+    """
     import torch
     import torch.nn.functional as F
 
@@ -769,6 +807,8 @@ def measure_throughput(arch: Architecture, cfg: TrainConfig, x, y, steps: int) -
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     net = HCSNet(arch, cfg.learning, cfg.seed, ste=cfg.ste)
+    if not fused_kwta:
+        net.use_fused = False
     upd = LevelUpdater(net, cfg)
     stub = _model_stub(arch)
     rng = np.random.default_rng(cfg.seed)
