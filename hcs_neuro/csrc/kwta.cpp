@@ -21,46 +21,72 @@
 #include <functional>
 #include <vector>
 
+// Locations are processed in tiles of up to kTile consecutive positions of one sample: the tile's
+// channels are copied into a small contiguous buffer (each channel's row of the tile is one cache
+// line of the NCHW tensor), selected per location, and written back the same way.
+constexpr int64_t kTile = 16;
+
+template <typename T>
+static void select_location(const T* v, T* win, T* surr, int64_t c, int64_t k, bool exact,
+                            T neg_scale, T pos_scale, T* buf) {
+  std::copy(v, v + c, buf);
+  std::nth_element(buf, buf + (k - 1), buf + c, std::greater<T>());
+  const T kth = buf[k - 1];
+  T next = buf[k];
+  for (int64_t j = k + 1; j < c; ++j) next = std::max(next, buf[j]);
+  // ties at the k-th value: with exact (integer) drives only the first `need` channels win
+  int64_t need = k;
+  if (exact) {
+    for (int64_t j = 0; j < c; ++j) need -= v[j] > kth;
+  }
+  const T theta = static_cast<T>(0.5) * (kth + next);
+  const T centre = std::max(theta, static_cast<T>(0.5));
+  for (int64_t j = 0; j < c; ++j) {
+    const T x = v[j];
+    bool w;
+    if (x > kth) {
+      w = true;
+    } else if (x == kth) {
+      w = exact ? (need-- > 0) : true;
+    } else {
+      w = false;
+    }
+    win[j] = (w && x > 0) ? T(1) : T(0);
+    if (surr != nullptr) {
+      // the same float operations, in the same order, as the PyTorch path (no FMA: the
+      // extension is compiled with -ffp-contract=off)
+      T s = std::abs(x - centre) * neg_scale;
+      s = s + T(1);
+      surr[j] = (s > T(0) ? s : T(0)) * pos_scale;
+    }
+  }
+}
+
 template <typename T>
 static void kwta_kernel(const T* d, T* win, T* surr, int64_t n, int64_t c, int64_t inner, int64_t k,
                         bool exact, double scale) {
-  const int64_t locations = n * inner;
   const T neg_scale = static_cast<T>(-scale), pos_scale = static_cast<T>(scale);
-  at::parallel_for(0, locations, 64, [&](int64_t begin, int64_t end) {
-    std::vector<T> buf(c);
-    for (int64_t loc = begin; loc < end; ++loc) {
-      const int64_t b = loc / inner, p = loc % inner;
-      const int64_t base = b * c * inner + p;
-      for (int64_t j = 0; j < c; ++j) buf[j] = d[base + j * inner];
-      std::nth_element(buf.begin(), buf.begin() + (k - 1), buf.end(), std::greater<T>());
-      const T kth = buf[k - 1];
-      T next = buf[k];
-      for (int64_t j = k + 1; j < c; ++j) next = std::max(next, buf[j]);
-      // ties at the k-th value: with exact keys only the first `need` channels (by index) win
-      int64_t need = k;
-      if (exact) {
-        for (int64_t j = 0; j < c; ++j) need -= d[base + j * inner] > kth;
-      }
-      const T theta = static_cast<T>(0.5) * (kth + next);
-      const T centre = std::max(theta, static_cast<T>(0.5));
+  const int64_t tiles = (inner + kTile - 1) / kTile;
+  at::parallel_for(0, n * tiles, 4, [&](int64_t begin, int64_t end) {
+    std::vector<T> in(kTile * c), wout(kTile * c), sout(surr ? kTile * c : 0), buf(c);
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t b = t / tiles, p0 = (t % tiles) * kTile;
+      const int64_t len = std::min(kTile, inner - p0);
+      const int64_t base = b * c * inner + p0;
       for (int64_t j = 0; j < c; ++j) {
-        const int64_t at = base + j * inner;
-        const T v = d[at];
-        bool w;
-        if (v > kth) {
-          w = true;
-        } else if (v == kth) {
-          w = exact ? (need-- > 0) : true;
-        } else {
-          w = false;
-        }
-        win[at] = (w && v > 0) ? T(1) : T(0);
-        if (surr != nullptr) {
-          // the same float operations, in the same order, as the PyTorch path (no FMA: the
-          // extension is compiled with -ffp-contract=off)
-          T s = std::abs(v - centre) * neg_scale;
-          s = s + T(1);
-          surr[at] = (s > T(0) ? s : T(0)) * pos_scale;
+        const T* row = d + base + j * inner;
+        for (int64_t q = 0; q < len; ++q) in[q * c + j] = row[q];
+      }
+      for (int64_t q = 0; q < len; ++q) {
+        select_location(in.data() + q * c, wout.data() + q * c, surr ? sout.data() + q * c : nullptr,
+                        c, k, exact, neg_scale, pos_scale, buf.data());
+      }
+      for (int64_t j = 0; j < c; ++j) {
+        T* wrow = win + base + j * inner;
+        for (int64_t q = 0; q < len; ++q) wrow[q] = wout[q * c + j];
+        if (surr) {
+          T* srow = surr + base + j * inner;
+          for (int64_t q = 0; q < len; ++q) srow[q] = sout[q * c + j];
         }
       }
     }
