@@ -35,7 +35,7 @@ def load():
 
             tag = hashlib.sha1(_SOURCE.read_bytes()).hexdigest()[:10]
             module = build(name=f"hcs_neuro_kwta_{tag}", sources=[str(_SOURCE)],
-                           extra_cflags=["-O3", "-fopenmp", "-ffp-contract=off"],
+                           extra_cflags=["-O3", "-march=native", "-fopenmp", "-ffp-contract=off"],
                            extra_ldflags=["-fopenmp"], verbose=False)
         except Exception as exc:  # compiler, headers or ninja missing
             if mode in ("1", "on", "true", "yes"):

@@ -59,6 +59,20 @@ def test_select_equals_pytorch_path(ext, data):
             assert len(res) == 1
 
 
+@pytest.mark.parametrize("channels", [63, 64, 65, 128, 200])
+@pytest.mark.parametrize("exact", [True, False])
+def test_select_wide_hypercolumns(ext, channels, exact):
+    """Both selection paths of the kernel (rank counting up to 64 channels, nth_element above)."""
+    gen = torch.Generator().manual_seed(channels)
+    for hi, k in ((3, channels // 4), (400, channels // 2), (1, 1), (2, channels - 1)):
+        d = torch.randint(-hi, hi + 1, (3, channels, 5, 4), generator=gen).float()
+        if not exact:
+            d = d + torch.rand(d.shape, generator=gen) - 0.5
+        _, winf, surr = _select_torch(torch, d, k, exact, True, 0.2)
+        res = ext.kwta_select(d, k, exact, True, 0.2)
+        assert torch.equal(res[0], winf) and torch.equal(res[1], surr)
+
+
 def test_select_handles_non_contiguous_input(ext):
     d = torch.randint(-3, 4, (2, 5, 6, 8)).float().permute(0, 1, 3, 2)
     assert not d.is_contiguous()

@@ -26,36 +26,62 @@
 // line of the NCHW tensor), selected per location, and written back the same way.
 constexpr int64_t kTile = 16;
 
+// Up to kRankMaxChannels channels, each channel's rank in the order (drive descending, channel
+// index ascending) is counted directly: rank_j = #{i : v_i > v_j, or v_i == v_j and i < j}. The
+// ranks are a permutation of 0..C-1; the k winners of the exact rule are the channels of rank < k
+// and the k-th / (k+1)-th largest drives are those of rank k-1 and k. That is O(C^2) comparisons,
+// but branch-free and vectorised over the channels, which for small C beats a selection algorithm
+// whose data-dependent branches mispredict. Wider hypercolumns use std::nth_element.
+constexpr int64_t kRankMaxChannels = 64;
+
 template <typename T>
-static void select_location(const T* v, T* win, T* surr, int64_t c, int64_t k, bool exact,
-                            T neg_scale, T pos_scale, T* buf) {
+static void kth_values(const T* v, int64_t c, int64_t k, int32_t* rank, T* buf, T& kth, T& next) {
+  if (c <= kRankMaxChannels) {
+    const int32_t n = static_cast<int32_t>(c);  // 32-bit indices: 8 lanes per AVX2 vector
+    for (int32_t j = 0; j < n; ++j) rank[j] = 0;
+    for (int32_t i = 0; i < n; ++i) {
+      const T x = v[i];
+      for (int32_t j = 0; j < n; ++j) rank[j] += (x > v[j]) | ((x == v[j]) & (i < j));
+    }
+    for (int64_t j = 0; j < c; ++j) {
+      if (rank[j] == k - 1) kth = v[j];
+      if (rank[j] == k) next = v[j];
+    }
+    return;
+  }
   std::copy(v, v + c, buf);
   std::nth_element(buf, buf + (k - 1), buf + c, std::greater<T>());
-  const T kth = buf[k - 1];
-  T next = buf[k];
+  kth = buf[k - 1];
+  next = buf[k];
   for (int64_t j = k + 1; j < c; ++j) next = std::max(next, buf[j]);
-  // ties at the k-th value: with exact (integer) drives only the first `need` channels win
-  int64_t need = k;
-  if (exact) {
+}
+
+template <typename T>
+static void select_location(const T* v, T* win, T* surr, int64_t c, int64_t k, bool exact,
+                            T neg_scale, T pos_scale, int32_t* rank, T* buf) {
+  T kth = v[0], next = v[0];
+  kth_values(v, c, k, rank, buf, kth, next);
+  if (c <= kRankMaxChannels && exact) {
+    for (int64_t j = 0; j < c; ++j) win[j] = ((rank[j] < k) & (v[j] > T(0))) ? T(1) : T(0);
+  } else if (exact) {
+    // ties at the k-th value: only the first `need` of them (by channel index) win
+    int64_t need = k;
     for (int64_t j = 0; j < c; ++j) need -= v[j] > kth;
-  }
-  const T theta = static_cast<T>(0.5) * (kth + next);
-  const T centre = std::max(theta, static_cast<T>(0.5));
-  for (int64_t j = 0; j < c; ++j) {
-    const T x = v[j];
-    bool w;
-    if (x > kth) {
-      w = true;
-    } else if (x == kth) {
-      w = exact ? (need-- > 0) : true;
-    } else {
-      w = false;
+    for (int64_t j = 0; j < c; ++j) {
+      const T x = v[j];
+      const bool w = x > kth || (x == kth && need-- > 0);
+      win[j] = (w && x > T(0)) ? T(1) : T(0);
     }
-    win[j] = (w && x > 0) ? T(1) : T(0);
-    if (surr != nullptr) {
+  } else {
+    for (int64_t j = 0; j < c; ++j) win[j] = ((v[j] >= kth) & (v[j] > T(0))) ? T(1) : T(0);
+  }
+  if (surr != nullptr) {
+    const T theta = static_cast<T>(0.5) * (kth + next);
+    const T centre = std::max(theta, static_cast<T>(0.5));
+    for (int64_t j = 0; j < c; ++j) {
       // the same float operations, in the same order, as the PyTorch path (no FMA: the
       // extension is compiled with -ffp-contract=off)
-      T s = std::abs(x - centre) * neg_scale;
+      T s = std::abs(v[j] - centre) * neg_scale;
       s = s + T(1);
       surr[j] = (s > T(0) ? s : T(0)) * pos_scale;
     }
@@ -68,7 +94,9 @@ static void kwta_kernel(const T* d, T* win, T* surr, int64_t n, int64_t c, int64
   const T neg_scale = static_cast<T>(-scale), pos_scale = static_cast<T>(scale);
   const int64_t tiles = (inner + kTile - 1) / kTile;
   at::parallel_for(0, n * tiles, 4, [&](int64_t begin, int64_t end) {
-    std::vector<T> in(kTile * c), wout(kTile * c), sout(surr ? kTile * c : 0), buf(c);
+    std::vector<T> in(kTile * c), wout(kTile * c), sout(surr ? kTile * c : 0);
+    std::vector<int32_t> rank(c);
+    std::vector<T> buf(c);
     for (int64_t t = begin; t < end; ++t) {
       const int64_t b = t / tiles, p0 = (t % tiles) * kTile;
       const int64_t len = std::min(kTile, inner - p0);
@@ -79,7 +107,7 @@ static void kwta_kernel(const T* d, T* win, T* surr, int64_t n, int64_t c, int64
       }
       for (int64_t q = 0; q < len; ++q) {
         select_location(in.data() + q * c, wout.data() + q * c, surr ? sout.data() + q * c : nullptr,
-                        c, k, exact, neg_scale, pos_scale, buf.data());
+                        c, k, exact, neg_scale, pos_scale, rank.data(), buf.data());
       }
       for (int64_t j = 0; j < c; ++j) {
         T* wrow = win + base + j * inner;
