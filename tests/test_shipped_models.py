@@ -19,8 +19,9 @@ MODELS = Path(__file__).resolve().parent.parent / "models"
 MANIFEST = json.loads((MODELS / "MANIFEST.json").read_text())["models"]
 
 
-def test_digits_model_reproduces_manifest_accuracy():
-    entry = MANIFEST["digits_hcs"]
+@pytest.mark.parametrize("name", ["digits_hcs", "digits_hcs_wide"])
+def test_digits_models_reproduce_manifest_accuracy(name):
+    entry = MANIFEST[name]
     x, y = load_dataset("digits", "test")
     ev = evaluate(load_model(MODELS / entry["file"]), x, y, progress=False, ops=False)
     assert ev["n_images"] == entry["n_test"]
