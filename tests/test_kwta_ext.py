@@ -154,3 +154,14 @@ def test_disabled_or_failed_build_falls_back(monkeypatch, tmp_path):
     monkeypatch.setenv("HCS_NEURO_KWTA_EXT", "1")
     with pytest.raises(Exception):
         _kwta_ext.load()
+
+
+def test_pip_installed_ninja_is_found_without_an_activated_venv(monkeypatch, tmp_path):
+    """`.venv/bin/python` run directly has no .venv/bin on PATH; the build must still find ninja."""
+    import shutil
+
+    pytest.importorskip("ninja")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert shutil.which("ninja") is None
+    _kwta_ext._put_ninja_on_path()
+    assert shutil.which("ninja") is not None
