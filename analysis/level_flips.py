@@ -4,7 +4,8 @@ to study the churn of probabilistic level updates.
 Usage::
 
     python analysis/level_flips.py --config models/configs/fashion.toml --out flips.jsonl \
-        [--epochs 6] [--batch-size 128] [--lr 0.01] [--set beta1=0.99] [--eval-images 2000] [--threads 1]
+        [--epochs 6] [--batch-size 128] [--lr 0.01] [--set beta1=0.99] [--set bias_learning=shadow]
+        [--eval-images 2000] [--threads 1]
 
 After every epoch one JSON line: ``acc_eval`` (PyTorch integer forward pass, equal to the reference,
 on the first ``--eval-images`` test images), ``flips`` (per weighted layer: the fraction of weight
@@ -28,6 +29,15 @@ from hcs_neuro.datasets import load_dataset
 from hcs_neuro.training import load_train_config, torch_forward, train
 
 
+def _value(text: str):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", required=True)
@@ -38,19 +48,16 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a [training] field with a number, e.g. beta1=0.99 (repeatable)")
+                    help="override a [training] field, e.g. beta1=0.99 or bias_learning=shadow (repeatable)")
     ap.add_argument("--eval-images", type=int, default=2000)
     ap.add_argument("--data-dir")
     args = ap.parse_args(argv)
     over = {}
     for item in args.set:
         key, sep, val = item.partition("=")
-        try:
-            over[key] = float(val) if "." in val or "e" in val else int(val)
-        except ValueError:
-            ap.error(f"--set {item!r}: expected KEY=NUMBER")
         if not sep:
-            ap.error(f"--set {item!r}: expected KEY=NUMBER")
+            ap.error(f"--set {item!r}: expected KEY=VALUE")
+        over[key] = _value(val)
     arch = load_architecture(args.config)
     cfg = load_train_config(args.config, threads=args.threads, epochs=args.epochs, batch_size=args.batch_size,
                             lr=args.lr, seed=args.seed)

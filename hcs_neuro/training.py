@@ -86,6 +86,10 @@ class TrainConfig:
         Random horizontal flips (fashion items, not digits).
     learning : str
         ``probabilistic``, ``shadow`` or ``naive`` (ignored for full-precision weights).
+    bias_learning : str
+        The rule for the bias levels: ``""`` (default: the same as ``learning``),
+        ``probabilistic`` or ``shadow``. For experiments that separate the weights' and the
+        biases' share of a difference between the rules.
     seed : int
         Seeds initialisation, shuffling, augmentation and the probabilistic rounding.
     threads : int
@@ -107,6 +111,7 @@ class TrainConfig:
     shift: int = 0
     hflip: bool = False
     learning: str = "probabilistic"
+    bias_learning: str = ""
     ste: str = "window"
     seed: int = 0
     threads: int = 0
@@ -142,6 +147,8 @@ def load_train_config(path_or_dict, **overrides) -> TrainConfig:
               ("lr", cfg.lr > 0, "> 0"), ("lr_float", cfg.lr_float > 0, "> 0"),
               ("lr_schedule", cfg.lr_schedule in ("cosine", "constant"), "'cosine' or 'constant'"),
               ("learning", cfg.learning in LEARNING_RULES, " or ".join(LEARNING_RULES)),
+              ("bias_learning", cfg.bias_learning in ("", "probabilistic", "shadow"),
+               "'' (same as learning), 'probabilistic' or 'shadow'"),
               ("ste", cfg.ste in ("winners", "window"), "'winners' or 'window'"),
               ("shift", cfg.shift >= 0, ">= 0"), ("threads", cfg.threads >= 0, ">= 0"),
               ("seed", cfg.seed >= 0, ">= 0"), ("train_subset", cfg.train_subset >= 0, ">= 0")]
@@ -333,6 +340,7 @@ def _make_net_class():
             self.use_fused = None  # None: use the compiled k-WTA if it builds; False: PyTorch path
             self.arch = arch
             self.learning = learning
+            self.bias_learning = learning  # the rule of the bias levels (TrainConfig.bias_learning)
             self.int_input = arch.input_bits != FLOAT_BITS
             self.dtype = torch.float64 if _bound(arch) >= 2 ** 24 else torch.float32
             self.gen = torch.Generator().manual_seed(int(seed))
@@ -391,15 +399,19 @@ def _make_net_class():
             spec = self.arch.layers[i]
             w = self.weights[self.widx[i]]
             b = self.biases[self.widx[i]]
-            if spec.weight_bits == FLOAT_BITS or self.learning != "shadow":
+            if spec.weight_bits == FLOAT_BITS:
                 return w, b
-            lo, hi = weight_level_range(spec.weight_bits)
-            if spec.weight_bits == 1:
-                q = torch.where(w >= 0, torch.ones_like(w), -torch.ones_like(w))
-            else:
-                q = torch.clamp(torch.sign(w) * torch.floor(w.abs() + 0.5), lo, hi)
-            qb = torch.sign(b) * torch.floor(b.abs() + 0.5)
-            return w + (q - w).detach(), b + (qb - b).detach()
+            if self.learning == "shadow":  # float shadow weights, rounded levels forward (STE)
+                lo, hi = weight_level_range(spec.weight_bits)
+                if spec.weight_bits == 1:
+                    q = torch.where(w >= 0, torch.ones_like(w), -torch.ones_like(w))
+                else:
+                    q = torch.clamp(torch.sign(w) * torch.floor(w.abs() + 0.5), lo, hi)
+                w = w + (q - w).detach()
+            if self.bias_learning == "shadow":
+                qb = torch.sign(b) * torch.floor(b.abs() + 0.5)
+                b = b + (qb - b).detach()
+            return w, b
 
         def forward(self, x, record: bool = False):
             """Logits in real units (and, with record=True, per-layer (drive, winners, output))."""
@@ -613,7 +625,7 @@ class LevelUpdater:
                 g = p.grad
                 if g is None:
                     continue
-                rule = "float" if kind == "float" else self.net.learning
+                rule = "float" if kind == "float" else (self.net.bias_learning if kind == "bias" else self.net.learning)
                 if rule == "naive":
                     delta = g * (-cfg.lr * decay * mult)
                 else:
@@ -706,6 +718,7 @@ def train(arch: Architecture, cfg: TrainConfig, data_dir=None, progress: bool = 
         x_train, y_train = x_train[keep], y_train[keep]
     learning = "float" if all(s.weight_bits == FLOAT_BITS for s in arch.layers if s.has_weights) else cfg.learning
     net = HCSNet(arch, cfg.learning, cfg.seed, ste=cfg.ste)
+    net.bias_learning = cfg.bias_learning or cfg.learning
     upd = LevelUpdater(net, cfg)
     rng = np.random.default_rng(cfg.seed)
     stub = _model_stub(arch)

@@ -121,3 +121,23 @@ def test_shipped_fashion_model_torch_equals_reference():
     images = fashion_test_split()[0][:300]
     model = load_model(resolve_model_path("fashion_hcs_ternary"))
     _assert_equal_passes(model, images)
+
+
+@pytest.mark.parametrize("learning,bias_learning", [("probabilistic", "shadow"), ("shadow", "probabilistic")])
+def test_bias_learning_can_differ_from_the_weights_rule(learning, bias_learning):
+    arch = load_architecture(IMG)
+    cfg = load_train_config({"training": {"dataset": "digits", "epochs": 1, "learning": learning,
+                                          "bias_learning": bias_learning, "lr": 0.05}})
+    model, rep = train(arch, cfg, progress=False, max_steps=30)
+    assert rep["training"]["bias_learning"] == bias_learning
+    assert rep["test_accuracy"] == rep["test_accuracy_torch"]
+    for p in model.layers:  # saved levels are integers either way
+        if p.weight_levels is not None:
+            assert p.bias_levels.dtype == np.int64 and set(np.unique(p.weight_levels)) <= {-1, 0, 1}
+    # the hybrid differs from both pure rules (the biases' rule is really switched)
+    pure = train(arch, load_train_config({"training": {"dataset": "digits", "epochs": 1, "learning": learning,
+                                                       "lr": 0.05}}), progress=False, max_steps=30)[0]
+    assert any(not np.array_equal(a.bias_levels, b.bias_levels)
+               for a, b in zip(model.layers, pure.layers) if a.bias_levels is not None)
+    with pytest.raises(ConfigError, match="bias_learning"):
+        load_train_config({"training": {"bias_learning": "naive"}})
