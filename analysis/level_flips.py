@@ -17,7 +17,6 @@ the file can be watched during a long run.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -26,16 +25,8 @@ import numpy as np
 
 from hcs_neuro.architecture import load_architecture
 from hcs_neuro.datasets import load_dataset
-from hcs_neuro.training import load_train_config, torch_forward, train
-
-
-def _value(text: str):
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
+from hcs_neuro.errors import ConfigError
+from hcs_neuro.training import load_train_config, parse_train_overrides, torch_forward, train
 
 
 def main(argv=None) -> int:
@@ -52,19 +43,14 @@ def main(argv=None) -> int:
     ap.add_argument("--eval-images", type=int, default=2000)
     ap.add_argument("--data-dir")
     args = ap.parse_args(argv)
-    over = {}
-    for item in args.set:
-        key, sep, val = item.partition("=")
-        if not sep:
-            ap.error(f"--set {item!r}: expected KEY=VALUE")
-        over[key] = _value(val)
-    arch = load_architecture(args.config)
-    cfg = load_train_config(args.config, threads=args.threads, epochs=args.epochs, batch_size=args.batch_size,
-                            lr=args.lr, seed=args.seed)
     try:
-        cfg = dataclasses.replace(cfg, **over)
-    except TypeError as exc:
-        ap.error(f"--set: {exc}")
+        arch = load_architecture(args.config)
+        over = parse_train_overrides(args.set)
+        cfg = load_train_config(args.config, **{"threads": args.threads, "epochs": args.epochs,
+                                                "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+                                                **over})
+    except ConfigError as exc:
+        ap.error(str(exc))
     xt, yt = load_dataset(cfg.dataset, "test", args.data_dir)
     xe, ye = xt[:args.eval_images], yt[:args.eval_images]
     prev = {}

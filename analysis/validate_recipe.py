@@ -26,18 +26,10 @@ import numpy as np
 
 from hcs_neuro.architecture import load_architecture
 from hcs_neuro.datasets import load_dataset
-from hcs_neuro.training import load_train_config, train
+from hcs_neuro.errors import ConfigError
+from hcs_neuro.training import load_train_config, parse_train_overrides, train
 
 VAL_SPLIT_SEED = 1234
-
-
-def _value(text: str):
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(text.lower(), text)
 
 
 def main(argv=None) -> int:
@@ -53,18 +45,12 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="results/validate_recipe.jsonl")
     args = ap.parse_args(argv)
 
-    over = {}
-    for item in args.set:
-        key, sep, val = item.partition("=")
-        if not sep:
-            ap.error(f"--set {item!r}: expected KEY=VALUE")
-        over[key] = _value(val)
-    arch = load_architecture(args.config)
-    base = load_train_config(args.config, threads=args.threads)
     try:
-        base = dataclasses.replace(base, **over)
-    except TypeError as exc:
-        ap.error(f"--set: {exc}")
+        arch = load_architecture(args.config)
+        over = parse_train_overrides(args.set)
+        base = load_train_config(args.config, **{"threads": args.threads, **over})
+    except ConfigError as exc:
+        ap.error(str(exc))
     x, y = load_dataset(base.dataset, "train", args.data_dir)
     if not 0 < args.val < len(y):
         ap.error(f"--val {args.val}: must be between 1 and {len(y) - 1}")

@@ -121,6 +121,37 @@ class TrainConfig:
 _TRAIN_TYPES = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
 
 
+def parse_train_overrides(items) -> dict:
+    """``["beta1=0.99", "learning=shadow"]`` -> ``{"beta1": 0.99, "learning": "shadow"}``, each value
+    converted to the type of its :class:`TrainConfig` field (for ``--set KEY=VALUE`` options).
+
+    Raises
+    ------
+    ConfigError
+        Not ``KEY=VALUE``, an unknown key, or a value that does not convert.
+    """
+    out = {}
+    for item in items:
+        key, sep, text = str(item).partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
+        if key not in _TRAIN_TYPES:
+            raise ConfigError(f"--set {item!r}: unknown key {key!r}; allowed keys: {', '.join(sorted(_TRAIN_TYPES))}")
+        want = _TRAIN_TYPES[key]
+        try:
+            if want == "bool":
+                if text.lower() not in ("true", "false"):
+                    raise ValueError
+                value = text.lower() == "true"
+            else:
+                value = {"int": int, "float": float}.get(want, str)(text)
+        except ValueError:
+            raise ConfigError(f"--set {item!r}: {key} needs a value of type {want}") from None
+        out[key] = value
+    return out
+
+
 def load_train_config(path_or_dict, **overrides) -> TrainConfig:
     """Read the ``[training]`` table of an architecture file and apply overrides (None: keep).
 

@@ -77,6 +77,7 @@ def test_runs_are_appended_with_validation_accuracy(script, cfg, tmp_path, capsy
 
 
 @pytest.mark.parametrize("bad,msg", [(["--set", "epochs"], "KEY=VALUE"), (["--set", "nope=1"], "nope"),
+                                     (["--set", "epochs=two"], "type int"), (["--set", "learning=bogus"], "learning"),
                                      (["--val", "0"], "--val 0")])
 def test_bad_arguments_are_one_line_errors(script, cfg, tmp_path, capsys, bad, msg):
     with pytest.raises(SystemExit) as exc:
