@@ -11,36 +11,12 @@ import pytest
 
 pytest.importorskip("torch")
 
+from test_cli_train import TINY  # noqa: E402  (the tiny digits architecture of the CLI tests)
+
 ANALYSIS = Path(__file__).resolve().parent.parent / "analysis"
 SCRIPT = ANALYSIS / "validate_recipe.py"
 
 
-TINY = """
-name = "tiny-digits"
-[input]
-shape = [1, 8, 8]
-bits = 4
-[precision]
-weight_bits = 2
-act_bits = 1
-[hcs]
-k = 0.25
-[[layers]]
-type = "conv2d"
-channels = 16
-kernel = 3
-padding = 1
-[[layers]]
-type = "pool2d"
-kernel = 2
-k = 0.5
-[[layers]]
-type = "linear"
-channels = 10
-[training]
-dataset = "digits"
-batch_size = 32
-"""
 
 
 @pytest.fixture
@@ -61,17 +37,17 @@ def script():
 def test_runs_are_appended_with_validation_accuracy(script, cfg, tmp_path, capsys):
     out = tmp_path / "v.jsonl"
     argv = ["--config", str(cfg), "--name", "tiny", "--seeds", "0", "1", "--set", "epochs=1",
-            "--set", "lr=0.05", "--val", "200", "--out", str(out)]
+            "--set", "lr=0.05", "--set", "batch_size=32", "--val", "200", "--out", str(out)]
     assert script.main(argv) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["seed"] for r in rows] == [0, 1]
     assert all(r["n_val"] == 200 and r["n_train"] == 1438 - 200 for r in rows)
-    assert rows[0]["overrides"] == {"epochs": 1, "lr": 0.05}
+    assert rows[0]["overrides"] == {"epochs": 1, "lr": 0.05, "batch_size": 32}
     # 1 epoch of the tiny net learns something (chance 10 %; sd on 200 images about 2 points)
     assert all(r["val_accuracy"] > 0.25 for r in rows)
     assert "tiny:" in capsys.readouterr().out
     # seeded: the same seed gives the same validation accuracy
-    assert script.main(argv[:4] + ["--seeds", "0"] + argv[7:]) == 0
+    assert script.main(argv[:4] + ["--seeds", "0"] + argv[7:]) == 0  # seeds 0 1 -> seed 0
     again = json.loads(out.read_text().splitlines()[-1])
     assert again["val_accuracy"] == rows[0]["val_accuracy"]
 
