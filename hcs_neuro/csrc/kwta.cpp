@@ -12,13 +12,15 @@
 //   surr     max(0, 1 - scale * |d - max(theta, 0.5)|) * scale   (triangle of half-width 1 in
 //            real units around the winner/loser boundary; the gradient slope of binary activities).
 //
-// Requires 1 <= k < C (the caller handles k >= C and layers without k-WTA).
+// Requires 1 <= k < C (the caller handles k >= C and layers without k-WTA), and exact=true only
+// for integer-valued drives (integer levels times integer weights), as in the PyTorch path.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <vector>
 
 // Locations are processed in tiles of up to kTile consecutive positions of one sample: the tile's
@@ -26,29 +28,76 @@
 // line of the NCHW tensor), selected per location, and written back the same way.
 constexpr int64_t kTile = 16;
 
-// Up to kRankMaxChannels channels, each channel's rank in the order (drive descending, channel
-// index ascending) is counted directly: rank_j = #{i : v_i > v_j, or v_i == v_j and i < j}. The
-// ranks are a permutation of 0..C-1; the k winners of the exact rule are the channels of rank < k
-// and the k-th / (k+1)-th largest drives are those of rank k-1 and k. That is O(C^2) comparisons,
-// but branch-free and vectorised over the channels, which for small C beats a selection algorithm
-// whose data-dependent branches mispredict. Wider hypercolumns use std::nth_element.
+// Hypercolumns of up to this many channels use rank counting (below) when bisection does not apply.
 constexpr int64_t kRankMaxChannels = 64;
 
+// Integer-valued (exact) drives: the k-th largest drive is the largest integer t with
+// #{v >= t} >= k, found by bisection between the smallest and largest drive: about log2(range)
+// vectorised counting passes instead of C. Returns false (use the general path) if the drives
+// around the k-th are not integers after all, so the result is always the exact k-th value.
 template <typename T>
-static void kth_values(const T* v, int64_t c, int64_t k, int32_t* rank, T* buf, T& kth, T& next) {
-  if (c <= kRankMaxChannels) {
-    const int32_t n = static_cast<int32_t>(c);  // 32-bit indices: 8 lanes per AVX2 vector
-    for (int32_t j = 0; j < n; ++j) rank[j] = 0;
-    for (int32_t i = 0; i < n; ++i) {
-      const T x = v[i];
-      for (int32_t j = 0; j < n; ++j) rank[j] += (x > v[j]) | ((x == v[j]) & (i < j));
-    }
-    for (int64_t j = 0; j < c; ++j) {
-      if (rank[j] == k - 1) kth = v[j];
-      if (rank[j] == k) next = v[j];
-    }
-    return;
+static int32_t count_ge(const T* v, int32_t n, T t) {
+  int32_t s = 0;
+  for (int32_t j = 0; j < n; ++j) s += v[j] >= t;
+  return s;
+}
+
+template <typename T>
+static bool kth_by_bisection(const T* v, int64_t c, int64_t k, T& kth, T& next, int64_t& n_above) {
+  const int32_t n = static_cast<int32_t>(c);
+  T lo = v[0], hi = v[0];
+  for (int32_t j = 1; j < n; ++j) {
+    lo = std::min(lo, v[j]);
+    hi = std::max(hi, v[j]);
   }
+  lo = std::floor(lo);
+  hi = std::floor(hi);
+  // about log2(range) passes of C/8 vector operations, against C^2/8 for rank counting: bisect only
+  // where that is fewer (small ranges such as pooled counts, or wide hypercolumns)
+  if (c <= kRankMaxChannels && hi - lo >= static_cast<T>(int64_t(1) << (c / 8))) return false;
+  while (lo < hi) {  // invariant: #{v >= lo} >= k
+    const T mid = lo + std::floor((hi - lo + T(1)) * T(0.5));
+    const bool up = count_ge(v, n, mid) >= k;  // branch-free update (the outcome is data-dependent)
+    lo = up ? mid : lo;
+    hi = up ? hi : mid - T(1);
+  }
+  int32_t ge = 0, eq = 0;
+  T below = -std::numeric_limits<T>::infinity();
+  for (int32_t j = 0; j < n; ++j) {
+    ge += v[j] >= lo;
+    eq += v[j] == lo;
+    below = std::max(below, v[j] < lo ? v[j] : -std::numeric_limits<T>::infinity());
+  }
+  const int32_t above = ge - eq;
+  if (above != count_ge(v, n, lo + T(1)) || above >= k || ge < k) return false;
+  kth = lo;                               // the k-th largest drive
+  next = ge >= k + 1 ? lo : below;        // the (k+1)-th largest
+  n_above = above;
+  return true;
+}
+
+// Otherwise, up to kRankMaxChannels channels, each channel's rank in the order (drive descending,
+// channel index ascending) is counted directly: rank_j = #{i : v_i > v_j, or v_i == v_j and i < j}.
+// The ranks are a permutation of 0..C-1; the k winners of the exact rule are the channels of rank
+// < k and the k-th / (k+1)-th largest drives are those of rank k-1 and k. That is O(C^2)
+// comparisons, but branch-free and vectorised over the channels. Wider hypercolumns use
+// std::nth_element.
+template <typename T>
+static void kth_by_rank(const T* v, int64_t c, int64_t k, int32_t* rank, T& kth, T& next) {
+  const int32_t n = static_cast<int32_t>(c);  // 32-bit indices: 8 lanes per AVX2 vector
+  for (int32_t j = 0; j < n; ++j) rank[j] = 0;
+  for (int32_t i = 0; i < n; ++i) {
+    const T x = v[i];
+    for (int32_t j = 0; j < n; ++j) rank[j] += (x > v[j]) | ((x == v[j]) & (i < j));
+  }
+  for (int64_t j = 0; j < c; ++j) {
+    if (rank[j] == k - 1) kth = v[j];
+    if (rank[j] == k) next = v[j];
+  }
+}
+
+template <typename T>
+static void kth_by_selection(const T* v, int64_t c, int64_t k, T* buf, T& kth, T& next) {
   std::copy(v, v + c, buf);
   std::nth_element(buf, buf + (k - 1), buf + c, std::greater<T>());
   kth = buf[k - 1];
@@ -60,17 +109,31 @@ template <typename T>
 static void select_location(const T* v, T* win, T* surr, int64_t c, int64_t k, bool exact,
                             T neg_scale, T pos_scale, int32_t* rank, T* buf) {
   T kth = v[0], next = v[0];
-  kth_values(v, c, k, rank, buf, kth, next);
-  if (c <= kRankMaxChannels && exact) {
+  int64_t n_above = -1;  // #{drives > kth}, when known
+  bool ranked = false;
+  if (exact && kth_by_bisection(v, c, k, kth, next, n_above)) {
+  } else if (c <= kRankMaxChannels) {
+    kth_by_rank(v, c, k, rank, kth, next);
+    ranked = true;
+  } else {
+    kth_by_selection(v, c, k, buf, kth, next);
+  }
+  if (exact && ranked) {
     for (int64_t j = 0; j < c; ++j) win[j] = ((rank[j] < k) & (v[j] > T(0))) ? T(1) : T(0);
   } else if (exact) {
-    // ties at the k-th value: only the first `need` of them (by channel index) win
-    int64_t need = k;
-    for (int64_t j = 0; j < c; ++j) need -= v[j] > kth;
+    // every drive above the k-th wins; of the ties at the k-th, the first `need` by channel index
+    if (n_above < 0) {
+      n_above = 0;
+      for (int64_t j = 0; j < c; ++j) n_above += v[j] > kth;
+    }
+    const int64_t need = k - n_above;
+    int64_t seen = 0;
     for (int64_t j = 0; j < c; ++j) {
       const T x = v[j];
-      const bool w = x > kth || (x == kth && need-- > 0);
-      win[j] = (w && x > T(0)) ? T(1) : T(0);
+      const int64_t tie = x == kth;
+      const bool w = (x > kth) | ((tie != 0) & (seen < need));
+      seen += tie;
+      win[j] = (w & (x > T(0))) ? T(1) : T(0);
     }
   } else {
     for (int64_t j = 0; j < c; ++j) win[j] = ((v[j] >= kth) & (v[j] > T(0))) ? T(1) : T(0);
