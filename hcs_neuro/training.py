@@ -484,16 +484,17 @@ def _make_net_class():
                     return (logits, records) if record else logits
                 window = self.ste == "window" and self.training
                 want_surr = spec.act_bits == 1 and self.training  # binary activities: STE slope
+                window_surr = window and want_surr
                 with torch.no_grad():
                     dd = d.detach()
                     fused = self._fused() if (spec.k is not None and spec.k < dd.shape[1]) else None
                     if fused is not None:
                         # one compiled pass over the channels of every location: the winners and
                         # the window surrogate, bit-identical to _select_torch
-                        res = fused.kwta_select(dd, spec.k, exact, window and want_surr, float(scale))
-                        win, winf, surr = None, res[0], (res[1] if window and want_surr else None)
+                        res = fused.kwta_select(dd, spec.k, exact, window_surr, float(scale))
+                        win, winf, surr = None, res[0], (res[1] if window_surr else None)
                     else:
-                        win, winf, surr = _select_torch(torch, dd, spec.k, exact, window and want_surr, scale,
+                        win, winf, surr = _select_torch(torch, dd, spec.k, exact, window_surr, scale,
                                                         vmax, exact and self.key64[i])
                     if want_surr and not window:  # gradient through the winners only
                         surr = winf * scale

@@ -81,6 +81,12 @@ def test_select_handles_non_contiguous_input(ext):
     assert torch.equal(res[0], winf) and torch.equal(res[1], surr)
 
 
+def test_select_empty_batch(ext):
+    d = torch.zeros(0, 4, 2, 2)
+    res = ext.kwta_select(d, 2, True, True, 1.0)
+    assert res[0].shape == d.shape and res[1].shape == d.shape
+
+
 def test_select_rejects_bad_k(ext):
     d = torch.zeros(1, 4, 2, 2)
     for k in (0, 4, 5):
@@ -89,7 +95,7 @@ def test_select_rejects_bad_k(ext):
 
 
 def _data(arch, n=320):
-    if arch.input_shape == (1, 8, 8) or list(arch.input_shape) == [1, 8, 8]:
+    if tuple(arch.input_shape) == (1, 8, 8):
         x, y = load_dataset("digits", "train")
         xt, yt = load_dataset("digits", "test")
         return (x[:n], y[:n]), (xt[:100], yt[:100])

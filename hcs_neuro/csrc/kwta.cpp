@@ -190,7 +190,7 @@ std::vector<at::Tensor> kwta_select(at::Tensor drive, int64_t k, bool exact, boo
   auto d = drive.contiguous();
   const int64_t n = d.size(0), c = d.size(1);
   TORCH_CHECK(k >= 1 && k < c, "need 1 <= k < channels");
-  const int64_t inner = c ? d.numel() / (n * c) : 0;
+  const int64_t inner = n * c ? d.numel() / (n * c) : 0;  // an empty batch has no locations
   auto win = at::empty_like(d);
   at::Tensor surr = want_surr ? at::empty_like(d) : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES(d.scalar_type(), "kwta_select", [&] {
