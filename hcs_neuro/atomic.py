@@ -26,16 +26,17 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix if suffix is None else suffix
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{suffix}", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
+    tmp = None
+    try:  # from the moment the temporary file exists, so that an interrupt cannot strand it
+        fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{suffix}", dir=path.parent)
+        tmp = Path(name)
+        os.close(fd)
         yield tmp
         if tmp.exists():  # mkstemp creates 0600; give the result the usual umask-based mode
             os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
-        if tmp.exists():
+        if tmp is not None and tmp.exists():
             tmp.unlink()
 
 

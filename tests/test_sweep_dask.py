@@ -207,13 +207,13 @@ def test_cli_ctrl_c_then_rerun_resumes(tmp_path):
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if len(list((out / "points").glob("*.json"))) >= 4:
+        if len(list((out / "points").glob("[!.]*.json"))) >= 4:  # not the writer's .tmp files
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    n_saved = len(list((out / "points").glob("*.json")))
+    n_saved = len(list((out / "points").glob("[!.]*.json")))
     assert 4 <= n_saved < 16
     rerun = subprocess.run(cmd + ["--json", str(tmp_path / "run.json")], env=env,
                            capture_output=True, text=True, timeout=120)
