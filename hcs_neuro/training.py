@@ -363,6 +363,44 @@ def _make_net_class():
             (slope,) = ctx.saved_tensors
             return grad * slope, None, None
 
+    class _PoolSTE(torch.autograd.Function):
+        """A binary layer's straight-through activities followed by sum pooling, fused (the
+        compiled kernels of hcs_neuro/csrc/kwta.cpp): forward the window sums of the winners,
+        backward the pooled gradient spread over each window times the surrogate slope. The same
+        numbers as ``_STE`` then ``avg_pool2d(divisor_override=1)``, without the two passes over
+        the full-resolution activities that those make."""
+
+        @staticmethod
+        def forward(ctx, d, value, slope, kernel, module):
+            ctx.save_for_backward(slope)
+            ctx.kernel, ctx.module = kernel, module
+            return module.sum_pool2d(value, kernel, kernel)
+
+        @staticmethod
+        def backward(ctx, grad):
+            (slope,) = ctx.saved_tensors
+            return ctx.module.sum_pool2d_backward(grad, slope, ctx.kernel, ctx.kernel), None, None, None, None
+
+    class _KWTAPool(torch.autograd.Function):
+        """A binary hypercolumn layer's k-WTA, its straight-through activities and the sum pooling
+        of the next layer in one compiled pass (``kwta_pool`` of hcs_neuro/csrc/kwta.cpp): the
+        full-resolution winner map and surrogate are never written; backward recomputes the
+        window surrogate from the drive. The same numbers as ``kwta_select``, ``_STE`` and
+        ``avg_pool2d(divisor_override=1)`` (tests/test_kwta_ext.py)."""
+
+        @staticmethod
+        def forward(ctx, d, k, exact, scale, kernel, module):
+            pooled, centre = module.kwta_pool(d, k, exact, kernel, kernel)
+            ctx.save_for_backward(d, centre)
+            ctx.scale, ctx.kernel, ctx.module = scale, kernel, module
+            return pooled
+
+        @staticmethod
+        def backward(ctx, grad):
+            d, centre = ctx.saved_tensors
+            g = ctx.module.kwta_pool_backward(grad, d, centre, ctx.scale, ctx.kernel, ctx.kernel)
+            return g, None, None, None, None, None
+
     class _HCSNet(torch.nn.Module):
         def __init__(self, arch: Architecture, learning: str = "probabilistic", seed: int = 0, model=None,
                      ste: str = "window"):
@@ -425,6 +463,15 @@ def _make_net_class():
             self.use_fused = module is not None
             return module
 
+        def _pools_fused(self, j: int, d) -> bool:
+            """Whether layer ``j`` pools the binary activities ``d`` with the compiled sum pooling
+            (non-overlapping windows tiling the map exactly)."""
+            if j >= len(self.arch.layers):
+                return False
+            spec = self.arch.layers[j]
+            return (spec.type == "pool2d" and spec.stride == spec.kernel and spec.padding == 0
+                    and d.shape[2] % spec.kernel == 0 and d.shape[3] % spec.kernel == 0)
+
         # -- parameters as used by the forward pass ------------------------------------------
         def _effective(self, i: int):
             spec = self.arch.layers[i]
@@ -451,8 +498,13 @@ def _make_net_class():
             exact_x = self.int_input
             x_top = (2 ** arch.input_bits - 1) if self.int_input else None  # largest input level
             records = []
+            pending = None  # a binary layer's (drive, winners, slope), pooled by the next layer
             for i, spec in enumerate(arch.layers):
-                if spec.has_weights:
+                if pending is not None:  # (the pooling of a binary layer, compiled)
+                    fn, *args = pending
+                    d = fn.apply(*args, spec.kernel, self._fused())
+                    pending, scale, exact = None, s_in, exact_x
+                elif spec.has_weights:
                     w, b = self._effective(i)
                     float_w = spec.weight_bits == FLOAT_BITS
                     scale = 1.0 if float_w else self.scales[i][0] * s_in
@@ -485,6 +537,14 @@ def _make_net_class():
                 window = self.ste == "window" and self.training
                 want_surr = spec.act_bits == 1 and self.training  # binary activities: STE slope
                 window_surr = window and want_surr
+                # training, binary activities pooled next: compiled pooling of the activities; with
+                # a k-WTA and the window surrogate, fused with the selection itself
+                pool_next = (want_surr and not record and self._pools_fused(i + 1, d)
+                             and self._fused() is not None)
+                if pool_next and window_surr and spec.k is not None and spec.k < d.shape[1]:
+                    pending = (_KWTAPool, d, spec.k, exact, float(scale))
+                    s_in, exact_x, x_top = 1.0, True, 1
+                    continue
                 with torch.no_grad():
                     dd = d.detach()
                     fused = self._fused() if (spec.k is not None and spec.k < dd.shape[1]) else None
@@ -501,8 +561,11 @@ def _make_net_class():
                     if win is None and (record or spec.act_bits not in (1, FLOAT_BITS)):
                         win = winf > 0
                 if spec.act_bits == 1:
-                    out = _STE.apply(d, winf, surr) if self.training else winf
                     s_in, exact_x, x_top = 1.0, True, 1
+                    if pool_next:
+                        pending = (_PoolSTE, d, winf, surr)
+                        continue
+                    out = _STE.apply(d, winf, surr) if self.training else winf
                 elif spec.act_bits == FLOAT_BITS:
                     out = d * winf
                     s_in, exact_x, x_top = scale, exact, None

@@ -59,18 +59,34 @@ def test_select_equals_pytorch_path(ext, data):
             assert len(res) == 1
 
 
-@pytest.mark.parametrize("channels", [63, 64, 65, 128, 200])
+@pytest.mark.parametrize("channels", [5, 32, 63, 64, 65, 128, 200])
 @pytest.mark.parametrize("exact", [True, False])
 def test_select_wide_hypercolumns(ext, channels, exact):
-    """Both selection paths of the kernel (rank counting up to 64 channels, nth_element above)."""
+    """Both selection paths of the kernel (bisection over integer drives where it takes fewer
+    passes than insertion, insertion otherwise), tiles of 16 locations full and partial."""
     gen = torch.Generator().manual_seed(channels)
-    for hi, k in ((3, channels // 4), (400, channels // 2), (1, 1), (2, channels - 1)):
-        d = torch.randint(-hi, hi + 1, (3, channels, 5, 4), generator=gen).float()
+    for hi, k in ((3, channels // 4), (400, channels // 2), (1, 1), (2, channels - 1), (5000, max(1, channels // 8))):
+        k = max(1, min(k, channels - 1))
+        d = torch.randint(-hi, hi + 1, (3, channels, 7, 5), generator=gen).float()
         if not exact:
             d = d + torch.rand(d.shape, generator=gen) - 0.5
         _, winf, surr = _select_torch(torch, d, k, exact, True, 0.2)
         res = ext.kwta_select(d, k, exact, True, 0.2)
         assert torch.equal(res[0], winf) and torch.equal(res[1], surr)
+
+
+def test_select_mixed_ranges_across_a_tile(ext):
+    """Locations of one tile whose drive ranges call for different passes (one wide lane, the
+    rest pooled-count-like), in float32 and float64."""
+    gen = torch.Generator().manual_seed(7)
+    for dtype in (torch.float32, torch.float64):
+        d = torch.randint(0, 5, (2, 48, 40), generator=gen).to(dtype)
+        d[0, :, 3] = torch.randint(-30000, 30000, (48,), generator=gen).to(dtype)
+        d[1, :, 17] = 7.0  # every channel tied
+        for k in (1, 6, 24, 47):
+            _, winf, surr = _select_torch(torch, d, k, True, True, 0.01)
+            res = ext.kwta_select(d, k, True, True, 0.01)
+            assert torch.equal(res[0], winf) and torch.equal(res[1], surr)
 
 
 def test_select_handles_non_contiguous_input(ext):
@@ -94,6 +110,58 @@ def test_select_rejects_bad_k(ext):
             ext.kwta_select(d, k, True, False, 1.0)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("kernel,shape", [(2, (3, 5, 8, 6)), (2, (2, 4, 28, 28)), (3, (2, 3, 9, 6)), (1, (1, 2, 3, 3))])
+def test_sum_pool_equals_straight_through_then_avg_pool(ext, dtype, kernel, shape):
+    """The fused pooling of binary activities: forward the window sums, backward the gradient of
+    _STE then avg_pool2d(divisor_override=1), bit for bit."""
+    import torch.nn.functional as F
+
+    gen = torch.Generator().manual_seed(kernel * 100 + shape[-1])
+    value = torch.randint(0, 2, shape, generator=gen).to(dtype)
+    slope = torch.rand(shape, generator=gen, dtype=dtype) * (torch.rand(shape, generator=gen) < 0.7).to(dtype)
+    out = ext.sum_pool2d(value, kernel, kernel)
+    ref_in = value.clone().requires_grad_()
+    ref = F.avg_pool2d(ref_in, kernel, kernel, 0, count_include_pad=True, divisor_override=1)
+    assert torch.equal(out, ref)
+    grad = torch.randn(ref.shape, generator=gen, dtype=dtype)
+    grad[0, 0, 0, 0] = -0.0
+    ref.backward(grad)
+    back = ext.sum_pool2d_backward(grad, slope, kernel, kernel)
+    expected = ref_in.grad * slope
+    assert torch.equal(back, expected)
+    assert torch.equal(torch.signbit(back), torch.signbit(expected))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape,k,kernel,exact,hi", [
+    ((3, 32, 28, 28), 8, 2, True, 1500),   # Fashion conv 1: insertion
+    ((2, 64, 14, 14), 16, 2, True, 60),    # Fashion conv 2: bisection
+    ((2, 12, 9, 6), 3, 3, True, 4),        # ties everywhere, 3x3 windows, short rows
+    ((2, 7, 4, 10), 2, 2, False, 3),       # real-valued drives
+])
+def test_kwta_pool_equals_select_then_pool(ext, dtype, shape, k, kernel, exact, hi):
+    """The fused k-WTA + straight-through activities + sum pooling of a binary layer: forward the
+    window sums of the winners, backward the drive's gradient, both bit for bit as kwta_select,
+    _STE and avg_pool2d(divisor_override=1)."""
+    import torch.nn.functional as F
+
+    gen = torch.Generator().manual_seed(shape[1] + kernel)
+    d = torch.randint(-hi, hi + 1, shape, generator=gen).to(dtype)
+    if not exact:
+        d = d + torch.rand(shape, generator=gen, dtype=dtype) - 0.5
+    scale = 0.013
+    win, surr = ext.kwta_select(d, k, exact, True, scale)
+    pooled, centre = ext.kwta_pool(d, k, exact, kernel, kernel)
+    assert torch.equal(pooled, F.avg_pool2d(win, kernel, kernel, 0, count_include_pad=True, divisor_override=1))
+    assert centre.shape == (shape[0],) + shape[2:]
+    value = win.clone().requires_grad_()
+    ref = F.avg_pool2d(value, kernel, kernel, 0, count_include_pad=True, divisor_override=1)
+    grad = torch.randn(ref.shape, generator=gen, dtype=dtype)
+    ref.backward(grad)
+    assert torch.equal(ext.kwta_pool_backward(grad, d, centre, scale, kernel, kernel), value.grad * surr)
+
+
 def _data(arch, n=320):
     if tuple(arch.input_shape) == (1, 8, 8):
         x, y = load_dataset("digits", "train")
@@ -111,6 +179,7 @@ def _data(arch, n=320):
     (IMG, {"act_bits": 2}, {}),                               # multi-bit activities
     (IMG, {}, {"ste": "winners"}),                            # winners-only STE
     (SIG, {}, {}),                                            # conv1d
+    (IMG, {"hcs": False}, {}),                                # binarisation without k-WTA, pooled
 ])
 def test_training_with_compiled_kwta_is_bit_identical(ext, spec, overrides, train_over, monkeypatch):
     import hcs_neuro.training as T
