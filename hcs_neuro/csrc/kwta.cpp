@@ -176,28 +176,33 @@ struct Tile {
   // win[j * stride], surr[j * stride].
   template <bool exact>
   void write(V* win, V* surr, T neg_scale, T pos_scale) const {
-    const V one = L::splat(T(1)), zero = L::splat(T(0));
+    // locals, not members: the stores through win/surr (lane vectors, like kth and next) would
+    // otherwise make the compiler reload the members after every store
+    const V* const in = v;
+    const int64_t st = stride, nc = c;
+    const V kv = kth, one = L::splat(T(1)), zero = L::splat(T(0));
     const V centre = this->centre();
     const V nscale = L::splat(neg_scale), pscale = L::splat(pos_scale);
     V need = L::splat(static_cast<T>(k)), seen = zero;
     if constexpr (exact) {  // of the ties at the k-th drive, the first `need` by channel index win
-      for (int64_t j = 0; j < c; ++j) need -= at(j) > kth ? one : zero;
+      for (int64_t j = 0; j < nc; ++j) need -= in[j * st] > kv ? one : zero;
     }
-    for (int64_t j = 0; j < c; ++j) {
-      const V x = at(j);
+    for (int64_t j = 0; j < nc; ++j) {
+      const V x = in[j * st];
       V w;
       if constexpr (exact) {
-        const auto tie = x == kth;
-        w = (x > kth) | (tie & (seen < need)) ? one : zero;
+        const auto tie = x == kv;
+        w = (x > kv) | (tie & (seen < need)) ? one : zero;
         seen += tie ? one : zero;
       } else {
-        w = x >= kth ? one : zero;
+        w = x >= kv ? one : zero;
       }
       w = x > zero ? w : zero;
-      win[j * stride] = w;
-      if (surr != nullptr) surr[j * stride] = surrogate(x, centre, nscale, pscale);
+      win[j * st] = w;
+      if (surr != nullptr) surr[j * st] = surrogate(x, centre, nscale, pscale);
     }
   }
+
 };
 
 // Locations are processed in blocks of up to kBlock tiles of one sample: each channel's row of the
