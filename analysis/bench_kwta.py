@@ -3,15 +3,15 @@
 Usage::
 
     .venv/bin/python analysis/bench_kwta.py [--model fashion_hcs_ternary] [--batch-size 128]
-        [--threads 2] [--rounds 7]
+        [--threads 2] [--rounds 7] [--json PATH]
 
 Runs the shipped model on the first ``--batch-size`` test images (the reference forward pass
 records every layer's integer drives), then times, per hypercolumn layer, on those drives:
 ``kwta_select`` (winners + window surrogate, hcs_neuro/csrc/kwta.cpp), ``kwta_pool`` (the same
 fused with the next layer's sum pooling, where one follows), the pure-PyTorch path
 (``_select_torch``, the specification of the kernels) and a ReLU of the same tensor for scale.
-Prints the median milliseconds over ``--rounds`` rounds (interleaved). Needs the compiled
-extension.
+Prints the median milliseconds over ``--rounds`` rounds (interleaved) and, with ``--json``,
+writes them. Needs the compiled extension.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--json", help="write the medians here")
     args = ap.parse_args(argv)
 
     ext = _kwta_ext.load()
@@ -80,6 +81,17 @@ def main(argv=None) -> int:
     for label in dict.fromkeys(label for label, _, _ in cases):
         cells = [f"{name} {statistics.median(v):6.2f}" for (lab, name), v in times.items() if lab == label]
         print(f"{label:<42} " + "  ".join(cells))
+    if args.json:
+        from hcs_neuro.atomic import write_json_atomic
+
+        med = {}
+        for (label, name), v in times.items():
+            med.setdefault(label, {})[name] = statistics.median(v)
+        write_json_atomic(args.json, {"model": args.model, "batch_size": args.batch_size, "threads": args.threads,
+                                      "rounds": args.rounds, "median_ms": med, "rounds_ms":
+                                      {f"{label} | {name}": v for (label, name), v in times.items()},
+                                      "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        print(f"wrote {args.json}")
     return 0
 
 
