@@ -16,10 +16,11 @@
 // for integer-valued drives (integer levels times integer weights), as in the PyTorch path.
 //
 // Layout of the work: the NCHW tensor holds, for each channel, the drives of consecutive
-// locations contiguously. A *tile* is kLanes consecutive locations of one sample; every step of
-// the selection runs on all lanes of a tile at once (one location per lane), so each operation is
-// one vector instruction over a contiguous row and nothing is transposed. Every loop below over
-// `q < kLanes` is such a lane loop (the compiler vectorises it; the code is branch-free inside).
+// locations contiguously. A *tile* is one lane vector of consecutive locations of one sample;
+// every step of the selection runs on all lanes of a tile at once (one location per lane), so
+// each operation is one vector instruction over a contiguous row, nothing is transposed and the
+// selection is branch-free. Tiles are visited in blocks (kwta_select) or in blocks of pooling
+// rows (kwta_pool) whose rows are copied into a small buffer first.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
@@ -29,12 +30,12 @@
 #include <limits>
 #include <vector>
 
-// 64-byte lane vectors are passed between inlined helpers only: no ABI is at stake
+// Lane vectors are passed between inlined helpers only: no ABI is at stake
 #pragma GCC diagnostic ignored "-Wpsabi"
 
-// A lane vector: 64 bytes, i.e. 16 float or 8 double lanes (two or four AVX2 registers per
-// operation, for instruction-level parallelism); a tile row of float is one cache line. GCC/Clang
-// vector extensions: arithmetic and comparisons act lane-wise, `c ? a : b` selects per lane.
+// A lane vector: 32 bytes, i.e. 8 float or 4 double lanes, one AVX2 register (64-byte vectors,
+// two registers per operation, compiled to much slower code with GCC on AVX2). GCC/Clang vector
+// extensions: arithmetic and comparisons act lane-wise, `c ? a : b` selects per lane.
 template <typename T>
 struct Lanes {
   static constexpr int64_t n = 32 / sizeof(T);
@@ -207,9 +208,9 @@ struct Tile {
 
 // Locations are processed in blocks of up to kBlock tiles of one sample: each channel's row of the
 // block (kBlock * 32 contiguous bytes) is copied into a buffer, every tile of the block is
-// selected there, and the winners and the surrogate are copied back row by row. (Visiting each of
-// the C rows one 32-byte vector at a time instead leaves the memory system C scattered streams of
-// short reads and writes, which was several times slower than the selection itself.)
+// selected there, and the winners and the surrogate are copied back row by row, so that each of
+// the C rows, which lie a whole channel plane apart, is read and written in runs of several cache
+// lines rather than one vector at a time.
 constexpr int64_t kBlock = 8;
 
 template <typename T>
