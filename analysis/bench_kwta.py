@@ -36,7 +36,7 @@ def main(argv=None) -> int:
     from hcs_neuro import _kwta_ext
     from hcs_neuro.cli.energy import resolve_model
     from hcs_neuro.datasets import load_dataset
-    from hcs_neuro.training import _select_torch, torch_forward
+    from hcs_neuro.training import _select_torch, pools_compiled, torch_forward
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="fashion_hcs_ternary", help="a shipped model's name or a file")
@@ -66,11 +66,9 @@ def main(argv=None) -> int:
         d = torch.as_tensor(drive, dtype=torch.float32)
         label = f"layer {i} {spec.type} {tuple(d.shape[1:])} k={spec.k}"
         cases.append((label, "kwta_select", lambda d=d, k=spec.k: ext.kwta_select(d, k, True, True, 0.01)))
-        nxt = arch.layers[i + 1] if i + 1 < len(arch.layers) else None
-        if (spec.act_bits == 1 and nxt is not None and nxt.type == "pool2d" and nxt.stride == nxt.kernel
-                and nxt.padding == 0 and d.dim() == 4 and d.shape[2] % nxt.kernel == 0
-                and d.shape[3] % nxt.kernel == 0):
-            cases.append((label, "kwta_pool", lambda d=d, k=spec.k, p=nxt.kernel: ext.kwta_pool(d, k, True, p, p)))
+        if spec.act_bits == 1 and pools_compiled(arch, i + 1, d.shape):
+            p = arch.layers[i + 1].kernel
+            cases.append((label, "kwta_pool", lambda d=d, k=spec.k, p=p: ext.kwta_pool(d, k, True, p, p)))
         cases.append((label, "pytorch", lambda d=d, k=spec.k: _select_torch(torch, d, k, True, True, 0.01)))
         cases.append((label, "relu", lambda d=d: torch.relu(d)))
     times = {(label, name): [] for label, name, _ in cases}

@@ -346,6 +346,17 @@ def _select_torch(torch, dd, k, exact: bool, window_surr: bool, scale: float, vm
     return win, winf, surr
 
 
+def pools_compiled(arch: Architecture, j: int, shape) -> bool:
+    """Whether layer ``j`` of ``arch`` pools the activities of shape ``shape`` (N, C, H, W) of the
+    layer before with the compiled sum pooling of training (``kwta_pool``/``sum_pool2d`` of
+    hcs_neuro/csrc/kwta.cpp): non-overlapping 2-D windows tiling the map exactly."""
+    if j >= len(arch.layers):
+        return False
+    spec = arch.layers[j]
+    return (spec.type == "pool2d" and spec.stride == spec.kernel and spec.padding == 0 and len(shape) == 4
+            and shape[2] % spec.kernel == 0 and shape[3] % spec.kernel == 0)
+
+
 def _make_net_class():
     import torch
     import torch.nn.functional as F
@@ -463,15 +474,6 @@ def _make_net_class():
             self.use_fused = module is not None
             return module
 
-        def _pools_fused(self, j: int, d) -> bool:
-            """Whether layer ``j`` pools the binary activities ``d`` with the compiled sum pooling
-            (non-overlapping windows tiling the map exactly)."""
-            if j >= len(self.arch.layers):
-                return False
-            spec = self.arch.layers[j]
-            return (spec.type == "pool2d" and spec.stride == spec.kernel and spec.padding == 0
-                    and d.shape[2] % spec.kernel == 0 and d.shape[3] % spec.kernel == 0)
-
         # -- parameters as used by the forward pass ------------------------------------------
         def _effective(self, i: int):
             spec = self.arch.layers[i]
@@ -498,7 +500,7 @@ def _make_net_class():
             exact_x = self.int_input
             x_top = (2 ** arch.input_bits - 1) if self.int_input else None  # largest input level
             records = []
-            pending = None  # a binary layer's (drive, winners, slope), pooled by the next layer
+            pending = None  # (autograd function, its inputs): a binary layer, pooled by the next
             for i, spec in enumerate(arch.layers):
                 if pending is not None:  # (the pooling of a binary layer, compiled)
                     fn, *args = pending
@@ -539,7 +541,7 @@ def _make_net_class():
                 window_surr = window and want_surr
                 # training, binary activities pooled next: compiled pooling of the activities; with
                 # a k-WTA and the window surrogate, fused with the selection itself
-                pool_next = (want_surr and not record and self._pools_fused(i + 1, d)
+                pool_next = (want_surr and not record and pools_compiled(arch, i + 1, d.shape)
                              and self._fused() is not None)
                 if pool_next and window_surr and spec.k is not None and spec.k < d.shape[1]:
                     pending = (_KWTAPool, d, spec.k, exact, float(scale))

@@ -53,6 +53,19 @@ struct Lanes {
   static void store(T* p, const V& v) { std::memcpy(p, &v, sizeof(V)); }
 };
 
+// `len` values from memory into a block of `nvec` lane vectors, zero-filled past `len`.
+template <typename T, typename V>
+static inline void copy_in(V* dst, const T* src, int64_t len, int64_t nvec) {
+  constexpr int64_t lanes = sizeof(V) / sizeof(T);
+  const int64_t full = std::min(len / lanes, nvec);
+  for (int64_t u = 0; u < full; ++u) dst[u] = Lanes<T>::load(src + u * lanes);
+  for (int64_t u = full; u < nvec; ++u) {
+    V x = Lanes<T>::splat(T(0));
+    for (int64_t q = 0; q < lanes && u * lanes + q < len; ++q) x[q] = src[u * lanes + q];
+    dst[u] = x;
+  }
+}
+
 // The first `len` values of a block of lane vectors to memory.
 template <typename T, typename V>
 static inline void copy_out(T* dst, const V* src, int64_t len) {
@@ -231,16 +244,7 @@ static void kwta_kernel(const T* d, T* win, T* surr, int64_t n, int64_t c, int64
       const int64_t tiles = (len + kLanes - 1) / kLanes;
       // (fixed-size copies of one vector compile to single loads and stores; a library memcpy of
       // a few hundred bytes per row costs more than the selection)
-      for (int64_t j = 0; j < c; ++j) {
-        const T* src = d + base + j * inner;
-        V* dst = &in[j * kBlock];
-        if (len == kSpan) {
-          for (int64_t u = 0; u < kBlock; ++u) dst[u] = L::load(src + u * kLanes);
-        } else {
-          T* flat = reinterpret_cast<T*>(dst);
-          for (int64_t q = 0; q < tiles * kLanes; ++q) flat[q] = q < len ? src[q] : T(0);
-        }
-      }
+      for (int64_t j = 0; j < c; ++j) copy_in(&in[j * kBlock], d + base + j * inner, len, tiles);
       tile.stride = kBlock;
       for (int64_t u = 0; u < tiles; ++u) {
         tile.v = &in[u];
@@ -299,6 +303,16 @@ static inline void spread_row_surrogate(const T* g, const T* drive, const T* cen
       o[j * k + b] = (T(0) + g[j]) * surrogate(drive[j * k + b], centre[j * k + b], neg_scale, pos_scale);
 }
 
+// The window sums of kh consecutive rows of width w (row stride w) into one output row of wo.
+template <typename T>
+static inline void pool_rows(const T* rows, T* out, int64_t w, int64_t wo, int64_t kh, int64_t kw) {
+  for (int64_t j = 0; j < wo; ++j) out[j] = T(0);
+  for (int64_t a = 0; a < kh; ++a) {
+    if (kw == 2) add_row_pooled<2>(rows + a * w, out, wo, kw);
+    else add_row_pooled<0>(rows + a * w, out, wo, kw);
+  }
+}
+
 // A binary k-WTA layer followed by its sum pooling (kh x kw windows, stride = kernel, H and W
 // multiples of the kernel), fused for training: per block of kh rows of one sample, the winners
 // are selected as in kwta_kernel and summed over the windows at once, so the full-resolution
@@ -326,17 +340,7 @@ static void kwta_pool_kernel(const T* d, T* pooled, T* centre, int64_t n, int64_
           for (int64_t off = 0; off < span * static_cast<int64_t>(sizeof(T)); off += 64) __builtin_prefetch(row + off);
         }
       }
-      for (int64_t j = 0; j < c; ++j) {
-        const T* src = d + ((b * c + j) * h + r * kh) * w;
-        V* dst = &in[j * tiles];
-        const int64_t full = span / kLanes;
-        for (int64_t u = 0; u < full; ++u) dst[u] = L::load(src + u * kLanes);
-        if (full < tiles) {
-          V x = L::splat(T(0));
-          for (int64_t q = 0; q < span - full * kLanes; ++q) x[q] = src[full * kLanes + q];
-          dst[full] = x;
-        }
-      }
+      for (int64_t j = 0; j < c; ++j) copy_in(&in[j * tiles], d + ((b * c + j) * h + r * kh) * w, span, tiles);
       tile.stride = tiles;
       const T one(1);  // the scale of the surrogate does not enter the winners
       for (int64_t u = 0; u < tiles; ++u) {
@@ -346,15 +350,8 @@ static void kwta_pool_kernel(const T* d, T* pooled, T* centre, int64_t n, int64_
         else tile.template write<false>(&wout[u], nullptr, -one, one);
         cen[u] = tile.centre();
       }
-      for (int64_t j = 0; j < c; ++j) {
-        const T* win = reinterpret_cast<const T*>(&wout[j * tiles]);
-        T* out = pooled + ((b * c + j) * rows + r) * wo;
-        for (int64_t jo = 0; jo < wo; ++jo) out[jo] = T(0);
-        for (int64_t a = 0; a < kh; ++a) {
-          if (kw == 2) add_row_pooled<2>(win + a * w, out, wo, kw);
-          else add_row_pooled<0>(win + a * w, out, wo, kw);
-        }
-      }
+      for (int64_t j = 0; j < c; ++j)
+        pool_rows(reinterpret_cast<const T*>(&wout[j * tiles]), pooled + ((b * c + j) * rows + r) * wo, w, wo, kh, kw);
       const T* cflat = reinterpret_cast<const T*>(cen.data());
       std::copy(cflat, cflat + span, centre + (b * h + r * kh) * w);
     }
@@ -434,14 +431,7 @@ at::Tensor sum_pool2d(at::Tensor x, int64_t kh, int64_t kw) {
       for (int64_t p = begin; p < end; ++p) {
         const scalar_t* in = src + p * h * w;
         scalar_t* o = dst + p * ho * wo;
-        for (int64_t i = 0; i < ho; ++i) {
-          for (int64_t j = 0; j < wo; ++j) o[i * wo + j] = scalar_t(0);
-          for (int64_t a = 0; a < kh; ++a) {
-            const scalar_t* row = in + (i * kh + a) * w;
-            if (kw == 2) add_row_pooled<2>(row, o + i * wo, wo, kw);
-            else add_row_pooled<0>(row, o + i * wo, wo, kw);
-          }
-        }
+        for (int64_t i = 0; i < ho; ++i) pool_rows(in + i * kh * w, o + i * wo, w, wo, kh, kw);
       }
     });
   });
