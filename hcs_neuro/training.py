@@ -27,7 +27,9 @@ Learning rules (``learning``)
     moves the level by one spacing with probability ``|change| / spacing`` (stochastic
     rounding: unbiased in expectation), with the run's seeded generator. Biases are levels in
     accumulator units (a much finer grid), updated the same way with steps scaled by the layer's
-    largest input level.
+    largest input level. With ``adam_norm = "tensor"`` the momentum is divided by the RMS
+    gradient of the whole tensor instead of each element's own, so a level's move probability
+    keeps its gradient's size relative to the rest of its layer (docs/training.md).
 ``naive``
     The rule the issue calls naive: probability proportional to ``lr * |grad|`` (plain SGD
     step in level units, no normalisation), for comparison.
@@ -80,6 +82,11 @@ class TrainConfig:
         ``cosine`` (decay to 0 over all steps) or ``constant``.
     beta1, beta2, eps : float
         Adam moments (Kingma & Ba 2015 defaults 0.9, 0.999, 1e-8).
+    adam_norm : str
+        How the low-precision rules normalise the step: ``element`` (Adam: each element's
+        momentum by its own RMS gradient) or ``tensor`` (each element's momentum by the RMS
+        gradient of its whole tensor, so that a weight's step keeps its gradient's size
+        relative to the other weights of the layer, as in layer-wise adaptive rates).
     shift : int
         Random translation augmentation, in pixels (0: off).
     hflip : bool
@@ -108,6 +115,7 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8
+    adam_norm: str = "element"
     shift: int = 0
     hflip: bool = False
     learning: str = "probabilistic"
@@ -181,6 +189,7 @@ def load_train_config(path_or_dict, **overrides) -> TrainConfig:
               ("bias_learning", cfg.bias_learning in ("", "probabilistic", "shadow"),
                "'' (same as learning), 'probabilistic' or 'shadow'"),
               ("ste", cfg.ste in ("winners", "window"), "'winners' or 'window'"),
+              ("adam_norm", cfg.adam_norm in ("element", "tensor"), "'element' or 'tensor'"),
               ("shift", cfg.shift >= 0, ">= 0"), ("threads", cfg.threads >= 0, ">= 0"),
               ("seed", cfg.seed >= 0, ">= 0"), ("train_subset", cfg.train_subset >= 0, ">= 0")]
     for name, ok, allowed in checks:
@@ -733,7 +742,10 @@ class LevelUpdater:
                     m.mul_(b1).add_(g, alpha=1 - b1)
                     v.mul_(b2).addcmul_(g, g, value=1 - b2)
                     lr = (cfg.lr_float if kind == "float" else cfg.lr * mult) * decay
-                    delta = (m / bc1) / ((v / bc2).sqrt_().add_(cfg.eps)) * (-lr)
+                    if kind != "float" and cfg.adam_norm == "tensor":
+                        delta = (m / bc1) * (-lr / (math.sqrt(float(v.mean()) / bc2) + cfg.eps))
+                    else:
+                        delta = (m / bc1) / ((v / bc2).sqrt_().add_(cfg.eps)) * (-lr)
                 if rule in ("float", "shadow"):
                     p.add_(delta)
                     if rule == "shadow" and lo is not None:

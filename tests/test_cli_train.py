@@ -52,10 +52,11 @@ def test_train_then_evaluate(tmp_path, config, capsys):
     out = tmp_path / "m.npz"
     rep = tmp_path / "train.json"
     assert main(["train", "--config", str(config), "--out", str(out), "--quiet", "--json", str(rep),
-                 "--seed", "3", "--manifest", str(tmp_path / "MANIFEST.json")]) == 0
+                 "--seed", "3", "--set", "adam_norm=tensor", "--manifest", str(tmp_path / "MANIFEST.json")]) == 0
     report = json.loads(rep.read_text())
     assert report["test_accuracy"] == report["test_accuracy_torch"]
     assert report["seed"] == 3 and "--seed 3" in report["command"]
+    assert report["training"]["adam_norm"] == "tensor" and "--set adam_norm=tensor" in report["command"]
     manifest = json.loads((tmp_path / "MANIFEST.json").read_text())
     assert manifest["models"]["m"]["file"] == "m.npz"
     capsys.readouterr()
@@ -78,6 +79,9 @@ def test_train_then_evaluate(tmp_path, config, capsys):
     (["--weight-bits", "9"], "weight_bits = 9"),
     (["--act-bits", "0"], "act_bits = 0"),
     (["--epochs", "0"], "epochs"),
+    (["--set", "adam_norm=layer"], "adam_norm = 'layer'"),
+    (["--set", "momentum=0.9"], "unknown key 'momentum'"),
+    (["--set", "lr"], "expected KEY=VALUE"),
 ])
 def test_train_bad_arguments(tmp_path, config, capsys, extra, match):
     out = tmp_path / "m.npz"

@@ -141,3 +141,47 @@ def test_bias_learning_can_differ_from_the_weights_rule(learning, bias_learning)
                for a, b in zip(model.layers, pure.layers) if a.bias_levels is not None)
     with pytest.raises(ConfigError, match="bias_learning"):
         load_train_config({"training": {"bias_learning": "naive"}})
+
+
+@pytest.mark.parametrize("adam_norm", ["element", "tensor"])
+def test_adam_norm_sets_the_size_of_the_first_step(adam_norm):
+    """First step, shadow rule (deterministic): Adam's bias-corrected moments are g and g**2, so the
+    step is -lr * sign(g) per element (``element``) or -lr * g / rms(g) over the tensor (``tensor``)."""
+    from hcs_neuro.training import HCSNet, LevelUpdater
+
+    arch = load_architecture(IMG)
+    cfg = load_train_config({"training": {"lr": 0.1, "adam_norm": adam_norm}})
+    net = HCSNet(arch, "shadow", seed=0)
+    w = net.weights[0]
+    g = torch.linspace(-3.0, 1.0, w.numel(), dtype=w.dtype).reshape(w.shape)
+    with torch.no_grad():
+        w.zero_()
+    w.grad = g.clone()
+    LevelUpdater(net, cfg).step(0.0)  # frac 0: the cosine factor is 1
+    want = -0.1 * (torch.sign(g) if adam_norm == "element" else g / g.pow(2).mean().sqrt())
+    assert torch.allclose(w.detach(), want.clamp(-1, 1), atol=1e-6)
+
+
+def test_tensor_norm_moves_levels_with_small_gradients_rarely():
+    """Probabilistic rule, ``adam_norm = "tensor"``: the move probability of each level is its
+    gradient's share of the tensor's RMS gradient; with ``element`` every level with a gradient
+    moves with probability lr whatever its size."""
+    from hcs_neuro.training import HCSNet, LevelUpdater
+
+    arch = load_architecture(IMG)
+    moved = {}
+    for norm in ("element", "tensor"):
+        net = HCSNet(arch, "probabilistic", seed=3)
+        w = net.weights[0]
+        with torch.no_grad():
+            w.zero_()
+        g = torch.full(w.shape, 1e-5, dtype=w.dtype)
+        g.view(-1)[:10] = 1.0  # ten large gradients (rms over the 108 elements: about 0.3)
+        w.grad = g
+        LevelUpdater(net, load_train_config({"training": {"lr": 0.5, "adam_norm": norm}})).step(0.0)
+        moved[norm] = (w.detach().view(-1) != 0)
+    assert moved["tensor"][:10].all()           # step 0.5 / 0.3 > 1 level: always moves
+    assert not moved["tensor"][10:].any()       # step about 2e-5 of a level
+    assert moved["element"][10:].sum() > 20     # element: probability 0.5 each (98 levels)
+    with pytest.raises(ConfigError, match="adam_norm"):
+        load_train_config({"training": {"adam_norm": "layer"}})

@@ -36,6 +36,9 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--threads", type=int, help="PyTorch threads (default: PyTorch's choice)")
     p.add_argument("--train-subset", type=int, help="train on a seeded random subset of N training images")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="set any other [training] field, e.g. adam_norm=tensor or beta1=0.99 (repeatable; "
+                   "the options above win)")
     p.add_argument("--out", required=True, help="model file to write (.npz)")
     p.add_argument("--manifest", help="JSON manifest to add/update an entry for --out in (e.g. models/MANIFEST.json)")
     p.add_argument("--json", metavar="PATH", help="write the training report as JSON")
@@ -104,6 +107,8 @@ def _command_line(args) -> str:
             parts += [f"--{key.replace('_', '-')}", str(val)]
     if args.no_hcs:
         parts.append("--no-hcs")
+    for item in args.overrides:
+        parts += ["--set", item]
     return shlex.join(parts)
 
 
@@ -135,9 +140,9 @@ def _train(args) -> int:
 
     from hcs_neuro.datasets import load_dataset
     from hcs_neuro.model import save_model
-    from hcs_neuro.training import load_train_config, train
+    from hcs_neuro.training import load_train_config, parse_train_overrides, train
 
-    cfg = load_train_config(args.config, dataset=args.dataset, learning=args.learning, ste=args.ste,
+    cfg = load_train_config(args.config, **parse_train_overrides(args.overrides), dataset=args.dataset, learning=args.learning, ste=args.ste,
                             epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, lr_float=args.lr_float,
                             seed=args.seed, threads=args.threads, train_subset=args.train_subset)
     # load both splits first: a missing dataset fails before any training
