@@ -1,5 +1,5 @@
-"""analysis/validate_recipe.py (recipe selection on a held-out part of the training split) and
-analysis/level_flips.py (per-epoch level changes)."""
+"""analysis/validate_recipe.py (recipe selection on a held-out part of the training split),
+analysis/level_flips.py (per-epoch level changes) and analysis/seed_gap.py (gap between recipes over seeds)."""
 
 from __future__ import annotations
 
@@ -79,3 +79,30 @@ def test_level_flips_records_every_epoch(cfg, tmp_path, capsys):
     assert rows[-1]["overrides"] == {"beta1": 0.95} and rows[-1]["training"]["beta1"] == 0.95
     assert 0 < rows[-1]["test_accuracy"] <= 1
     assert "test accuracy" in capsys.readouterr().out
+
+
+def _curve(path, accs):
+    path.write_text(json.dumps({"dataset": "digits", "n_test": 100, "seed": 0,
+                                "epochs": [{"epoch": i + 1, "test_accuracy": a} for i, a in enumerate(accs)]}))
+    return path
+
+
+def test_seed_gap_takes_the_last_epoch_and_a_welch_interval(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("seed_gap", ANALYSIS / "seed_gap.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    a = [_curve(tmp_path / f"a{i}.json", [0.5, x]) for i, x in enumerate((0.80, 0.82, 0.81))]
+    b = [_curve(tmp_path / f"b{i}.json", [0.9, x]) for i, x in enumerate((0.84, 0.86))]
+    out = tmp_path / "gap.json"
+    assert mod.main(["--a", *map(str, a), "--b", *map(str, b), "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["mean_a"] == pytest.approx(81.0) and r["mean_b"] == pytest.approx(85.0)
+    assert r["difference"] == pytest.approx(-4.0)
+    # Welch: sd_a = 1, sd_b = sqrt(2); se = sqrt(1/3 + 2/2)
+    assert r["se"] == pytest.approx((1 / 3 + 1.0) ** 0.5)
+    assert r["ci95"][0] < -4.0 < r["ci95"][1] and r["ci95"][1] - r["ci95"][0] > 2 * 1.96 * r["se"]
+    assert "-4.00 points" in capsys.readouterr().out
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    with pytest.raises(SystemExit, match="bad.json"):
+        mod.main(["--a", str(bad), str(a[0]), "--b", *map(str, b)])
