@@ -87,6 +87,11 @@ class TrainConfig:
         momentum by its own RMS gradient) or ``tensor`` (each element's momentum by the RMS
         gradient of its whole tensor, so that a weight's step keeps its gradient's size
         relative to the other weights of the layer, as in layer-wise adaptive rates).
+    reset_momentum : bool
+        Probabilistic rule: when a weight level moves, zero its Adam momentum (the first
+        moment), so that the next move needs fresh evidence gathered at the new level instead of
+        the momentum that caused the last one (default off; bias levels, on their fine grid,
+        are not reset).
     shift : int
         Random translation augmentation, in pixels (0: off).
     hflip : bool
@@ -116,6 +121,7 @@ class TrainConfig:
     beta2: float = 0.999
     eps: float = 1e-8
     adam_norm: str = "element"
+    reset_momentum: bool = False
     shift: int = 0
     hflip: bool = False
     learning: str = "probabilistic"
@@ -755,7 +761,13 @@ class LevelUpdater:
                 q = delta / spacing
                 low = torch.floor(q)
                 r = torch.rand(q.shape, generator=self.net.gen, dtype=q.dtype)
-                p.add_((low + (r < (q - low)).to(q.dtype)) * spacing).clamp_(lo, hi)
+                move = (low + (r < (q - low)).to(q.dtype)) * spacing
+                if cfg.reset_momentum and rule == "probabilistic" and kind == "weight":
+                    new = (p + move).clamp_(lo, hi)
+                    m.masked_fill_(new != p, 0.0)  # moved levels start a fresh momentum
+                    p.copy_(new)
+                else:
+                    p.add_(move).clamp_(lo, hi)
                 p.grad = None
 
 

@@ -185,3 +185,29 @@ def test_tensor_norm_moves_levels_with_small_gradients_rarely():
     assert moved["element"][10:].sum() > 20     # element: probability 0.5 each (98 levels)
     with pytest.raises(ConfigError, match="adam_norm"):
         load_train_config({"training": {"adam_norm": "layer"}})
+
+
+@pytest.mark.parametrize("reset", [False, True])
+def test_reset_momentum_zeroes_the_momentum_of_moved_levels_only(reset):
+    from hcs_neuro.training import HCSNet, LevelUpdater
+
+    arch = load_architecture(IMG)
+    net = HCSNet(arch, "probabilistic", seed=1)
+    w = net.weights[0]
+    with torch.no_grad():
+        w.zero_()
+    g = torch.ones_like(w)
+    g.view(-1)[::2] = -1.0
+    w.grad = g
+    b = net.biases[0]
+    b.grad = torch.ones_like(b)
+    upd = LevelUpdater(net, load_train_config({"training": {"lr": 0.5, "reset_momentum": reset}}))
+    upd.step(0.0)  # each level moves one step against its gradient with probability 0.5
+    moved = w.detach() != 0
+    assert 20 < int(moved.sum()) < w.numel() - 20
+    assert torch.equal(w.detach()[moved], -g[moved])
+    m = upd.state[id(w)][0]
+    assert torch.all(m[~moved] != 0)
+    assert torch.all(m[moved] == 0) if reset else torch.all(m[moved] != 0)
+    assert torch.all(b.detach() < 0)  # the bias levels moved (step 0.5 * 15 input levels) ...
+    assert torch.all(upd.state[id(b)][0] != 0)  # ... and keep their momentum
