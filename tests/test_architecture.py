@@ -87,3 +87,22 @@ def test_file_errors_name_file(tmp_path):
 def test_malformed(changes, match):
     with pytest.raises(ConfigError, match=match):
         load_architecture(_with(**changes))
+
+
+def test_documented_experiment_configs_load():
+    """The variant configs that docs/training.md's experiments name still load, keep the shipped
+    Fashion config's input, and really differ from it in their layers (k, width or precision)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    shipped = load_architecture(root / "models" / "configs" / "fashion.toml")
+    configs = sorted((root / "docs" / "data" / "configs").glob("fashion_*.toml"))
+    assert len(configs) >= 5
+    for path in configs:
+        arch = load_architecture(path)
+        assert arch.name != shipped.name and arch.input_shape == shipped.input_shape, path.name
+        assert _signature(arch) != _signature(shipped), path.name
+
+
+def _signature(arch):
+    return [(l.type, l.out_shape, l.k, l.weight_bits, l.act_bits) for l in arch.layers]
