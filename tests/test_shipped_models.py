@@ -64,11 +64,17 @@ def test_plot_curve(tmp_path, capsys):
     out = tmp_path / "c.png"
     assert main(["plot", "curve", *map(str, curves), "--out", str(out)]) == 0
     assert out.stat().st_size > 10_000
+    colored = tmp_path / "colored.png"
+    assert main(["plot", "curve", *map(str, curves[:2]), "--color", "C3", "--color", "tab:blue",
+                 "--out", str(colored)]) == 0
+    assert colored.stat().st_size > 10_000
     bad = tmp_path / "bad.json"
     bad.write_text('{"epochs": [{"epoch": 1}]}')
     for argv, match in (([str(bad)], "train --curve"),
                         ([str(tmp_path / "missing.json")], "cannot read"),
-                        ([str(curves[0]), "--label", "a", "--label", "b"], "--label given 2 times")):
+                        ([str(curves[0]), "--label", "a", "--label", "b"], "--label given 2 times"),
+                        ([str(curves[0]), "--color", "C0", "--color", "C1"], "--color given 2 times"),
+                        ([str(curves[0]), "--color", "notacolour"], "--color 'notacolour'")):
         capsys.readouterr()
         assert main(["plot", "curve", *argv, "--out", str(tmp_path / "x.png")]) == 2
         err = capsys.readouterr().err

@@ -44,6 +44,9 @@ def register(subparsers) -> None:
     c.add_argument("curves", nargs="+", metavar="CURVE", help="curve JSON files (train --curve)")
     c.add_argument("--label", action="append", default=[], metavar="TEXT",
                    help="legend label of each curve, in order (default: the file name)")
+    c.add_argument("--color", action="append", default=[], metavar="COLOR",
+                   help="line colour per curve file, in order (a matplotlib colour: C0, tab:blue, #1f77b4; "
+                   "give one per file or none), e.g. one colour per rule when several seeds are drawn")
     c.add_argument("--title", help="figure title (default: dataset and test-set size)")
     c.add_argument("--out", required=True, metavar="FILE", help="figure file (.png/.pdf/.svg)")
     c.set_defaults(func=_handle_curve)
@@ -79,6 +82,9 @@ def _handle_curve(args) -> int:
     if args.label and len(args.label) != len(args.curves):
         raise ConfigError(f"--label given {len(args.label)} times for {len(args.curves)} curve files: "
                           "give one per file or none")
+    if args.color and len(args.color) != len(args.curves):
+        raise ConfigError(f"--color given {len(args.color)} times for {len(args.curves)} curve files: "
+                          "give one per file or none")
     if Path(args.out).suffix.lower() not in (".png", ".pdf", ".svg"):
         raise ConfigError(f"--out {args.out!r}: allowed file types .png, .pdf, .svg")
     curves = [_read_curve(p) for p in args.curves]
@@ -87,20 +93,31 @@ def _handle_curve(args) -> int:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.colors import is_color_like
 
     import textwrap
 
-    fig, ax = plt.subplots(figsize=(8.5, 3.8))
+    for color in args.color:
+        if not is_color_like(color):
+            raise ConfigError(f"--color {color!r}: not a matplotlib colour (allowed e.g. C0, tab:blue, #1f77b4)")
+
+    # many curves: the legend (right of the axes) takes more columns and a taller figure, and
+    # without --color the line style changes with every 10 curves (the colour cycle repeats after 10)
+    ncol = 1 + (len(curves) - 1) // 18
+    legend_rows = -(-len(curves) // ncol)
+    fig, ax = plt.subplots(figsize=(8.5 + 2.5 * (ncol - 1), max(3.8, 0.21 * legend_rows + 1.2)))
     for i, (path, (raw, rows)) in enumerate(zip(args.curves, curves)):
         label = args.label[i] if args.label else Path(path).stem
-        ax.plot([r["epoch"] for r in rows], [100 * r["test_accuracy"] for r in rows], marker="o", label=label)
+        ax.plot([r["epoch"] for r in rows], [100 * r["test_accuracy"] for r in rows], marker="o", label=label,
+                linestyle="-" if args.color else ("-", "--", ":", "-.")[(i // 10) % 4],
+                color=args.color[i] if args.color else None)
     raw0 = curves[0][0]
     ax.set_xlabel("epoch")
     ax.set_ylabel("test accuracy (%)")
     title = args.title or f"{raw0.get('dataset', '')}, {raw0.get('n_test', '?')} test images"
     ax.set_title("\n".join(textwrap.wrap(title, 60)), fontsize="medium")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, ncol=ncol)
     fig.tight_layout()
     with atomic_path(args.out) as tmp:
         fig.savefig(tmp, dpi=150)
