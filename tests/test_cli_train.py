@@ -71,6 +71,15 @@ def test_train_then_evaluate(tmp_path, config, capsys):
     assert {"active_fraction", "active_per_hypercolumn"} <= set(e["layers"][0])
 
 
+def test_train_set_overlaps_a_named_option(tmp_path, config):
+    """``--set`` may name a field that has its own option too: the option, when given, wins."""
+    rep = tmp_path / "r.json"
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "m.npz"), "--quiet", "--json", str(rep),
+                 "--set", "lr=0.03", "--set", "batch_size=16", "--batch-size", "64"]) == 0
+    training = json.loads(rep.read_text())["training"]
+    assert training["lr"] == 0.03 and training["batch_size"] == 64
+
+
 @pytest.mark.parametrize("extra,match", [
     (["--dataset", "cifar"], "--dataset 'cifar'"),
     (["--k", "0"], "k = 0"),

@@ -142,9 +142,13 @@ def _train(args) -> int:
     from hcs_neuro.model import save_model
     from hcs_neuro.training import load_train_config, parse_train_overrides, train
 
-    cfg = load_train_config(args.config, **parse_train_overrides(args.overrides), dataset=args.dataset, learning=args.learning, ste=args.ste,
-                            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, lr_float=args.lr_float,
-                            seed=args.seed, threads=args.threads, train_subset=args.train_subset)
+    # --set KEY=VALUE first, the named options (when given) over it; load_train_config skips Nones
+    options = parse_train_overrides(args.overrides)
+    named = dict(dataset=args.dataset, learning=args.learning, ste=args.ste, epochs=args.epochs,
+                 batch_size=args.batch_size, lr=args.lr, lr_float=args.lr_float, seed=args.seed,
+                 threads=args.threads, train_subset=args.train_subset)
+    options.update({key: val for key, val in named.items() if val is not None})
+    cfg = load_train_config(args.config, **options)
     # load both splits first: a missing dataset fails before any training
     train_data = load_dataset(cfg.dataset, "train", args.data_dir)
     test_data = load_dataset(cfg.dataset, "test", args.data_dir)
