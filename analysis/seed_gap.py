@@ -60,10 +60,10 @@ def main(argv=None) -> int:
         ap.error("need at least two runs (seeds) per recipe for a spread")
     a = [final_accuracy(p) for p in args.a]
     b = [final_accuracy(p) for p in args.b]
-    for name, files, accs in ((args.names[0], args.a, a), (args.names[1], args.b, b)):
-        print(f"{name}: " + ", ".join(f"{x:.2f}" for x in accs)
-              + f" % -> {statistics.mean(accs):.2f} +- {statistics.stdev(accs):.2f} % (mean +- sd, {len(accs)} runs)")
     r = gap(a, b)
+    for name, accs, key in ((args.names[0], a, "a"), (args.names[1], b, "b")):
+        print(f"{name}: " + ", ".join(f"{x:.2f}" for x in accs)
+              + f" % -> {r['mean_' + key]:.2f} +- {r['sd_' + key]:.2f} % (mean +- sd, {len(accs)} runs)")
     print(f"{args.names[0]} - {args.names[1]}: {r['difference']:+.2f} points, standard error {r['se']:.2f}, "
           f"95 % interval [{r['ci95'][0]:+.2f}, {r['ci95'][1]:+.2f}] (Welch, {r['dof']:.1f} degrees of freedom)")
     if args.json:
