@@ -188,7 +188,8 @@ def load_train_config(path_or_dict, **overrides) -> TrainConfig:
              (want == "bool" and isinstance(value, bool)) or (want == "str" and isinstance(value, str))
         if not ok:
             raise ConfigError(f"{where}: field {key!r} = {value!r} has the wrong type; expected {want}")
-    table.update({k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    table.update(given)
     cfg = TrainConfig(**table)
     checks = [("epochs", cfg.epochs >= 1, ">= 1"), ("batch_size", cfg.batch_size >= 1, ">= 1"),
               ("lr", cfg.lr > 0, "> 0"), ("lr_float", cfg.lr_float > 0, "> 0"),
@@ -198,11 +199,15 @@ def load_train_config(path_or_dict, **overrides) -> TrainConfig:
                "'' (same as learning), 'probabilistic' or 'shadow'"),
               ("ste", cfg.ste in ("winners", "window"), "'winners' or 'window'"),
               ("adam_norm", cfg.adam_norm in ("element", "tensor"), "'element' or 'tensor'"),
+              ("beta1", 0.0 <= cfg.beta1 < 1.0, "0 <= beta1 < 1"), ("beta2", 0.0 <= cfg.beta2 < 1.0, "0 <= beta2 < 1"),
+              ("eps", cfg.eps > 0, "> 0"),
               ("shift", cfg.shift >= 0, ">= 0"), ("threads", cfg.threads >= 0, ">= 0"),
               ("seed", cfg.seed >= 0, ">= 0"), ("train_subset", cfg.train_subset >= 0, ">= 0")]
     for name, ok, allowed in checks:
         if not ok:
-            raise ConfigError(f"{where}: {name} = {getattr(cfg, name)!r}: allowed {allowed}")
+            # a value from the command line (an option or --set) is named as such, not as the file's
+            source = "command line" if name in given else where
+            raise ConfigError(f"{source}: {name} = {getattr(cfg, name)!r}: allowed {allowed}")
     return cfg
 
 

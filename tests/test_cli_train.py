@@ -88,7 +88,10 @@ def test_train_set_overlaps_a_named_option(tmp_path, config):
     (["--weight-bits", "9"], "weight_bits = 9"),
     (["--act-bits", "0"], "act_bits = 0"),
     (["--epochs", "0"], "epochs"),
-    (["--set", "adam_norm=layer"], "adam_norm = 'layer'"),
+    (["--set", "adam_norm=layer"], "command line: adam_norm = 'layer'"),
+    (["--set", "beta1=1.5"], "command line: beta1 = 1.5: allowed 0 <= beta1 < 1"),
+    (["--set", "eps=0"], "eps = 0.0"),
+    (["--lr", "-1"], "command line: lr = -1.0"),
     (["--set", "momentum=0.9"], "unknown key 'momentum'"),
     (["--set", "lr"], "expected KEY=VALUE"),
 ])

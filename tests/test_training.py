@@ -104,6 +104,11 @@ def test_train_config_errors():
         load_train_config({"training": {"epochs": 0}})
     with pytest.raises(ConfigError, match="learning"):
         load_train_config({}, learning="hebbian")
+    # a bad value in the file names the file's table; the same value given as an override names the command line
+    with pytest.raises(ConfigError, match=r"\[training\]: beta2 = 1.0: allowed 0 <= beta2 < 1"):
+        load_train_config({"training": {"beta2": 1.0}})
+    with pytest.raises(ConfigError, match=r"^command line: beta2 = 1.0"):
+        load_train_config({"training": {"beta2": 0.999}}, beta2=1.0)
 
 
 def test_shipped_digits_model_torch_equals_reference():
