@@ -94,6 +94,13 @@ class TrainConfig:
         moment), so that the next move needs fresh evidence gathered at the new level instead of
         the momentum that caused the last one (default off; bias levels, on their fine grid,
         are not reset).
+    step_power : float
+        Probabilistic rule, weight levels: the desired change is ``lr * sign(r) * |r| **
+        step_power`` with ``r = m_hat / sqrt(v_hat)`` Adam's normalised momentum (default 1:
+        Adam's step). Above 1 it shrinks the steps of noise-dominated levels (``|r|`` small: the
+        momentum of pure noise has ``|r|`` about ``sqrt((1 - beta1) / (1 + beta1))``) more than
+        those with a consistent gradient (``|r|`` near 1); the rounding stays unbiased for the
+        step it is given. Only with ``adam_norm = "element"``.
     shift : int
         Random translation augmentation, in pixels (0: off).
     hflip : bool
@@ -124,6 +131,7 @@ class TrainConfig:
     eps: float = 1e-8
     adam_norm: str = "element"
     reset_momentum: bool = False
+    step_power: float = 1.0
     shift: int = 0
     hflip: bool = False
     learning: str = "probabilistic"
@@ -200,7 +208,9 @@ def load_train_config(path_or_dict, **overrides) -> TrainConfig:
               ("ste", cfg.ste in ("winners", "window"), "'winners' or 'window'"),
               ("adam_norm", cfg.adam_norm in ("element", "tensor"), "'element' or 'tensor'"),
               ("beta1", 0.0 <= cfg.beta1 < 1.0, "0 <= beta1 < 1"), ("beta2", 0.0 <= cfg.beta2 < 1.0, "0 <= beta2 < 1"),
-              ("eps", cfg.eps > 0, "> 0"),
+              ("eps", cfg.eps > 0, "> 0"), ("step_power", 0 < cfg.step_power <= 4, "0 < step_power <= 4"),
+              ("step_power", cfg.step_power == 1.0 or cfg.adam_norm == "element",
+               "1 with adam_norm = 'tensor' (the power applies to Adam's per-element step)"),
               ("shift", cfg.shift >= 0, ">= 0"), ("threads", cfg.threads >= 0, ">= 0"),
               ("seed", cfg.seed >= 0, ">= 0"), ("train_subset", cfg.train_subset >= 0, ">= 0")]
     for name, ok, allowed in checks:
@@ -758,7 +768,10 @@ class LevelUpdater:
                     if kind != "float" and cfg.adam_norm == "tensor":
                         delta = (m / bc1) * (-lr / (math.sqrt(float(v.mean()) / bc2) + cfg.eps))
                     else:
-                        delta = (m / bc1) / ((v / bc2).sqrt_().add_(cfg.eps)) * (-lr)
+                        delta = (m / bc1) / ((v / bc2).sqrt_().add_(cfg.eps))
+                        if cfg.step_power != 1.0 and kind == "weight" and rule == "probabilistic":
+                            delta = delta.sign() * delta.abs().pow_(cfg.step_power)
+                        delta = delta * (-lr)
                 if rule in ("float", "shadow"):
                     p.add_(delta)
                     if rule == "shadow" and lo is not None:

@@ -216,3 +216,43 @@ def test_reset_momentum_zeroes_the_momentum_of_moved_levels_only(reset):
     assert torch.all(m[moved] == 0) if reset else torch.all(m[moved] != 0)
     assert torch.all(b.detach() < 0)  # the bias levels moved (step 0.5 * 15 input levels) ...
     assert torch.all(upd.state[id(b)][0] != 0)  # ... and keep their momentum
+
+
+@pytest.mark.parametrize("power", [1.0, 2.0])
+def test_step_power_shrinks_the_steps_of_noisy_levels(power):
+    """Two steps: gradient +1, then +1 for half the levels (a consistent gradient, |m_hat| /
+    sqrt(v_hat) = 1) and -1 for the other half (|m_hat| / sqrt(v_hat) = 0.0526 with beta1 0.9).
+    With lr 9.5 the noisy half's step is 0.5 levels at power 1 and 0.026 levels at power 2."""
+    from hcs_neuro.training import HCSNet, LevelUpdater
+
+    arch = load_architecture(IMG)
+    net = HCSNet(arch, "probabilistic", seed=2)
+    w = net.weights[0]
+    cfg = load_train_config({"training": {"lr": 9.5, "lr_schedule": "constant", "step_power": power}})
+    upd = LevelUpdater(net, cfg)
+    with torch.no_grad():
+        w.zero_()
+    w.grad = torch.ones_like(w)
+    upd.step(0.0)
+    with torch.no_grad():
+        w.zero_()
+    g = torch.ones_like(w)
+    g.view(-1)[::2] = -1.0
+    noisy = g < 0
+    w.grad = g
+    upd.step(0.0)
+    moved = w.detach() != 0
+    assert torch.all(w.detach()[~noisy] == -1)  # the consistent half: a step of 9.5 levels, clipped
+    n = int(noisy.sum())
+    if power == 1.0:
+        assert 0.3 * n < int(moved[noisy].sum()) < 0.7 * n
+    else:
+        assert int(moved[noisy].sum()) <= 0.1 * n
+    assert torch.all(w.detach()[noisy & moved] == 1)  # against the (averaged) gradient
+
+
+def test_step_power_config_checks():
+    with pytest.raises(ConfigError, match="step_power = 0.0"):
+        load_train_config({"training": {"step_power": 0.0}})
+    with pytest.raises(ConfigError, match="adam_norm = 'tensor'"):
+        load_train_config({"training": {"step_power": 2.0, "adam_norm": "tensor"}})
