@@ -1,5 +1,6 @@
 """analysis/validate_recipe.py (recipe selection on a held-out part of the training split),
-analysis/level_flips.py (per-epoch level changes) and analysis/seed_gap.py (gap between recipes over seeds)."""
+analysis/level_flips.py (per-epoch level changes), analysis/seed_gap.py (gap between recipes over seeds)
+and analysis/kwta_ties.py (k-WTA decisions made by the tie rule)."""
 
 from __future__ import annotations
 
@@ -106,3 +107,72 @@ def test_seed_gap_takes_the_last_epoch_and_a_welch_interval(tmp_path, capsys):
     bad.write_text("{}")
     with pytest.raises(SystemExit, match="bad.json"):
         mod.main(["--a", str(bad), str(a[0]), "--b", *map(str, b)])
+
+
+@pytest.fixture(scope="module")
+def ties():
+    spec = importlib.util.spec_from_file_location("kwta_ties", ANALYSIS / "kwta_ties.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_kwta_ties_rules_reorder_only_equal_drives(ties):
+    import numpy as np
+
+    from hcs_neuro import reference
+
+    d = np.array([[3, 3, 3, 1, 5]]).reshape(1, 5, 1)
+    expect = {"index": [1, 1, 0, 0, 1], "reverse": [0, 1, 1, 0, 1], "all": [1, 1, 1, 0, 1]}
+    for rule, want in expect.items():
+        with ties.tie_rule(rule, np.random.default_rng(0)):
+            got = reference.kwta_mask(d, 3, axis=1)
+        assert got.reshape(-1).astype(int).tolist() == want, rule
+    picks = set()
+    for seed in range(20):
+        with ties.tie_rule("random", np.random.default_rng(seed)):
+            got = reference.kwta_mask(d, 3, axis=1).reshape(-1)
+        assert got[4] and not got[3] and got[:3].sum() == 2  # the 5 wins, the 1 loses, 2 of the tied 3
+        picks.add(tuple(np.flatnonzero(got[:3])))
+    assert len(picks) == 3  # every pair of the tied channels is drawn
+    assert reference.kwta_mask is ties.kwta_mask  # restored after each block
+
+
+def test_kwta_ties_counts_ties_of_identical_channels(ties, tmp_path, capsys):
+    """Every conv channel with the same filter and bias: each hypercolumn with a positive drive is a
+    tie, the index rule picks all k winners, the low channels always win; then the CLI on the
+    shipped digits model: the index rule's accuracy is the reference forward pass's."""
+    import numpy as np
+
+    from hcs_neuro.architecture import load_architecture
+    from hcs_neuro.datasets import load_dataset
+    from hcs_neuro.model import load_model, random_model
+    from hcs_neuro import reference
+    from hcs_neuro.cli.train import resolve_model_path
+
+    cfg_path = tmp_path / "tiny.toml"
+    cfg_path.write_text(TINY)
+    m = random_model(load_architecture(cfg_path), seed=1)
+    w = np.asarray(m.layers[0].weight_levels)
+    w[:] = np.abs(w[0])  # one non-negative filter for all 8 channels
+    m.layers[0].bias_levels[:] = 0
+    x, _ = load_dataset("digits", "test")
+    stats = ties.tie_stats(m, x[:20])
+    first = stats[0]
+    assert first["layer"] == 0 and first["k"] == 2 and first["integer_drive"]
+    positive = (reference.forward(m, x[:20]).layers[0].drive[:, 0] > 0).mean()
+    assert first["tied"] == pytest.approx(positive)
+    assert first["by_index"] == pytest.approx(2 * positive)
+    assert first["high_half"] == 0.0 and first["low_half"] == pytest.approx(2 / 4 * positive)
+
+    path = resolve_model_path("digits_hcs")
+    out = tmp_path / "ties.json"
+    assert ties.main([str(path), "--dataset", "digits", "--images", "100", "--json", str(out)]) == 0
+    r = json.loads(out.read_text())["models"][0]
+    model = load_model(path)
+    xt, yt = load_dataset("digits", "test")
+    ref = float(np.mean(reference.forward(model, xt[:100], keep_layers=False).pred == yt[:100]))
+    assert r["accuracy"]["index"] == ref and set(r["accuracy"]) == set(ties.RULES)
+    assert [s["layer"] for s in r["layers"]] == [i for i, s in enumerate(model.architecture.layers) if s.k]
+    assert ties.main([str(tmp_path / "none.npz"), "--dataset", "digits"]) == 2
+    assert "none.npz" in capsys.readouterr().err
