@@ -111,6 +111,11 @@ class TrainConfig:
         The rule for the bias levels: ``""`` (default: the same as ``learning``),
         ``probabilistic`` or ``shadow``. For experiments that separate the weights' and the
         biases' share of a difference between the rules.
+    shadow_layers : str
+        Comma-separated indices of layers (in the architecture's layer list, e.g. ``"0"`` or
+        ``"0,5"``) whose weights follow the shadow rule while the others follow ``learning``:
+        for experiments that locate a difference between the rules in the network (default
+        ``""``: none). Each must be a layer with low-precision weights.
     seed : int
         Seeds initialisation, shuffling, augmentation and the probabilistic rounding.
     threads : int
@@ -136,6 +141,7 @@ class TrainConfig:
     hflip: bool = False
     learning: str = "probabilistic"
     bias_learning: str = ""
+    shadow_layers: str = ""
     ste: str = "window"
     seed: int = 0
     threads: int = 0
@@ -173,6 +179,29 @@ def parse_train_overrides(items) -> dict:
         except ValueError:
             raise ConfigError(f"--set {item!r}: {key} needs a value of type {want}") from None
         out[key] = value
+    return out
+
+
+def parse_shadow_layers(arch: Architecture, text: str) -> set:
+    """``"0,5"`` -> ``{0, 5}``: the layers of ``arch`` whose weights follow the shadow rule.
+
+    Raises
+    ------
+    ConfigError
+        Not a comma-separated list of integers, or an index that is not a layer with
+        low-precision weights.
+    """
+    out = set()
+    for item in filter(None, (t.strip() for t in str(text).split(","))):
+        allowed = [i for i, spec in enumerate(arch.layers) if spec.has_weights and spec.weight_bits != FLOAT_BITS]
+        try:
+            i = int(item)
+        except ValueError:
+            i = None
+        if i not in allowed:
+            raise ConfigError(f"[training] shadow_layers = {text!r}: {item!r} is not a layer with low-precision "
+                              f"weights of {arch.name!r}; allowed indices: {allowed}")
+        out.add(i)
     return out
 
 
@@ -453,6 +482,7 @@ def _make_net_class():
             self.arch = arch
             self.learning = learning
             self.bias_learning = learning  # the rule of the bias levels (TrainConfig.bias_learning)
+            self.shadow_layers = set()  # layers whose weights are shadow weights (TrainConfig.shadow_layers)
             self.int_input = arch.input_bits != FLOAT_BITS
             self.dtype = torch.float64 if _bound(arch) >= 2 ** 24 else torch.float32
             self.gen = torch.Generator().manual_seed(int(seed))
@@ -513,7 +543,7 @@ def _make_net_class():
             b = self.biases[self.widx[i]]
             if spec.weight_bits == FLOAT_BITS:
                 return w, b
-            if self.learning == "shadow":  # float shadow weights, rounded levels forward (STE)
+            if self.learning == "shadow" or i in self.shadow_layers:  # float shadow weights, rounded levels forward (STE)
                 lo, hi = weight_level_range(spec.weight_bits)
                 if spec.weight_bits == 1:
                     q = torch.where(w >= 0, torch.ones_like(w), -torch.ones_like(w))
@@ -726,6 +756,7 @@ class LevelUpdater:
         self.state = {}
         arch = net.arch
         self.groups = []  # (param, kind, bits, lr_mult, lo, hi)
+        self.weight_rule = {}  # id(weight param) -> its rule
         for i, spec in enumerate(arch.layers):
             if not spec.has_weights:
                 continue
@@ -738,6 +769,7 @@ class LevelUpdater:
                 lo, hi = weight_level_range(spec.weight_bits)
                 blo, bhi = bias_level_range(spec.bias_bits)
                 self.groups.append((net.weights[j], "weight", spec.weight_bits, 1.0, lo, hi))
+                self.weight_rule[id(net.weights[j])] = "shadow" if i in net.shadow_layers else net.learning
                 self.groups.append((net.biases[j], "bias", spec.bias_bits, max(in_top, 1.0), blo, bhi))
         self.groups.append((net.log_temp, "float", 32, 1.0, None, None))
 
@@ -754,7 +786,7 @@ class LevelUpdater:
                 g = p.grad
                 if g is None:
                     continue
-                rule = "float" if kind == "float" else (self.net.bias_learning if kind == "bias" else self.net.learning)
+                rule = "float" if kind == "float" else (self.net.bias_learning if kind == "bias" else self.weight_rule[id(p)])
                 if rule == "naive":
                     delta = g * (-cfg.lr * decay * mult)
                 else:
@@ -843,6 +875,7 @@ def train(arch: Architecture, cfg: TrainConfig, data_dir=None, progress: bool = 
     from hcs_neuro.datasets import load_dataset
     from hcs_neuro.reference import evaluate, quantize_input
 
+    shadow_layers = parse_shadow_layers(arch, cfg.shadow_layers)  # (a bad value fails before any work)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -860,6 +893,7 @@ def train(arch: Architecture, cfg: TrainConfig, data_dir=None, progress: bool = 
     learning = "float" if all(s.weight_bits == FLOAT_BITS for s in arch.layers if s.has_weights) else cfg.learning
     net = HCSNet(arch, cfg.learning, cfg.seed, ste=cfg.ste)
     net.bias_learning = cfg.bias_learning or cfg.learning
+    net.shadow_layers = shadow_layers
     upd = LevelUpdater(net, cfg)
     rng = np.random.default_rng(cfg.seed)
     stub = _model_stub(arch)

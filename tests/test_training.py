@@ -256,3 +256,29 @@ def test_step_power_config_checks():
         load_train_config({"training": {"step_power": 0.0}})
     with pytest.raises(ConfigError, match="adam_norm = 'tensor'"):
         load_train_config({"training": {"step_power": 2.0, "adam_norm": "tensor"}})
+
+
+def test_shadow_layers_mix_the_rules_per_layer():
+    """shadow_layers = "0": the first conv layer's weights are shadow weights (they move by a
+    fraction of a level), the other layers' stay integer levels; the trained model holds levels."""
+    from hcs_neuro.training import HCSNet, LevelUpdater, parse_shadow_layers
+
+    arch = load_architecture(IMG)
+    assert parse_shadow_layers(arch, "0, 3") == {0, 3} and parse_shadow_layers(arch, "") == set()
+    for bad in ("1", "x", "9"):  # a pooling layer, not an index, out of range
+        with pytest.raises(ConfigError, match=f"shadow_layers = '{bad}'.*allowed indices: \\[0, 2, 3\\]"):
+            parse_shadow_layers(arch, bad)
+    net = HCSNet(arch, "probabilistic", seed=0)
+    net.shadow_layers = {0}
+    upd = LevelUpdater(net, load_train_config({"training": {"lr": 0.01}}))
+    for w in net.weights:
+        w.grad = torch.ones_like(w)
+    upd.step(0.0)
+    first, *rest = [w.detach() for w in net.weights]
+    off_grid = first != torch.round(first)
+    assert torch.all(off_grid | (first == -1)) and off_grid.sum() > first.numel() // 2  # 0.01 of a level down (-1: clipped)
+    assert all(torch.equal(w, torch.round(w)) for w in rest)
+    cfg = load_train_config({"training": {"dataset": "digits", "epochs": 1, "shadow_layers": "0"}})
+    model, rep = train(arch, cfg, progress=False, max_steps=10)
+    assert rep["test_accuracy"] == rep["test_accuracy_torch"]
+    assert set(np.unique(model.layers[0].weight_levels)) <= {-1, 0, 1}
