@@ -29,7 +29,7 @@ def test_digits_models_reproduce_manifest_accuracy(name):
 
 
 @pytest.mark.fashion
-@pytest.mark.parametrize("name", ["fashion_hcs_ternary", "fashion_fp32"])
+@pytest.mark.parametrize("name", ["fashion_hcs_ternary", "fashion_hcs_ternary_plain", "fashion_fp32"])
 def test_fashion_models_reproduce_manifest_accuracy(name):
     """PyTorch integer forward pass on all 10,000 test images (equal to the reference: test_training)."""
     entry = MANIFEST[name]
