@@ -159,12 +159,16 @@ def _build(plan: NetworkPlan, chunk: int, b2, levels=None):
     vals = np.zeros((chunk, plan.n_inputs))
     if levels is not None:
         vals[:len(levels)] = levels
-    ta = b2.TimedArray(vals, dt=T * dt, name="hcs_input_levels")
+    # One row per image, on the step grid (dt): row n is read at time n * dt (see hcs_exc_reset
+    # below). A row period of T * dt would do too, but its ratio to dt is not an exact integer in
+    # floating point for some T (168 * 0.1 ms / 0.1 ms = 168.00000000000003), and Brian2 then
+    # warns that the time grids are not aligned (harmlessly: its lookup rounds).
+    ta = b2.TimedArray(vals, dt=dt, name="hcs_input_levels")
     clock = b2.Clock(dt=dt, name="hcs_clock")
     img_clock = b2.Clock(dt=T * dt, name="hcs_image_clock")
     eo, io = _layout(plan)
     n_exc, n_inh = int(eo[-1]), int(io[-1])
-    ns = {"inp": ta, "n_steps": T, "f": float(plan.race.refine_factor)}
+    ns = {"inp": ta, "n_steps": T, "f": float(plan.race.refine_factor), "image_period": T * dt, "row_dt": dt}
 
     # per-cell constants (input cells: an empty race window, emission at step 0)
     def cells(attr, input_value):
@@ -246,7 +250,7 @@ def _build(plan: NetworkPlan, chunk: int, b2, levels=None):
     E.race_start = cells(lambda lp: lp.race_start, -1)
     E.race_end = cells(lambda lp: lp.race_start + lp.window_steps, -1)
     E.emit_step = cells(lambda lp: lp.emit_step, 0)
-    E.run_regularly("acc = bias_level + is_input * inp(t, pix)\ndone = is_input * int(acc > 0.5)\ninhibited = 0",
+    E.run_regularly("acc = bias_level + is_input * inp(floor(t / image_period + 0.5) * row_dt, pix)\ndone = is_input * int(acc > 0.5)\ninhibited = 0",
                     clock=img_clock, when="start", order=0, name="hcs_exc_reset")
     E.run_on_event("cross", "done = 1\nt_cross = t", when="thresholds", order=SAME_STEP_ORDER["exc_reset"])
     in_same_step("exc_threshold", E.thresholder["cross"], E.thresholder["spike"])
@@ -421,7 +425,7 @@ def _project_key(plan: NetworkPlan, chunk: int) -> str:
     import json
 
     text = json.dumps({"plan": plan.summary(), "chunk": int(chunk), "float32": plan.race.float32,
-                       "n_inputs": plan.n_inputs, "version": 1}, sort_keys=True)
+                       "n_inputs": plan.n_inputs, "version": 2}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
