@@ -4,7 +4,8 @@ trained network's accuracy owes to that rule.
 Usage::
 
     python analysis/kwta_ties.py MODEL.npz [MODEL2.npz ...] [--dataset fashion-mnist] [--data-dir DIR]
-        [--images 2000] [--seed 0] [--json OUT]
+        [--images 2000] [--seed 0] [--json OUT] [--plot FIG.png] [--labels NAME ...]
+    python analysis/kwta_ties.py --from-json OUT --plot FIG.png [--labels NAME ...]   (redraw)
 
 With integer drives (low-precision weights, binary or multi-bit activities) several channels of a
 hypercolumn often share the k-th largest drive; the specification breaks such ties by channel
@@ -23,12 +24,15 @@ random order, a new one per hypercolumn and image) and ``all`` (every channel ti
 drive wins, so a hypercolumn may have more than k winners: not a k-WTA, a probe of what the
 tied channels would add). A network that has adapted to the index rule loses accuracy under the
 next two; one whose ties carry no information does not.
+
+``--plot`` draws the share of tied hypercolumns per k-WTA layer, one bar per model.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import sys
 
 import numpy as np
@@ -109,17 +113,72 @@ def accuracy_by_rule(model, images, labels, seed: int) -> dict:
     return out
 
 
+def plot_ties(rows: list, labels: list, out) -> None:
+    """Grouped bars: the share of hypercolumns tied at the k-th drive, per k-WTA layer and model
+    (written atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hcs_neuro.atomic import atomic_path
+
+    layer_names = []
+    for row in rows:
+        for s in row["layers"]:
+            name = f"L{s['layer']} {s['type']}\n(C {s['channels']}, k {s['k']})"
+            if name not in layer_names:
+                layer_names.append(name)
+    width = 0.8 / max(len(rows), 1)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(layer_names)), 4.0))
+    for j, (row, label) in enumerate(zip(rows, labels)):
+        share = {f"L{s['layer']} {s['type']}\n(C {s['channels']}, k {s['k']})": 100 * s["tied"] for s in row["layers"]}
+        x = [i + (j - (len(rows) - 1) / 2) * width for i in range(len(layer_names))]
+        ax.bar(x, [share.get(n, 0.0) for n in layer_names], width, label=label)
+    ax.set_xticks(range(len(layer_names)))
+    ax.set_xticklabels(layer_names, fontsize=8)
+    ax.set_ylabel("hypercolumns tied at the k-th drive (%)")
+    ax.set_title(f"k-WTA decisions left to the tie rule ({rows[0]['images']} test images)", fontsize=10)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=150)
+    plt.close(fig)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("models", nargs="+", help="model files (.npz)")
+    ap.add_argument("models", nargs="*", help="model files (.npz)")
+    ap.add_argument("--from-json", help="draw --plot from an earlier --json output instead of running models")
     ap.add_argument("--dataset", default="fashion-mnist")
     ap.add_argument("--data-dir")
     ap.add_argument("--images", type=int, default=2000, help="first N test images (default 2000)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the random tie rule")
     ap.add_argument("--json", help="write the numbers here (atomically)")
+    ap.add_argument("--plot", help="draw the tied shares per layer and model here (.png, .pdf, .svg)")
+    ap.add_argument("--labels", nargs="+", help="one legend label per model (default: the file names)")
     args = ap.parse_args(argv)
     if args.images < 1:
         ap.error(f"--images {args.images}: must be >= 1")
+    if bool(args.models) == bool(args.from_json):
+        ap.error("give model files or --from-json, not both or neither")
+    if args.plot and not str(args.plot).lower().endswith((".png", ".pdf", ".svg")):
+        ap.error(f"--plot {args.plot}: the file name must end in .png, .pdf or .svg")
+    if args.from_json:
+        if not args.plot:
+            ap.error("--from-json needs --plot")
+        try:
+            rows = json.loads(open(args.from_json).read())["models"]
+            [(r["images"], [(s["layer"], s["type"], s["channels"], s["k"], s["tied"]) for s in r["layers"]]) for r in rows]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            print(f"kwta_ties: error: {args.from_json}: not an output of kwta_ties.py --json ({exc})", file=sys.stderr)
+            return 2
+        if args.labels and len(args.labels) != len(rows):
+            ap.error(f"--labels: {len(args.labels)} labels for {len(rows)} models")
+        plot_ties(rows, args.labels or [r["model"] for r in rows], args.plot)
+        return 0
+    if args.labels and len(args.labels) != len(args.models):
+        ap.error(f"--labels: {len(args.labels)} labels for {len(args.models)} models")
     try:
         models = [(path, load_model(path)) for path in args.models]
         x, y = load_dataset(args.dataset, "test", args.data_dir)
@@ -145,6 +204,8 @@ def main(argv=None) -> int:
                   f"{s['sharing_kth_when_tied']:>8.1f} {s['low_half']:>11.3f} / {s['high_half']:.3f}")
     if args.json:
         write_json_atomic(args.json, {"dataset": args.dataset, "seed": args.seed, "models": rows})
+    if args.plot:
+        plot_ties(rows, args.labels or [str(p) for p in args.models], args.plot)
     return 0
 
 

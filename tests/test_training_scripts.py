@@ -176,3 +176,14 @@ def test_kwta_ties_counts_ties_of_identical_channels(ties, tmp_path, capsys):
     assert [s["layer"] for s in r["layers"]] == [i for i, s in enumerate(model.architecture.layers) if s.k]
     assert ties.main([str(tmp_path / "none.npz"), "--dataset", "digits"]) == 2
     assert "none.npz" in capsys.readouterr().err
+    # redraw from the JSON: a figure, written whole; bad input: a one-line error, no figure
+    fig = tmp_path / "ties.png"
+    assert ties.main(["--from-json", str(out), "--plot", str(fig), "--labels", "digits"]) == 0
+    assert fig.read_bytes()[:4] == b"\x89PNG" and not list(tmp_path.glob(".ties*"))
+    (tmp_path / "bad.json").write_text("{}")
+    assert ties.main(["--from-json", str(tmp_path / "bad.json"), "--plot", str(tmp_path / "b.png")]) == 2
+    assert "bad.json" in capsys.readouterr().err and not (tmp_path / "b.png").exists()
+    with pytest.raises(SystemExit):
+        ties.main([str(path), "--from-json", str(out), "--plot", str(fig)])  # both
+    with pytest.raises(SystemExit):
+        ties.main(["--from-json", str(out), "--plot", str(tmp_path / "t.gif")])
