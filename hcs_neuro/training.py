@@ -192,8 +192,8 @@ def parse_shadow_layers(arch: Architecture, text: str) -> set:
         low-precision weights.
     """
     out = set()
+    allowed = [i for i, spec in enumerate(arch.layers) if spec.has_weights and spec.weight_bits != FLOAT_BITS]
     for item in filter(None, (t.strip() for t in str(text).split(","))):
-        allowed = [i for i, spec in enumerate(arch.layers) if spec.has_weights and spec.weight_bits != FLOAT_BITS]
         try:
             i = int(item)
         except ValueError:
@@ -536,6 +536,11 @@ def _make_net_class():
             self.use_fused = module is not None
             return module
 
+        def weight_rule(self, i: int) -> str:
+            """The learning rule of layer ``i``'s low-precision weights (``learning``, or
+            ``shadow`` for the layers in ``shadow_layers``)."""
+            return "shadow" if i in self.shadow_layers else self.learning
+
         # -- parameters as used by the forward pass ------------------------------------------
         def _effective(self, i: int):
             spec = self.arch.layers[i]
@@ -543,7 +548,7 @@ def _make_net_class():
             b = self.biases[self.widx[i]]
             if spec.weight_bits == FLOAT_BITS:
                 return w, b
-            if self.learning == "shadow" or i in self.shadow_layers:  # float shadow weights, rounded levels forward (STE)
+            if self.weight_rule(i) == "shadow":  # float shadow weights, rounded levels forward (STE)
                 lo, hi = weight_level_range(spec.weight_bits)
                 if spec.weight_bits == 1:
                     q = torch.where(w >= 0, torch.ones_like(w), -torch.ones_like(w))
@@ -755,23 +760,21 @@ class LevelUpdater:
         self.t = 0
         self.state = {}
         arch = net.arch
-        self.groups = []  # (param, kind, bits, lr_mult, lo, hi)
-        self.weight_rule = {}  # id(weight param) -> its rule
+        self.groups = []  # (param, kind, bits, lr_mult, lo, hi, layer index or None)
         for i, spec in enumerate(arch.layers):
             if not spec.has_weights:
                 continue
             j = net.widx[i]
             in_top = net.scales[i][1]
             if spec.weight_bits == FLOAT_BITS:
-                self.groups.append((net.weights[j], "float", 32, 1.0, None, None))
-                self.groups.append((net.biases[j], "float", 32, 1.0, None, None))
+                self.groups.append((net.weights[j], "float", 32, 1.0, None, None, i))
+                self.groups.append((net.biases[j], "float", 32, 1.0, None, None, i))
             else:
                 lo, hi = weight_level_range(spec.weight_bits)
                 blo, bhi = bias_level_range(spec.bias_bits)
-                self.groups.append((net.weights[j], "weight", spec.weight_bits, 1.0, lo, hi))
-                self.weight_rule[id(net.weights[j])] = "shadow" if i in net.shadow_layers else net.learning
-                self.groups.append((net.biases[j], "bias", spec.bias_bits, max(in_top, 1.0), blo, bhi))
-        self.groups.append((net.log_temp, "float", 32, 1.0, None, None))
+                self.groups.append((net.weights[j], "weight", spec.weight_bits, 1.0, lo, hi, i))
+                self.groups.append((net.biases[j], "bias", spec.bias_bits, max(in_top, 1.0), blo, bhi, i))
+        self.groups.append((net.log_temp, "float", 32, 1.0, None, None, None))
 
     def step(self, frac: float):
         torch = self.torch
@@ -782,11 +785,11 @@ class LevelUpdater:
         bc1 = 1 - b1 ** self.t
         bc2 = 1 - b2 ** self.t
         with torch.no_grad():
-            for p, kind, bits, mult, lo, hi in self.groups:
+            for p, kind, bits, mult, lo, hi, layer in self.groups:
                 g = p.grad
                 if g is None:
                     continue
-                rule = "float" if kind == "float" else (self.net.bias_learning if kind == "bias" else self.weight_rule[id(p)])
+                rule = "float" if kind == "float" else (self.net.bias_learning if kind == "bias" else self.net.weight_rule(layer))
                 if rule == "naive":
                     delta = g * (-cfg.lr * decay * mult)
                 else:
