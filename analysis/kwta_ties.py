@@ -78,9 +78,9 @@ def tie_rule(rule: str, rng: np.random.Generator):
         reference.kwta_mask = saved
 
 
-def tie_stats(model, images) -> list:
-    """Per k-WTA layer: the tie statistics of the docstring (index rule)."""
-    res = reference.forward(model, images)
+def tie_stats(model, res) -> list:
+    """Per k-WTA layer: the tie statistics of the docstring (index rule), from ``res``, the
+    reference forward pass of ``model`` with its layers kept."""
     out = []
     for i, (spec, layer) in enumerate(zip(model.architecture.layers, res.layers)):
         if layer.winners is None or not spec.k:
@@ -104,9 +104,14 @@ def tie_stats(model, images) -> list:
     return out
 
 
-def accuracy_by_rule(model, images, labels, seed: int) -> dict:
+def accuracy_by_rule(model, images, labels, seed: int, index_pred=None) -> dict:
+    """Accuracy under each tie rule; ``index_pred``: the predictions of the specification's rule
+    when already computed (they are not computed again)."""
     out = {}
     for rule in RULES:
+        if rule == "index" and index_pred is not None:
+            out[rule] = float(np.mean(index_pred == labels))
+            continue
         with tie_rule(rule, np.random.default_rng(seed)):
             pred = reference.forward(model, images, keep_layers=False).pred
         out[rule] = float(np.mean(pred == labels))
@@ -123,16 +128,14 @@ def plot_ties(rows: list, labels: list, out) -> None:
 
     from hcs_neuro.atomic import atomic_path
 
-    layer_names = []
-    for row in rows:
-        for s in row["layers"]:
-            name = f"L{s['layer']} {s['type']}\n(C {s['channels']}, k {s['k']})"
-            if name not in layer_names:
-                layer_names.append(name)
+    def name(s):
+        return f"L{s['layer']} {s['type']}\n(C {s['channels']}, k {s['k']})"
+
+    layer_names = list(dict.fromkeys(name(s) for row in rows for s in row["layers"]))
     width = 0.8 / max(len(rows), 1)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(layer_names)), 4.0))
     for j, (row, label) in enumerate(zip(rows, labels)):
-        share = {f"L{s['layer']} {s['type']}\n(C {s['channels']}, k {s['k']})": 100 * s["tied"] for s in row["layers"]}
+        share = {name(s): 100 * s["tied"] for s in row["layers"]}
         x = [i + (j - (len(rows) - 1) / 2) * width for i in range(len(layer_names))]
         ax.bar(x, [share.get(n, 0.0) for n in layer_names], width, label=label)
     ax.set_xticks(range(len(layer_names)))
@@ -169,7 +172,9 @@ def main(argv=None) -> int:
             ap.error("--from-json needs --plot")
         try:
             rows = json.loads(open(args.from_json).read())["models"]
-            [(r["images"], [(s["layer"], s["type"], s["channels"], s["k"], s["tied"]) for s in r["layers"]]) for r in rows]
+            if not all({"images", "layers"} <= set(r) and all({"layer", "type", "channels", "k", "tied"} <= set(s)
+                                                             for s in r["layers"]) for r in rows):
+                raise ValueError("a model or layer entry lacks a field the figure needs")
         except (OSError, ValueError, KeyError, TypeError) as exc:
             print(f"kwta_ties: error: {args.from_json}: not an output of kwta_ties.py --json ({exc})", file=sys.stderr)
             return 2
@@ -189,11 +194,12 @@ def main(argv=None) -> int:
     rows = []
     for path, model in models:
         try:
-            stats = tie_stats(model, x)
+            res = reference.forward(model, x)
         except HCSError as exc:
             print(f"kwta_ties: error: {path}: {exc}", file=sys.stderr)
             return 2
-        acc = accuracy_by_rule(model, x, y, args.seed)
+        stats = tie_stats(model, res)
+        acc = accuracy_by_rule(model, x, y, args.seed, index_pred=res.pred)
         rows.append({"model": str(path), "images": len(x), "layers": stats, "accuracy": acc})
         print(f"{path}  ({len(x)} test images of {args.dataset})")
         print("  accuracy by tie rule: " + ", ".join(f"{r} {100 * a:.2f} %" for r, a in acc.items()))

@@ -157,7 +157,7 @@ def test_kwta_ties_counts_ties_of_identical_channels(ties, tmp_path, capsys):
     w[:] = np.abs(w[0])  # one non-negative filter for all 8 channels
     m.layers[0].bias_levels[:] = 0
     x, _ = load_dataset("digits", "test")
-    stats = ties.tie_stats(m, x[:20])
+    stats = ties.tie_stats(m, reference.forward(m, x[:20]))
     first = stats[0]
     assert first["layer"] == 0 and first["k"] == 2 and first["integer_drive"]
     positive = (reference.forward(m, x[:20]).layers[0].drive[:, 0] > 0).mean()
