@@ -17,22 +17,23 @@ on 10,000 images) is inside it.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import sys
 from pathlib import Path
 
 from hcs_neuro.atomic import write_json_atomic
+from hcs_neuro.cli.plot import read_curve
+from hcs_neuro.errors import HCSError
 
 
 def final_accuracy(path: Path) -> float:
     """The last epoch's test accuracy of a ``--curve`` file, in per cent."""
     try:
-        data = json.loads(path.read_text())
-        return 100.0 * float(data["epochs"][-1]["test_accuracy"])
-    except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
-        raise SystemExit(f"seed_gap: {path}: not a learning-curve file of hcs-neuro train --curve ({exc})") from None
+        _, rows = read_curve(path)
+    except HCSError as exc:
+        raise SystemExit(f"seed_gap: {exc}") from None
+    return 100.0 * float(rows[-1]["test_accuracy"])
 
 
 def gap(a: list, b: list) -> dict:

@@ -52,7 +52,9 @@ def register(subparsers) -> None:
     c.set_defaults(func=_handle_curve)
 
 
-def _read_curve(path):
+def read_curve(path):
+    """A `hcs-neuro train --curve` file: ``(raw JSON, its epochs list)``; ConfigError naming the file
+    when it cannot be read or is not such a file."""
     import json
 
     from hcs_neuro.errors import ConfigError
@@ -87,7 +89,7 @@ def _handle_curve(args) -> int:
                           "give one per file or none")
     if Path(args.out).suffix.lower() not in (".png", ".pdf", ".svg"):
         raise ConfigError(f"--out {args.out!r}: allowed file types .png, .pdf, .svg")
-    curves = [_read_curve(p) for p in args.curves]
+    curves = [read_curve(p) for p in args.curves]
 
     import matplotlib
 
