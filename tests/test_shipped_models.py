@@ -17,9 +17,16 @@ from hcs_neuro.training import torch_forward  # noqa: E402
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 MANIFEST = json.loads((MODELS / "MANIFEST.json").read_text())["models"]
+DIGITS_MODELS = ["digits_hcs", "digits_hcs_wide"]
+FASHION_MODELS = ["fashion_hcs_ternary", "fashion_hcs_ternary_plain", "fashion_hcs_ternary_wide", "fashion_fp32"]
 
 
-@pytest.mark.parametrize("name", ["digits_hcs", "digits_hcs_wide"])
+def test_manifest_lists_every_shipped_model_and_each_is_checked():
+    assert {p.name for p in MODELS.glob("*.npz")} == {entry["file"] for entry in MANIFEST.values()}
+    assert set(DIGITS_MODELS) | set(FASHION_MODELS) == set(MANIFEST)
+
+
+@pytest.mark.parametrize("name", DIGITS_MODELS)
 def test_digits_models_reproduce_manifest_accuracy(name):
     entry = MANIFEST[name]
     x, y = load_dataset("digits", "test")
@@ -29,7 +36,7 @@ def test_digits_models_reproduce_manifest_accuracy(name):
 
 
 @pytest.mark.fashion
-@pytest.mark.parametrize("name", ["fashion_hcs_ternary", "fashion_hcs_ternary_plain", "fashion_fp32"])
+@pytest.mark.parametrize("name", FASHION_MODELS)
 def test_fashion_models_reproduce_manifest_accuracy(name):
     """PyTorch integer forward pass on all 10,000 test images (equal to the reference: test_training)."""
     entry = MANIFEST[name]
