@@ -34,11 +34,13 @@ import argparse
 import contextlib
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
 from hcs_neuro import reference
 from hcs_neuro.atomic import write_json_atomic
+from hcs_neuro.cli.plot import FIGURE_SUFFIXES
 from hcs_neuro.datasets import load_dataset
 from hcs_neuro.errors import HCSError
 from hcs_neuro.kwta import kwta_mask
@@ -165,7 +167,7 @@ def main(argv=None) -> int:
         ap.error(f"--images {args.images}: must be >= 1")
     if bool(args.models) == bool(args.from_json):
         ap.error("give model files or --from-json, not both or neither")
-    if args.plot and not str(args.plot).lower().endswith((".png", ".pdf", ".svg")):
+    if args.plot and Path(args.plot).suffix.lower() not in FIGURE_SUFFIXES:
         ap.error(f"--plot {args.plot}: the file name must end in .png, .pdf or .svg")
     if args.from_json:
         if not args.plot:

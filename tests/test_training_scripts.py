@@ -157,10 +157,11 @@ def test_kwta_ties_counts_ties_of_identical_channels(ties, tmp_path, capsys):
     w[:] = np.abs(w[0])  # one non-negative filter for all 8 channels
     m.layers[0].bias_levels[:] = 0
     x, _ = load_dataset("digits", "test")
-    stats = ties.tie_stats(m, reference.forward(m, x[:20]))
+    res = reference.forward(m, x[:20])
+    stats = ties.tie_stats(m, res)
     first = stats[0]
     assert first["layer"] == 0 and first["k"] == 2 and first["integer_drive"]
-    positive = (reference.forward(m, x[:20]).layers[0].drive[:, 0] > 0).mean()
+    positive = (res.layers[0].drive[:, 0] > 0).mean()
     assert first["tied"] == pytest.approx(positive)
     assert first["by_index"] == pytest.approx(2 * positive)
     assert first["high_half"] == 0.0 and first["low_half"] == pytest.approx(2 / 4 * positive)

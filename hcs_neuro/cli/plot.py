@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-__all__ = ["register"]
+__all__ = ["register", "read_curve", "FIGURE_SUFFIXES"]
+
+#: File types a figure may be written as (matplotlib picks the format from the suffix).
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 
 
 def register(subparsers) -> None:
@@ -87,7 +90,7 @@ def _handle_curve(args) -> int:
     if args.color and len(args.color) != len(args.curves):
         raise ConfigError(f"--color given {len(args.color)} times for {len(args.curves)} curve files: "
                           "give one per file or none")
-    if Path(args.out).suffix.lower() not in (".png", ".pdf", ".svg"):
+    if Path(args.out).suffix.lower() not in FIGURE_SUFFIXES:
         raise ConfigError(f"--out {args.out!r}: allowed file types .png, .pdf, .svg")
     curves = [read_curve(p) for p in args.curves]
 
