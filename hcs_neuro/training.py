@@ -101,6 +101,15 @@ class TrainConfig:
         momentum of pure noise has ``|r|`` about ``sqrt((1 - beta1) / (1 + beta1))``) more than
         those with a consistent gradient (``|r|`` near 1); the rounding stays unbiased for the
         step it is given. Only with ``adam_norm = "element"``.
+    weight_step : str
+        The unit of ``lr`` for multi-bit weight levels: ``level`` (default: one level spacing,
+        whatever the width, so a 4- or 8-bit layer moves ``2**(b-1) - 1`` times slower across its
+        range than a ternary one) or ``range``: ``lr`` is a fraction of the top level
+        ``2**(b-1) - 1``, and the layer's real-unit scale is divided by that top level, so that
+        at every width the network starts with the same real drives and moves the same fraction
+        of its weight range per step (the float rule's convention). Identical for binary and
+        ternary layers (top level 1); for mixing widths, e.g. a 4-bit first layer in a ternary
+        network.
     shift : int
         Random translation augmentation, in pixels (0: off).
     hflip : bool
@@ -137,6 +146,7 @@ class TrainConfig:
     adam_norm: str = "element"
     reset_momentum: bool = False
     step_power: float = 1.0
+    weight_step: str = "level"
     shift: int = 0
     hflip: bool = False
     learning: str = "probabilistic"
@@ -236,6 +246,7 @@ def load_train_config(path_or_dict, **overrides) -> TrainConfig:
                "'' (same as learning), 'probabilistic' or 'shadow'"),
               ("ste", cfg.ste in ("winners", "window"), "'winners' or 'window'"),
               ("adam_norm", cfg.adam_norm in ("element", "tensor"), "'element' or 'tensor'"),
+              ("weight_step", cfg.weight_step in ("level", "range"), "'level' or 'range'"),
               ("beta1", 0.0 <= cfg.beta1 < 1.0, "0 <= beta1 < 1"), ("beta2", 0.0 <= cfg.beta2 < 1.0, "0 <= beta2 < 1"),
               ("eps", cfg.eps > 0, "> 0"), ("step_power", 0 < cfg.step_power <= 4, "0 < step_power <= 4"),
               ("step_power", cfg.step_power == 1.0 or cfg.adam_norm == "element",
@@ -250,13 +261,20 @@ def load_train_config(path_or_dict, **overrides) -> TrainConfig:
     return cfg
 
 
-def _layer_scales(arch: Architecture):
+def _weight_top(bits: int) -> int:
+    """Largest weight level of a low-precision layer (1 for binary and ternary)."""
+    return int(weight_level_range(bits)[1])
+
+
+def _layer_scales(arch: Architecture, weight_step: str = "level"):
     """Per weighted layer: (weight_scale, in_top), chosen once at initialisation.
 
-    ``weight_scale = 1 / sqrt(fan_in * in_top**2 * density)`` makes the real drive of a layer
+    ``weight_scale = 2 / sqrt(fan_in * density) / in_top`` makes the real drive of a layer
     O(1) for inputs of ``density`` non-zero levels (batch-norm-free scale choice; the forward
-    pass of hidden layers does not depend on it, only gradient magnitudes and the readout's
-    initial temperature do).
+    pass of hidden layers does not depend on it, only gradient magnitudes, the window
+    surrogate's width in level units and the readout's initial temperature do). With
+    ``weight_step = "range"`` it is further divided by the layer's top weight level (see
+    :class:`TrainConfig`).
     """
     out = []
     in_top = 1.0 if arch.input_bits == FLOAT_BITS else float(2 ** arch.input_bits - 1)
@@ -266,7 +284,8 @@ def _layer_scales(arch: Architecture):
             if spec.weight_bits == FLOAT_BITS:
                 out.append((1.0, in_top))
             else:
-                out.append((1.0 / math.sqrt(spec.fan_in * max(density, 1e-3)) / max(in_top, 1.0) * 2.0, in_top))
+                top = _weight_top(spec.weight_bits) if weight_step == "range" else 1
+                out.append((1.0 / math.sqrt(spec.fan_in * max(density, 1e-3)) / max(in_top, 1.0) * 2.0 / top, in_top))
         else:
             out.append((1.0, in_top))
         if not spec.is_readout:
@@ -475,7 +494,7 @@ def _make_net_class():
 
     class _HCSNet(torch.nn.Module):
         def __init__(self, arch: Architecture, learning: str = "probabilistic", seed: int = 0, model=None,
-                     ste: str = "window"):
+                     ste: str = "window", weight_step: str = "level"):
             super().__init__()
             self.ste = ste
             self.use_fused = None  # None: use the compiled k-WTA if it builds; False: PyTorch path
@@ -486,7 +505,7 @@ def _make_net_class():
             self.int_input = arch.input_bits != FLOAT_BITS
             self.dtype = torch.float64 if _bound(arch) >= 2 ** 24 else torch.float32
             self.gen = torch.Generator().manual_seed(int(seed))
-            self.scales = _layer_scales(arch)
+            self.scales = _layer_scales(arch, weight_step)
             self.weights = torch.nn.ParameterList()
             self.biases = torch.nn.ParameterList()
             self.widx = {}
@@ -684,7 +703,8 @@ def _make_net_class():
 _NET_CLASS = None
 
 
-def HCSNet(arch: Architecture, learning: str = "probabilistic", seed: int = 0, model=None, ste: str = "window"):
+def HCSNet(arch: Architecture, learning: str = "probabilistic", seed: int = 0, model=None, ste: str = "window",
+           weight_step: str = "level"):
     """Build the PyTorch network for ``arch`` (random init from ``seed``, or the levels of ``model``).
 
     Returns a ``torch.nn.Module`` whose ``forward(x_levels, record=False)`` takes the quantized
@@ -694,7 +714,7 @@ def HCSNet(arch: Architecture, learning: str = "probabilistic", seed: int = 0, m
     global _NET_CLASS
     if _NET_CLASS is None:
         _NET_CLASS = _make_net_class()
-    return _NET_CLASS(arch, learning, seed, model, ste)
+    return _NET_CLASS(arch, learning, seed, model, ste, weight_step)
 
 
 def torch_forward(model: Model, images, batch_size: int = 512, keep_layers: bool = True):
@@ -772,8 +792,11 @@ class LevelUpdater:
             else:
                 lo, hi = weight_level_range(spec.weight_bits)
                 blo, bhi = bias_level_range(spec.bias_bits)
-                self.groups.append((net.weights[j], "weight", spec.weight_bits, 1.0, lo, hi, i))
-                self.groups.append((net.biases[j], "bias", spec.bias_bits, max(in_top, 1.0), blo, bhi, i))
+                # lr in level units, or (weight_step = "range") a fraction of the top level; the
+                # bias levels are in accumulator units, whose drive grows with both tops
+                top = _weight_top(spec.weight_bits) if cfg.weight_step == "range" else 1
+                self.groups.append((net.weights[j], "weight", spec.weight_bits, float(top), lo, hi, i))
+                self.groups.append((net.biases[j], "bias", spec.bias_bits, max(in_top, 1.0) * top, blo, bhi, i))
         self.groups.append((net.log_temp, "float", 32, 1.0, None, None, None))
 
     def step(self, frac: float):
@@ -894,7 +917,7 @@ def train(arch: Architecture, cfg: TrainConfig, data_dir=None, progress: bool = 
         keep = np.sort(np.random.default_rng(cfg.seed + 1).permutation(len(y_train))[:cfg.train_subset])
         x_train, y_train = x_train[keep], y_train[keep]
     learning = "float" if all(s.weight_bits == FLOAT_BITS for s in arch.layers if s.has_weights) else cfg.learning
-    net = HCSNet(arch, cfg.learning, cfg.seed, ste=cfg.ste)
+    net = HCSNet(arch, cfg.learning, cfg.seed, ste=cfg.ste, weight_step=cfg.weight_step)
     net.bias_learning = cfg.bias_learning or cfg.learning
     net.shadow_layers = shadow_layers
     upd = LevelUpdater(net, cfg)
@@ -997,7 +1020,7 @@ def measure_throughput(arch: Architecture, cfg: TrainConfig, x, y, steps: int, f
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    net = HCSNet(arch, cfg.learning, cfg.seed, ste=cfg.ste)
+    net = HCSNet(arch, cfg.learning, cfg.seed, ste=cfg.ste, weight_step=cfg.weight_step)
     if not fused_kwta:
         net.use_fused = False
     upd = LevelUpdater(net, cfg)

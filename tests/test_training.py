@@ -258,6 +258,34 @@ def test_step_power_config_checks():
         load_train_config({"training": {"step_power": 2.0, "adam_norm": "tensor"}})
 
 
+@pytest.mark.parametrize("weight_step", ["level", "range"])
+def test_weight_step_sets_the_unit_of_lr_for_multi_bit_levels(weight_step):
+    """First step, shadow rule (deterministic: -lr * sign(g) per element in lr's unit). A 4-bit
+    first layer (top level 7) moves lr levels (``level``) or 7 * lr levels (``range``), its
+    biases 15 input levels times as much; its real-unit scale is divided by 7 with ``range``.
+    The ternary second conv layer (top level 1) is the same either way."""
+    from hcs_neuro.training import HCSNet, LevelUpdater
+
+    spec = {**IMG, "layers": [{**IMG["layers"][0], "weight_bits": 4}] + IMG["layers"][1:]}
+    arch = load_architecture(spec)
+    cfg = load_train_config({"training": {"lr": 0.1, "weight_step": weight_step}})
+    net = HCSNet(arch, "shadow", seed=0, weight_step=cfg.weight_step)
+    ref = HCSNet(arch, "shadow", seed=0)
+    top = 7 if weight_step == "range" else 1
+    assert net.scales[0][0] == pytest.approx(ref.scales[0][0] / top)
+    assert net.scales[2][0] == ref.scales[2][0]  # ternary: top level 1
+    for p in list(net.weights) + list(net.biases):
+        with torch.no_grad():
+            p.zero_()
+        p.grad = torch.ones_like(p)
+    LevelUpdater(net, cfg).step(0.0)  # frac 0: the cosine factor is 1
+    assert torch.allclose(net.weights[0].detach(), torch.full_like(net.weights[0], -0.1 * top))
+    assert torch.allclose(net.biases[0].detach(), torch.full_like(net.biases[0], -0.1 * 15 * top))
+    assert torch.allclose(net.weights[1].detach(), torch.full_like(net.weights[1], -0.1))
+    with pytest.raises(ConfigError, match="weight_step = 'fraction'"):
+        load_train_config({"training": {"weight_step": "fraction"}})
+
+
 def test_shadow_layers_mix_the_rules_per_layer():
     """shadow_layers = "0": the first conv layer's weights are shadow weights (they move by a
     fraction of a level), the other layers' stay integer levels; the trained model holds levels."""

@@ -74,7 +74,7 @@ def probe_training(spec: dict, probe_examples: int = 32, probe_every: int = 0, t
     x_tr, y_tr = load_split(spec["dataset"], "train")
     x_te, y_te = load_split(spec["dataset"], "test")
     torch.manual_seed(cfg.seed)
-    net = HCSNet(arch, cfg.learning, cfg.seed, ste=cfg.ste)
+    net = HCSNet(arch, cfg.learning, cfg.seed, ste=cfg.ste, weight_step=cfg.weight_step)
     upd = LevelUpdater(net, cfg)
     stub = Model(arch, [])
     rng = np.random.default_rng(cfg.seed)
