@@ -57,8 +57,8 @@ from hcs_neuro.errors import ConfigError
 from hcs_neuro.model import LayerParams, Model
 from hcs_neuro.quant import FLOAT_BITS, act_level_max, bias_level_range, weight_level_range
 
-__all__ = ["LEARNING_RULES", "TrainConfig", "load_train_config", "HCSNet", "LevelUpdater", "train",
-           "torch_forward", "measure_throughput"]
+__all__ = ["LEARNING_RULES", "TrainConfig", "load_train_config", "parse_layer_weight_lr", "HCSNet", "LevelUpdater",
+           "train", "torch_forward", "measure_throughput"]
 
 LEARNING_RULES = ("probabilistic", "shadow", "naive")
 
@@ -125,6 +125,11 @@ class TrainConfig:
         ``"0,5"``) whose weights follow the shadow rule while the others follow ``learning``:
         for experiments that locate a difference between the rules in the network (default
         ``""``: none). Each must be a layer with low-precision weights.
+    layer_weight_lr : str
+        Per-layer factors on ``lr`` for the weight levels (not the biases) of the named layers,
+        ``"index:factor"`` pairs separated by commas (e.g. ``"0:0.15"``: the first layer's
+        weights step 0.15 times as far); default ``""``: 1 everywhere. Layers of low-precision
+        weights only.
     seed : int
         Seeds initialisation, shuffling, augmentation and the probabilistic rounding.
     threads : int
@@ -152,6 +157,7 @@ class TrainConfig:
     learning: str = "probabilistic"
     bias_learning: str = ""
     shadow_layers: str = ""
+    layer_weight_lr: str = ""
     ste: str = "window"
     seed: int = 0
     threads: int = 0
@@ -212,6 +218,34 @@ def parse_shadow_layers(arch: Architecture, text: str) -> set:
             raise ConfigError(f"[training] shadow_layers = {text!r}: {item!r} is not a layer with low-precision "
                               f"weights of {arch.name!r}; allowed indices: {allowed}")
         out.add(i)
+    return out
+
+
+def parse_layer_weight_lr(arch: Architecture, text: str) -> dict:
+    """``"0:0.15,5:2"`` -> ``{0: 0.15, 5: 2.0}``: factors on ``lr`` for the weight levels of layers.
+
+    Raises
+    ------
+    ConfigError
+        Not comma-separated ``index:factor`` pairs, an index that is not a layer with
+        low-precision weights, or a factor that is not a positive number.
+    """
+    out = {}
+    allowed = [i for i, spec in enumerate(arch.layers) if spec.has_weights and spec.weight_bits != FLOAT_BITS]
+    for item in filter(None, (t.strip() for t in str(text).split(","))):
+        index, _, factor = item.partition(":")
+        try:
+            i, f = int(index), float(factor)
+        except ValueError:
+            raise ConfigError(f"[training] layer_weight_lr = {text!r}: {item!r} is not 'index:factor' "
+                              f"(e.g. '0:0.15')") from None
+        if i not in allowed:
+            raise ConfigError(f"[training] layer_weight_lr = {text!r}: {i} is not a layer with low-precision "
+                              f"weights of {arch.name!r}; allowed indices: {allowed}")
+        if not (math.isfinite(f) and f > 0):
+            raise ConfigError(f"[training] layer_weight_lr = {text!r}: factor {factor!r} of layer {i}; "
+                              f"allowed: a positive number")
+        out[i] = f
     return out
 
 
@@ -781,6 +815,7 @@ class LevelUpdater:
         self.state = {}
         arch = net.arch
         self.groups = []  # (param, kind, bits, lr_mult, lo, hi, layer index or None)
+        factors = parse_layer_weight_lr(arch, cfg.layer_weight_lr)
         for i, spec in enumerate(arch.layers):
             if not spec.has_weights:
                 continue
@@ -795,7 +830,7 @@ class LevelUpdater:
                 # lr in level units, or (weight_step = "range") a fraction of the top level; the
                 # bias levels are in accumulator units, whose drive grows with both tops
                 top = _weight_top(spec.weight_bits) if cfg.weight_step == "range" else 1
-                self.groups.append((net.weights[j], "weight", spec.weight_bits, float(top), lo, hi, i))
+                self.groups.append((net.weights[j], "weight", spec.weight_bits, top * factors.get(i, 1.0), lo, hi, i))
                 self.groups.append((net.biases[j], "bias", spec.bias_bits, max(in_top, 1.0) * top, blo, bhi, i))
         self.groups.append((net.log_temp, "float", 32, 1.0, None, None, None))
 
@@ -902,6 +937,7 @@ def train(arch: Architecture, cfg: TrainConfig, data_dir=None, progress: bool = 
     from hcs_neuro.reference import evaluate, quantize_input
 
     shadow_layers = parse_shadow_layers(arch, cfg.shadow_layers)  # (a bad value fails before any work)
+    parse_layer_weight_lr(arch, cfg.layer_weight_lr)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)

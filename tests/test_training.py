@@ -286,6 +286,29 @@ def test_weight_step_sets_the_unit_of_lr_for_multi_bit_levels(weight_step):
         load_train_config({"training": {"weight_step": "fraction"}})
 
 
+def test_layer_weight_lr_scales_the_step_of_the_named_layers_weights():
+    """First step, shadow rule: -lr * factor per weight level of the named layer; its biases and
+    the other layers keep lr."""
+    from hcs_neuro.training import HCSNet, LevelUpdater, parse_layer_weight_lr
+
+    arch = load_architecture(IMG)
+    cfg = load_train_config({"training": {"lr": 0.1, "layer_weight_lr": "2:0.25"}})
+    net = HCSNet(arch, "shadow", seed=0)
+    for p in list(net.weights) + list(net.biases):
+        with torch.no_grad():
+            p.zero_()
+        p.grad = torch.ones_like(p)
+    LevelUpdater(net, cfg).step(0.0)
+    assert torch.allclose(net.weights[1].detach(), torch.full_like(net.weights[1], -0.025))
+    assert torch.allclose(net.biases[1].detach(), torch.full_like(net.biases[1], -0.1))
+    assert torch.allclose(net.weights[0].detach(), torch.full_like(net.weights[0], -0.1))
+    assert parse_layer_weight_lr(arch, " 0:0.5, 3:2 ") == {0: 0.5, 3: 2.0}
+    for bad, match in [("1:0.5", "1 is not a layer with low-precision weights"), ("0=0.5", "not 'index:factor'"),
+                       ("0:-1", "factor '-1' of layer 0"), ("0:nan", "factor 'nan'")]:
+        with pytest.raises(ConfigError, match=match):
+            parse_layer_weight_lr(arch, bad)
+
+
 def test_shadow_layers_mix_the_rules_per_layer():
     """shadow_layers = "0": the first conv layer's weights are shadow weights (they move by a
     fraction of a level), the other layers' stay integer levels; the trained model holds levels."""
