@@ -1,6 +1,7 @@
 """analysis/validate_recipe.py (recipe selection on a held-out part of the training split),
 analysis/level_flips.py (per-epoch level changes), analysis/seed_gap.py (gap between recipes over seeds)
-and analysis/kwta_ties.py (k-WTA decisions made by the tie rule)."""
+analysis/kwta_ties.py (k-WTA decisions made by the tie rule) and analysis/weight_drift.py (how far
+training moved the levels from their seeded start)."""
 
 from __future__ import annotations
 
@@ -188,3 +189,30 @@ def test_kwta_ties_counts_ties_of_identical_channels(ties, tmp_path, capsys):
         ties.main([str(path), "--from-json", str(out), "--plot", str(fig)])  # both
     with pytest.raises(SystemExit):
         ties.main(["--from-json", str(out), "--plot", str(tmp_path / "t.gif")])
+
+
+def test_weight_drift_compares_with_the_seeded_start(cfg, tmp_path, capsys):
+    """A model holding its run's starting levels has drifted by 0; one changed level is counted."""
+    from hcs_neuro.architecture import load_architecture
+    from hcs_neuro.model import save_model
+    from hcs_neuro.training import HCSNet
+
+    spec = importlib.util.spec_from_file_location("weight_drift", ANALYSIS / "weight_drift.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    model = HCSNet(load_architecture(cfg), "probabilistic", seed=5).to_model({"seed": 5})
+    save_model(model, tmp_path / "start.npz")
+    w = model.layers[0].weight_levels
+    w.flat[0] = 1 if w.flat[0] != 1 else 0
+    save_model(model, tmp_path / "moved.npz")
+    out = tmp_path / "d.json"
+    assert mod.main([str(tmp_path / "start.npz"), str(tmp_path / "moved.npz"), "--json", str(out)]) == 0
+    start, moved = json.loads(out.read_text())["models"]
+    assert [ly["layer"] for ly in start["layers"]] == [0, 2]
+    assert all(ly["changed_fraction"] == 0 for ly in start["layers"])
+    assert moved["layers"][0]["changed_fraction"] == pytest.approx(1 / w.size)
+    assert moved["layers"][1]["changed_fraction"] == 0
+    model.metadata.pop("seed")
+    save_model(model, tmp_path / "noseed.npz")
+    assert mod.main([str(tmp_path / "noseed.npz")]) == 2
+    assert "metadata field 'seed'" in capsys.readouterr().err

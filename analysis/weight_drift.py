@@ -1,0 +1,76 @@
+"""How far training moved each layer's weight levels from their seeded initialisation.
+
+Usage::
+
+    python analysis/weight_drift.py models/fashion_hcs_ternary.npz OTHER.npz ... [--json OUT]
+
+For every low-precision weighted layer of each trained model: the share of weight levels that
+differ from the levels the training run started from, the mean absolute change in levels, and
+the spread of the bias levels (in accumulator units). The starting levels are rebuilt from the
+architecture and the seed that the model's metadata records (``hcs_neuro.training.HCSNet``
+draws them from ``torch.Generator().manual_seed(seed)``, nothing else), so the model file is all
+that is needed. Used in docs/training.md ("The first layer") to show that a slower first-layer
+step leaves that layer close to its random start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from hcs_neuro.atomic import write_json_atomic
+from hcs_neuro.errors import HCSError
+from hcs_neuro.model import load_model
+from hcs_neuro.quant import FLOAT_BITS
+
+
+def drift(path: Path) -> dict:
+    """Per low-precision layer: changed share, mean |change| and bias spread of one model file."""
+    from hcs_neuro.training import HCSNet
+
+    model = load_model(path)
+    seed = model.metadata.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise HCSError(f"{path}: metadata field 'seed' = {seed!r}; expected the integer seed of a training run")
+    start = HCSNet(model.architecture, "probabilistic", seed=seed)
+    layers = []
+    for i, spec in enumerate(model.architecture.layers):
+        if not spec.has_weights or spec.weight_bits == FLOAT_BITS:
+            continue
+        w0 = start.weights[start.widx[i]].detach().numpy()
+        w = np.asarray(model.layers[i].weight_levels, dtype=np.float64)
+        b = np.asarray(model.layers[i].bias_levels, dtype=np.float64)
+        layers.append({"layer": i, "type": spec.type, "weight_bits": spec.weight_bits,
+                       "changed_fraction": float(np.mean(w != w0)),
+                       "mean_abs_change_levels": float(np.mean(np.abs(w - w0))),
+                       "bias_min": int(b.min()), "bias_max": int(b.max()), "bias_sd": float(b.std())})
+    return {"model": str(path), "seed": seed, "layers": layers}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("models", nargs="+", type=Path, help="trained .npz model files")
+    ap.add_argument("--json", type=Path, help="also write the table as JSON")
+    args = ap.parse_args(argv)
+    try:
+        rows = [drift(p) for p in args.models]
+    except HCSError as exc:
+        print(f"weight_drift: {exc}", file=sys.stderr)
+        return 2
+    for r in rows:
+        print(f"{r['model']} (seed {r['seed']})")
+        for ly in r["layers"]:
+            print(f"  layer {ly['layer']} {ly['type']:<7} {ly['weight_bits']}-bit: "
+                  f"{100 * ly['changed_fraction']:5.1f} % of the levels changed, mean |change| "
+                  f"{ly['mean_abs_change_levels']:.3f} levels; bias levels {ly['bias_min']}..{ly['bias_max']} "
+                  f"(sd {ly['bias_sd']:.0f})")
+    if args.json:
+        write_json_atomic(args.json, {"models": rows})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
