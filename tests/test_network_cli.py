@@ -77,3 +77,5 @@ def test_validate_shipped_digits_model_end_to_end(capsys, tmp_path):
     assert all(l["conditional_agreement_strict"] == 1.0 for l in v["layers"])
     assert (out / "report.md").is_file()
     assert "report:" in stdout
+    # the header prints the window as the JSON holds it, in the shortest form (no float-sum tail)
+    assert f"dt {v['dt_ms']:g} ms, window {v['window_ms']:g} ms per image" in stdout

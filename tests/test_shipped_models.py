@@ -18,7 +18,8 @@ from hcs_neuro.training import torch_forward  # noqa: E402
 MODELS = Path(__file__).resolve().parent.parent / "models"
 MANIFEST = json.loads((MODELS / "MANIFEST.json").read_text())["models"]
 DIGITS_MODELS = ["digits_hcs", "digits_hcs_wide"]
-FASHION_MODELS = ["fashion_hcs_ternary", "fashion_hcs_ternary_plain", "fashion_hcs_ternary_wide", "fashion_fp32"]
+FASHION_MODELS = ["fashion_hcs_ternary", "fashion_hcs_ternary_plain", "fashion_hcs_ternary_wide",
+                  "fashion_hcs_ternary_wide_shadow", "fashion_fp32"]
 
 
 def test_manifest_lists_every_shipped_model_and_each_is_checked():

@@ -199,8 +199,11 @@ def print_validation(m: dict, file=None) -> None:
     def pct(v):
         return "n/a" if v is None else f"{100 * v:.2f} %"
 
-    print(f"validated {m['n_images']} images (circuit {m.get('circuit')}, dt {m.get('dt_ms')} ms, "
-          f"window {m.get('window_ms')} ms per image, tie_tol {m['tie_tol']:g} of each drive range)", file=out)
+    def ms(v):  # 18.4, not the float sum's 18.400000000000002
+        return "n/a" if v is None else f"{v:g}"
+
+    print(f"validated {m['n_images']} images (circuit {m.get('circuit')}, dt {ms(m.get('dt_ms'))} ms, "
+          f"window {ms(m.get('window_ms'))} ms per image, tie_tol {m['tie_tol']:g} of each drive range)", file=out)
     print(f"class agreement {pct(m['class_agreement'])}; spiking accuracy {pct(m['spiking_accuracy'])} "
           f"(reference {pct(m['reference_accuracy'])}); undecided {pct(m['undecided_fraction'])}", file=out)
     print(f"{'layer':<12}{'k':>5}{'cond. strict':>14}{'cond. tol.':>12}{'spikes/neuron':>15}{'SOP check':>12}",
