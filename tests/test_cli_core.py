@@ -22,6 +22,17 @@ def test_python_m_help():
     assert "usage: hcs-neuro" in out.stdout
 
 
+@pytest.mark.parametrize("argv", [["plot", "curve"], ["plot", "sweep"], ["train"], ["evaluate"], ["validate"],
+                                  ["simulate"], ["energy"], ["sweep"], ["circuit"], ["demo"]])
+def test_subcommand_help_prints_no_escaped_percent(capsys, argv):
+    """argparse %-formats argument help but not descriptions, so a '%%' in a description is printed as is."""
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: hcs-neuro") and "%%" not in out
+
+
 def test_atomic_path_leaves_nothing_on_error(tmp_path):
     target = tmp_path / "out.json"
     with pytest.raises(RuntimeError):

@@ -17,7 +17,7 @@ def register(subparsers) -> None:
         "sweep",
         help="a sweep metric against a parameter (lines with bands over seeds) or a heatmap",
         description="Line plot of METRIC against parameter --x, mean over seeds with a band "
-        "(95%% Student-t confidence interval of the mean, or +-1 sd), one line per value of "
+        "(95 % Student-t confidence interval of the mean, or +-1 sd), one line per value of "
         "--hue, one panel per value of --facet; or with --kind heatmap the seed-mean of METRIC "
         "over --x (columns) and --hue (rows). Names may be dotted parameter names "
         "(neuron.tau_m) or column names (neuron.tau_m_ms). Points that raised are left out.",
@@ -42,7 +42,7 @@ def register(subparsers) -> None:
     c = what.add_parser(
         "curve",
         help="learning curves: test accuracy per epoch from `hcs-neuro train --curve` files",
-        description="Test accuracy (%%) against epoch, one line per curve file written by "
+        description="Test accuracy (%) against epoch, one line per curve file written by "
         "`hcs-neuro train --curve PATH`.")
     c.add_argument("curves", nargs="+", metavar="CURVE", help="curve JSON files (train --curve)")
     c.add_argument("--label", action="append", default=[], metavar="TEXT",
