@@ -198,6 +198,11 @@ def parse_train_overrides(items) -> dict:
     return out
 
 
+def _low_precision_layers(arch: Architecture) -> list:
+    """Indices of the layers of ``arch`` with low-precision (integer-level) weights."""
+    return [i for i, spec in enumerate(arch.layers) if spec.has_weights and spec.weight_bits != FLOAT_BITS]
+
+
 def parse_shadow_layers(arch: Architecture, text: str) -> set:
     """``"0,5"`` -> ``{0, 5}``: the layers of ``arch`` whose weights follow the shadow rule.
 
@@ -208,7 +213,7 @@ def parse_shadow_layers(arch: Architecture, text: str) -> set:
         low-precision weights.
     """
     out = set()
-    allowed = [i for i, spec in enumerate(arch.layers) if spec.has_weights and spec.weight_bits != FLOAT_BITS]
+    allowed = _low_precision_layers(arch)
     for item in filter(None, (t.strip() for t in str(text).split(","))):
         try:
             i = int(item)
@@ -231,7 +236,7 @@ def parse_layer_weight_lr(arch: Architecture, text: str) -> dict:
         low-precision weights, or a factor that is not a positive number.
     """
     out = {}
-    allowed = [i for i, spec in enumerate(arch.layers) if spec.has_weights and spec.weight_bits != FLOAT_BITS]
+    allowed = _low_precision_layers(arch)
     for item in filter(None, (t.strip() for t in str(text).split(","))):
         index, _, factor = item.partition(":")
         try:
@@ -295,9 +300,10 @@ def load_train_config(path_or_dict, **overrides) -> TrainConfig:
     return cfg
 
 
-def _weight_top(bits: int) -> int:
-    """Largest weight level of a low-precision layer (1 for binary and ternary)."""
-    return int(weight_level_range(bits)[1])
+def _step_top(bits: int, weight_step: str) -> int:
+    """The unit of a low-precision layer's step, in levels: 1 (``level``), or its largest weight
+    level with ``weight_step = "range"`` (also 1 for binary and ternary)."""
+    return int(weight_level_range(bits)[1]) if weight_step == "range" else 1
 
 
 def _layer_scales(arch: Architecture, weight_step: str = "level"):
@@ -318,7 +324,7 @@ def _layer_scales(arch: Architecture, weight_step: str = "level"):
             if spec.weight_bits == FLOAT_BITS:
                 out.append((1.0, in_top))
             else:
-                top = _weight_top(spec.weight_bits) if weight_step == "range" else 1
+                top = _step_top(spec.weight_bits, weight_step)
                 out.append((1.0 / math.sqrt(spec.fan_in * max(density, 1e-3)) / max(in_top, 1.0) * 2.0 / top, in_top))
         else:
             out.append((1.0, in_top))
@@ -539,6 +545,7 @@ def _make_net_class():
             self.int_input = arch.input_bits != FLOAT_BITS
             self.dtype = torch.float64 if _bound(arch) >= 2 ** 24 else torch.float32
             self.gen = torch.Generator().manual_seed(int(seed))
+            self.weight_step = weight_step  # TrainConfig.weight_step: the scales' and LevelUpdater's unit
             self.scales = _layer_scales(arch, weight_step)
             self.weights = torch.nn.ParameterList()
             self.biases = torch.nn.ParameterList()
@@ -816,6 +823,9 @@ class LevelUpdater:
         arch = net.arch
         self.groups = []  # (param, kind, bits, lr_mult, lo, hi, layer index or None)
         factors = parse_layer_weight_lr(arch, cfg.layer_weight_lr)
+        if cfg.weight_step != net.weight_step:  # the net's scales and these steps share one unit
+            raise ConfigError(f"[training] weight_step = {cfg.weight_step!r}, but the network was built with "
+                              f"{net.weight_step!r}: pass HCSNet(..., weight_step=cfg.weight_step)")
         for i, spec in enumerate(arch.layers):
             if not spec.has_weights:
                 continue
@@ -829,7 +839,7 @@ class LevelUpdater:
                 blo, bhi = bias_level_range(spec.bias_bits)
                 # lr in level units, or (weight_step = "range") a fraction of the top level; the
                 # bias levels are in accumulator units, whose drive grows with both tops
-                top = _weight_top(spec.weight_bits) if cfg.weight_step == "range" else 1
+                top = _step_top(spec.weight_bits, net.weight_step)
                 self.groups.append((net.weights[j], "weight", spec.weight_bits, top * factors.get(i, 1.0), lo, hi, i))
                 self.groups.append((net.biases[j], "bias", spec.bias_bits, max(in_top, 1.0) * top, blo, bhi, i))
         self.groups.append((net.log_temp, "float", 32, 1.0, None, None, None))

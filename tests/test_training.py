@@ -258,6 +258,14 @@ def test_step_power_config_checks():
         load_train_config({"training": {"step_power": 2.0, "adam_norm": "tensor"}})
 
 
+def _zero_levels_unit_gradients(net):
+    """Every weight and bias level 0 with gradient 1: a first step then moves each by -lr * its unit."""
+    for p in list(net.weights) + list(net.biases):
+        with torch.no_grad():
+            p.zero_()
+        p.grad = torch.ones_like(p)
+
+
 @pytest.mark.parametrize("weight_step", ["level", "range"])
 def test_weight_step_sets_the_unit_of_lr_for_multi_bit_levels(weight_step):
     """First step, shadow rule (deterministic: -lr * sign(g) per element in lr's unit). A 4-bit
@@ -274,16 +282,16 @@ def test_weight_step_sets_the_unit_of_lr_for_multi_bit_levels(weight_step):
     top = 7 if weight_step == "range" else 1
     assert net.scales[0][0] == pytest.approx(ref.scales[0][0] / top)
     assert net.scales[2][0] == ref.scales[2][0]  # ternary: top level 1
-    for p in list(net.weights) + list(net.biases):
-        with torch.no_grad():
-            p.zero_()
-        p.grad = torch.ones_like(p)
+    _zero_levels_unit_gradients(net)
     LevelUpdater(net, cfg).step(0.0)  # frac 0: the cosine factor is 1
     assert torch.allclose(net.weights[0].detach(), torch.full_like(net.weights[0], -0.1 * top))
     assert torch.allclose(net.biases[0].detach(), torch.full_like(net.biases[0], -0.1 * 15 * top))
     assert torch.allclose(net.weights[1].detach(), torch.full_like(net.weights[1], -0.1))
     with pytest.raises(ConfigError, match="weight_step = 'fraction'"):
         load_train_config({"training": {"weight_step": "fraction"}})
+    if weight_step == "range":  # the updater refuses a network built with the other unit
+        with pytest.raises(ConfigError, match="network was built with 'level'"):
+            LevelUpdater(ref, cfg)
 
 
 def test_layer_weight_lr_scales_the_step_of_the_named_layers_weights():
@@ -294,10 +302,7 @@ def test_layer_weight_lr_scales_the_step_of_the_named_layers_weights():
     arch = load_architecture(IMG)
     cfg = load_train_config({"training": {"lr": 0.1, "layer_weight_lr": "2:0.25"}})
     net = HCSNet(arch, "shadow", seed=0)
-    for p in list(net.weights) + list(net.biases):
-        with torch.no_grad():
-            p.zero_()
-        p.grad = torch.ones_like(p)
+    _zero_levels_unit_gradients(net)
     LevelUpdater(net, cfg).step(0.0)
     assert torch.allclose(net.weights[1].detach(), torch.full_like(net.weights[1], -0.025))
     assert torch.allclose(net.biases[1].detach(), torch.full_like(net.biases[1], -0.1))

@@ -91,7 +91,7 @@ def _handle_curve(args) -> int:
         raise ConfigError(f"--color given {len(args.color)} times for {len(args.curves)} curve files: "
                           "give one per file or none")
     if Path(args.out).suffix.lower() not in FIGURE_SUFFIXES:
-        raise ConfigError(f"--out {args.out!r}: allowed file types .png, .pdf, .svg")
+        raise ConfigError(f"--out {args.out!r}: allowed file types {', '.join(FIGURE_SUFFIXES)}")
     curves = [read_curve(p) for p in args.curves]
 
     import matplotlib
