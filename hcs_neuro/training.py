@@ -58,7 +58,7 @@ from hcs_neuro.model import LayerParams, Model
 from hcs_neuro.quant import FLOAT_BITS, act_level_max, bias_level_range, weight_level_range
 
 __all__ = ["LEARNING_RULES", "TrainConfig", "load_train_config", "parse_layer_weight_lr", "HCSNet", "LevelUpdater",
-           "train", "torch_forward", "measure_throughput"]
+           "train", "chance_loss_warning", "torch_forward", "measure_throughput"]
 
 LEARNING_RULES = ("probabilistic", "shadow", "naive")
 
@@ -912,13 +912,38 @@ def _augment(rng, x: np.ndarray, shift: int, hflip: bool) -> np.ndarray:
     return x
 
 
+#: An epoch whose mean training loss is at least this fraction of chance (ln of the number of
+#: classes: the cross-entropy of a uniform guess) has not learned, or has collapsed: see
+#: :func:`chance_loss_warning`.
+CHANCE_LOSS_FRACTION = 0.97
+
+
+def chance_loss_warning(epoch: int, mean_loss: float, n_classes: int) -> str:
+    """A warning if ``epoch`` (1-based, from the second on) ended with its mean training loss at chance.
+
+    A network whose loss sits at ln(n_classes) does no better than a uniform guess. This is how
+    the collapse of docs/training.md ("k sweep with the momentum reset") shows: at k = 1/8 one
+    run fell from 74.7 % to chance in epoch 5, when the first layer's largest biases
+    won at every location of every image, and never recovered. The first epoch is not checked
+    (a short or small run may still be near chance there). Returns ``""`` when all is well.
+    """
+    chance = math.log(n_classes)
+    if epoch < 2 or mean_loss < CHANCE_LOSS_FRACTION * chance:  # (a NaN loss warns too)
+        return ""
+    return (f"warning: epoch {epoch}: mean training loss {mean_loss:.3f} is at or above chance (ln {n_classes} = "
+            f"{chance:.3f}, a uniform guess): the network is not learning, or has collapsed (see "
+            "docs/training.md: k sweep); try another --seed, a smaller --lr or a denser --k")
+
+
 def train(arch: Architecture, cfg: TrainConfig, data_dir=None, progress: bool = True, command: str = "",
           train_data=None, test_data=None, max_steps: int | None = None,
           on_epoch=None) -> tuple[Model, dict]:
     """Train ``arch`` with ``cfg`` and return ``(model, report)``.
 
     The report (also stored as the model's metadata) holds the dataset, bits, k, learning
-    rule, seed, epochs, final training loss, ``train_images_per_s`` (training steps only),
+    rule, seed, epochs, final training loss (a running average) and each epoch's mean
+    (``epoch_train_loss``), ``warnings`` (e.g. an epoch at chance, printed on stderr as it
+    happens: :func:`chance_loss_warning`), ``train_images_per_s`` (training steps only),
     ``test_accuracy`` from the NumPy reference forward pass, ``test_accuracy_torch`` from the
     PyTorch forward pass (they must be equal), and the command line.
 
@@ -981,10 +1006,12 @@ def train(arch: Architecture, cfg: TrainConfig, data_dir=None, progress: bool = 
     t_train = 0.0
     images_seen = 0
     loss_avg = None
+    epoch_losses, warnings_ = [], []
     y_t = torch.as_tensor(y_train)
     net.train()
     for epoch in range(cfg.epochs):
         order = rng.permutation(n)
+        loss_sum, loss_steps = 0.0, 0
         for s in range(0, n, cfg.batch_size):
             if step >= total:
                 break
@@ -1005,11 +1032,20 @@ def train(arch: Architecture, cfg: TrainConfig, data_dir=None, progress: bool = 
             step += 1
             lv = float(loss.detach())
             loss_avg = lv if loss_avg is None else 0.98 * loss_avg + 0.02 * lv
+            loss_sum, loss_steps = loss_sum + lv, loss_steps + 1
             if bar is not None:
                 bar.update(1)
                 if step % 20 == 0:
                     bar.set_postfix(epoch=epoch + 1, loss=f"{loss_avg:.3f}")
         else:  # the epoch ran to its end
+            epoch_losses.append(loss_sum / max(loss_steps, 1))
+            message = chance_loss_warning(epoch + 1, epoch_losses[-1], arch.n_classes)
+            if message:
+                warnings_.append(message)
+                if bar is not None:
+                    bar.write(message, file=sys.stderr)  # above the progress bar
+                else:
+                    print(message, file=sys.stderr)
             if on_epoch is not None:
                 net.eval()
                 on_epoch(epoch + 1, net.to_model(dict(epoch=epoch + 1)))
@@ -1037,6 +1073,8 @@ def train(arch: Architecture, cfg: TrainConfig, data_dir=None, progress: bool = 
         "n_train": int(len(y_train)),
         "training": dataclasses.asdict(cfg),
         "train_loss": loss_avg,
+        "epoch_train_loss": epoch_losses,
+        "warnings": warnings_,
         "train_images_per_s": images_seen / max(t_train, 1e-9),
         "train_time_s": t_train,
         "test_accuracy": ev["accuracy"],

@@ -79,6 +79,34 @@ def test_short_digits_training_learns_and_is_seeded():
     assert rep2["test_accuracy"] == rep["test_accuracy"]
     assert all(np.array_equal(a.weight_levels, b.weight_levels) for a, b in zip(model.layers, model2.layers)
                if a.weight_levels is not None)
+    assert len(rep["epoch_train_loss"]) == 3 and rep["warnings"] == []  # it learned: no chance warning
+
+
+def test_an_epoch_at_chance_loss_is_warned_about(capsys):
+    """Labels shuffled against the images leave nothing to learn: from epoch 2 on the mean loss sits
+    at ln 10 and every such epoch is warned about, on stderr and in the report."""
+    arch = load_architecture(IMG)
+    x, y = load_dataset("digits", "train")
+    y_random = np.random.default_rng(0).permutation(y)
+    cfg = load_train_config({"training": {"dataset": "digits", "epochs": 3, "batch_size": 32, "seed": 0,
+                                          "lr": 0.03}})
+    _, rep = train(arch, cfg, progress=False, train_data=(x, y_random))
+    assert min(rep["epoch_train_loss"][1:]) > 0.97 * np.log(10)
+    assert [w.split(":")[0] for w in rep["warnings"]] == ["warning", "warning"]
+    assert "epoch 2: mean training loss" in rep["warnings"][0] and "epoch 3" in rep["warnings"][1]
+    err = capsys.readouterr().err
+    assert err.count("is at or above chance (ln 10 = 2.303, a uniform guess)") == 2
+
+
+def test_chance_loss_warning_thresholds():
+    from hcs_neuro.training import CHANCE_LOSS_FRACTION, chance_loss_warning
+
+    at = CHANCE_LOSS_FRACTION * np.log(10)
+    assert chance_loss_warning(1, 2.35, 10) == ""  # the first epoch is not checked
+    assert chance_loss_warning(2, at - 1e-6, 10) == ""
+    assert "epoch 2" in chance_loss_warning(2, at, 10)
+    assert "ln 2 = 0.693" in chance_loss_warning(5, 0.7, 2)
+    assert "epoch 3: mean training loss nan" in chance_loss_warning(3, float("nan"), 10)
 
 
 @pytest.mark.parametrize("learning", ["shadow", "naive"])
