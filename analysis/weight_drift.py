@@ -24,12 +24,11 @@ import numpy as np
 from hcs_neuro.atomic import write_json_atomic
 from hcs_neuro.errors import HCSError
 from hcs_neuro.model import load_model
-from hcs_neuro.quant import FLOAT_BITS
 
 
 def drift(path: Path) -> dict:
     """Per low-precision layer: changed share, mean |change| and bias spread of one model file."""
-    from hcs_neuro.training import HCSNet
+    from hcs_neuro.training import HCSNet, low_precision_layers
 
     model = load_model(path)
     seed = model.metadata.get("seed")
@@ -37,9 +36,8 @@ def drift(path: Path) -> dict:
         raise HCSError(f"{path}: metadata field 'seed' = {seed!r}; expected the integer seed of a training run")
     start = HCSNet(model.architecture, "probabilistic", seed=seed)
     layers = []
-    for i, spec in enumerate(model.architecture.layers):
-        if not spec.has_weights or spec.weight_bits == FLOAT_BITS:
-            continue
+    for i in low_precision_layers(model.architecture):
+        spec = model.architecture.layers[i]
         w0 = start.weights[start.widx[i]].detach().numpy()
         w = np.asarray(model.layers[i].weight_levels, dtype=np.float64)
         b = np.asarray(model.layers[i].bias_levels, dtype=np.float64)

@@ -57,8 +57,8 @@ from hcs_neuro.errors import ConfigError
 from hcs_neuro.model import LayerParams, Model
 from hcs_neuro.quant import FLOAT_BITS, act_level_max, bias_level_range, weight_level_range
 
-__all__ = ["LEARNING_RULES", "TrainConfig", "load_train_config", "parse_layer_weight_lr", "HCSNet", "LevelUpdater",
-           "train", "chance_loss_warning", "torch_forward", "measure_throughput"]
+__all__ = ["LEARNING_RULES", "TrainConfig", "load_train_config", "low_precision_layers", "parse_layer_weight_lr",
+           "HCSNet", "LevelUpdater", "train", "chance_loss_warning", "torch_forward", "measure_throughput"]
 
 LEARNING_RULES = ("probabilistic", "shadow", "naive")
 
@@ -198,7 +198,7 @@ def parse_train_overrides(items) -> dict:
     return out
 
 
-def _low_precision_layers(arch: Architecture) -> list:
+def low_precision_layers(arch: Architecture) -> list:
     """Indices of the layers of ``arch`` with low-precision (integer-level) weights."""
     return [i for i, spec in enumerate(arch.layers) if spec.has_weights and spec.weight_bits != FLOAT_BITS]
 
@@ -213,7 +213,7 @@ def parse_shadow_layers(arch: Architecture, text: str) -> set:
         low-precision weights.
     """
     out = set()
-    allowed = _low_precision_layers(arch)
+    allowed = low_precision_layers(arch)
     for item in filter(None, (t.strip() for t in str(text).split(","))):
         try:
             i = int(item)
@@ -236,7 +236,7 @@ def parse_layer_weight_lr(arch: Architecture, text: str) -> dict:
         low-precision weights, or a factor that is not a positive number.
     """
     out = {}
-    allowed = _low_precision_layers(arch)
+    allowed = low_precision_layers(arch)
     for item in filter(None, (t.strip() for t in str(text).split(","))):
         index, _, factor = item.partition(":")
         try:
