@@ -59,6 +59,7 @@ def test_train_then_evaluate(tmp_path, config, capsys):
     assert report["training"]["adam_norm"] == "tensor" and "--set adam_norm=tensor" in report["command"]
     manifest = json.loads((tmp_path / "MANIFEST.json").read_text())
     assert manifest["models"]["m"]["file"] == "m.npz"
+    assert manifest["models"]["m"]["config"] == "tiny.toml"
     capsys.readouterr()
     ev = tmp_path / "eval.json"
     assert main(["evaluate", str(out), "--quiet", "--json", str(ev)]) == 0
@@ -69,6 +70,18 @@ def test_train_then_evaluate(tmp_path, config, capsys):
     for key in ("macs_per_image", "effective_macs_per_image", "zero_weight_fraction", "layers"):
         assert key in e
     assert {"active_fraction", "active_per_hypercolumn"} <= set(e["layers"][0])
+
+
+def test_manifest_records_the_config_relative_to_the_manifest(tmp_path, config, monkeypatch):
+    """A config outside the manifest's folder is recorded as a path from that folder, not as given."""
+    models = tmp_path / "models"
+    models.mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--config", "tiny.toml", "--out", "models/m.npz", "--quiet", "--epochs", "1",
+                 "--manifest", "models/MANIFEST.json"]) == 0
+    entry = json.loads((models / "MANIFEST.json").read_text())["models"]["m"]
+    assert entry["config"] == "../tiny.toml"
+    assert (models / entry["config"]).resolve() == config.resolve()
 
 
 def test_train_set_overlaps_a_named_option(tmp_path, config):

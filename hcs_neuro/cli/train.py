@@ -8,7 +8,7 @@ from __future__ import annotations
 import shlex
 import sys
 
-__all__ = ["register", "format_table", "resolve_model_path"]
+__all__ = ["register", "format_table", "resolve_model_path", "manifest_relative"]
 
 
 def register(subparsers) -> None:
@@ -182,10 +182,7 @@ def _update_manifest(manifest, out, config, report):
     data = {"models": {}}
     if path.exists():
         data = json.loads(path.read_text())
-    try:
-        rel_config = str(Path(config).resolve().relative_to(path.resolve().parent))
-    except ValueError:
-        rel_config = str(config)
+    rel_config = manifest_relative(config, path)
     entry = {key: report[key] for key in ("dataset", "architecture", "learning", "weight_bits", "act_bits",
                                            "input_bits", "k", "hcs", "seed", "epochs", "test_accuracy",
                                            "zero_weight_fraction", "command", "train_images_per_s", "train_time_s",
@@ -193,6 +190,20 @@ def _update_manifest(manifest, out, config, report):
     entry.update(file=Path(out).name, config=rel_config, n_test=report["n_test"])
     data.setdefault("models", {})[Path(out).stem] = entry
     write_json_atomic(path, data)
+
+
+def manifest_relative(file, manifest) -> str:
+    """``file``'s path relative to the folder of ``manifest``, with ``/`` separators, so that a manifest
+    entry resolves from the manifest wherever the command that wrote it ran (``../docs/x.toml`` for a
+    file outside ``models/``); the absolute path where no relative one exists (another drive)."""
+    import os
+    from pathlib import Path
+
+    target = Path(file).resolve()
+    try:
+        return Path(os.path.relpath(target, Path(manifest).resolve().parent)).as_posix()
+    except ValueError:
+        return target.as_posix()
 
 
 def resolve_model_path(name_or_path):
