@@ -355,19 +355,10 @@ def _layer_bounds(arch: Architecture) -> list:
 
 
 def _bound(arch: Architecture) -> float:
-    """Largest possible |integer drive| over layers (for the float32 exactness check)."""
-    worst = 0.0
-    in_top = 1.0 if arch.input_bits == FLOAT_BITS else float(2 ** arch.input_bits - 1)
-    for spec in arch.layers:
-        if spec.has_weights and spec.weight_bits != FLOAT_BITS:
-            w_top = weight_level_range(spec.weight_bits)[1]
-            b_top = bias_level_range(spec.bias_bits)[1]
-            worst = max(worst, (spec.fan_in * in_top * w_top + b_top) * max(spec.out_shape[0], 1))
-        elif not spec.has_weights:
-            worst = max(worst, spec.fan_in * in_top * spec.out_shape[0])
-        if not spec.is_readout:
-            in_top = 1.0 if spec.act_bits == FLOAT_BITS else float(2 ** spec.act_bits - 1)
-    return worst
+    """Largest possible k-WTA key ``|drive| * channels`` over the layers with integer drives (for the
+    float32 exactness check; layers of float weights are not integer and not counted)."""
+    return max((b * max(spec.out_shape[0], 1) for b, spec in zip(_layer_bounds(arch), arch.layers)
+                if math.isfinite(b)), default=0.0)
 
 
 #: Integer drives with at most this many distinct non-negative values (pooled binary or 2-bit
