@@ -99,6 +99,7 @@ def _handle_curve(args) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.colors import is_color_like
+    from matplotlib.ticker import MaxNLocator
 
     import textwrap
 
@@ -118,6 +119,7 @@ def _handle_curve(args) -> int:
                 color=args.color[i] if args.color else None)
     raw0 = curves[0][0]
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     ax.set_ylabel("test accuracy (%)")
     title = args.title or f"{raw0.get('dataset', '')}, {raw0.get('n_test', '?')} test images"
     ax.set_title("\n".join(textwrap.wrap(title, 60)), fontsize="medium")
