@@ -8,7 +8,7 @@ from __future__ import annotations
 import shlex
 import sys
 
-__all__ = ["register", "format_table", "resolve_model_path", "manifest_relative"]
+__all__ = ["register", "format_table", "resolve_model_path"]
 
 
 def register(subparsers) -> None:
@@ -182,7 +182,7 @@ def _update_manifest(manifest, out, config, report):
     data = {"models": {}}
     if path.exists():
         data = json.loads(path.read_text())
-    rel_config = manifest_relative(config, path)
+    rel_config = _manifest_relative(config, path)
     entry = {key: report[key] for key in ("dataset", "architecture", "learning", "weight_bits", "act_bits",
                                            "input_bits", "k", "hcs", "seed", "epochs", "test_accuracy",
                                            "zero_weight_fraction", "command", "train_images_per_s", "train_time_s",
@@ -192,7 +192,7 @@ def _update_manifest(manifest, out, config, report):
     write_json_atomic(path, data)
 
 
-def manifest_relative(file, manifest) -> str:
+def _manifest_relative(file, manifest) -> str:
     """``file``'s path relative to the folder of ``manifest``, with ``/`` separators, so that a manifest
     entry resolves from the manifest wherever the command that wrote it ran (``../docs/x.toml`` for a
     file outside ``models/``); the absolute path where no relative one exists (another drive)."""
