@@ -40,7 +40,8 @@ def register(subparsers) -> None:
                    help="set any other [training] field, e.g. adam_norm=tensor or beta1=0.99 (repeatable; "
                    "the options above win)")
     p.add_argument("--out", required=True, help="model file to write (.npz)")
-    p.add_argument("--manifest", help="JSON manifest to add/update an entry for --out in (e.g. models/MANIFEST.json)")
+    p.add_argument("--manifest", help="JSON manifest to add/update an entry for --out in (e.g. models/MANIFEST.json); "
+                   "the entry records the config's path relative to the manifest's folder")
     p.add_argument("--json", metavar="PATH", help="write the training report as JSON")
     p.add_argument("--curve", metavar="PATH", help="learning curve: after every epoch, measure the test accuracy "
                    "(PyTorch integer forward pass) and rewrite PATH (JSON) with all epochs so far")
