@@ -58,7 +58,8 @@ from hcs_neuro.model import LayerParams, Model
 from hcs_neuro.quant import FLOAT_BITS, act_level_max, bias_level_range, weight_level_range
 
 __all__ = ["LEARNING_RULES", "TrainConfig", "load_train_config", "low_precision_layers", "parse_layer_weight_lr",
-           "HCSNet", "LevelUpdater", "train", "chance_loss_warning", "torch_forward", "measure_throughput"]
+           "HCSNet", "LevelUpdater", "train", "chance_loss_warning", "torch_forward", "measure_throughput",
+           "load_teacher", "teacher_logits", "distill_loss"]
 
 LEARNING_RULES = ("probabilistic", "shadow", "naive")
 
@@ -130,6 +131,13 @@ class TrainConfig:
         ``"index:factor"`` pairs separated by commas (e.g. ``"0:0.15"``: the first layer's
         weights step 0.15 times as far); default ``""``: 1 everywhere. Layers of low-precision
         weights only.
+    ste : str
+        The straight-through estimator of binary activities: ``window`` (default; a triangle
+        surrogate around each hypercolumn's decision boundary) or ``winners``.
+    ste_width : float
+        The ``window`` triangle's half-width in real drive units (default 1: about the spread of
+        a layer's drives at initialisation, see ``_layer_scales``); its height is ``1 /
+        ste_width``, which the Adam-normalised steps of every rule but ``naive`` do not see.
     seed : int
         Seeds initialisation, shuffling, augmentation and the probabilistic rounding.
     threads : int
@@ -137,6 +145,19 @@ class TrainConfig:
     train_subset : int
         Train on this many images of the training split (a seeded random subset; 0: all), for
         budget-limited runs on shared CPUs.
+    teacher : str
+        Knowledge distillation (Hinton et al. 2015, "Distilling the knowledge in a neural
+        network", arXiv:1503.02531): a model file whose logits on each training image are soft
+        targets for this network, e.g. the full-precision baseline ``models/fashion_fp32_wide.npz``
+        (default ``""``: no teacher). The teacher must take the same images and classes. Its logits
+        are computed once before training (on every batch instead when augmenting).
+    distill_weight : float
+        With a teacher, the loss is ``(1 - distill_weight) * CE(labels) + distill_weight *
+        distill_temp**2 * KL(teacher || student)`` at temperature ``distill_temp`` (the ``T**2``
+        keeps the soft targets' gradient on the scale of the hard ones'; Hinton et al. 2015).
+        Default 0.5; in [0, 1].
+    distill_temp : float
+        The softmax temperature ``T`` of the soft targets (default 4; > 0).
     """
 
     dataset: str = "digits"
@@ -159,9 +180,13 @@ class TrainConfig:
     shadow_layers: str = ""
     layer_weight_lr: str = ""
     ste: str = "window"
+    ste_width: float = 1.0
     seed: int = 0
     threads: int = 0
     train_subset: int = 0
+    teacher: str = ""
+    distill_weight: float = 0.5
+    distill_temp: float = 4.0
 
 
 _TRAIN_TYPES = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
@@ -284,6 +309,7 @@ def load_train_config(path_or_dict, **overrides) -> TrainConfig:
               ("bias_learning", cfg.bias_learning in ("", "probabilistic", "shadow"),
                "'' (same as learning), 'probabilistic' or 'shadow'"),
               ("ste", cfg.ste in ("winners", "window"), "'winners' or 'window'"),
+              ("ste_width", cfg.ste_width > 0, "> 0"),
               ("adam_norm", cfg.adam_norm in ("element", "tensor"), "'element' or 'tensor'"),
               ("weight_step", cfg.weight_step in ("level", "range"), "'level' or 'range'"),
               ("beta1", 0.0 <= cfg.beta1 < 1.0, "0 <= beta1 < 1"), ("beta2", 0.0 <= cfg.beta2 < 1.0, "0 <= beta2 < 1"),
@@ -291,7 +317,9 @@ def load_train_config(path_or_dict, **overrides) -> TrainConfig:
               ("step_power", cfg.step_power == 1.0 or cfg.adam_norm == "element",
                "1 with adam_norm = 'tensor' (the power applies to Adam's per-element step)"),
               ("shift", cfg.shift >= 0, ">= 0"), ("threads", cfg.threads >= 0, ">= 0"),
-              ("seed", cfg.seed >= 0, ">= 0"), ("train_subset", cfg.train_subset >= 0, ">= 0")]
+              ("seed", cfg.seed >= 0, ">= 0"), ("train_subset", cfg.train_subset >= 0, ">= 0"),
+              ("distill_weight", 0.0 <= cfg.distill_weight <= 1.0, "0 <= distill_weight <= 1"),
+              ("distill_temp", cfg.distill_temp > 0, "> 0")]
     for name, ok, allowed in checks:
         if not ok:
             # a value from the command line (an option or --set) is named as such, not as the file's
@@ -528,6 +556,9 @@ def _make_net_class():
                      ste: str = "window", weight_step: str = "level"):
             super().__init__()
             self.ste = ste
+            # the window surrogate's half-width in real units (TrainConfig.ste_width): the kernels
+            # take scale / width, a triangle of that half-width and height 1 / width
+            self.ste_width = 1.0
             self.use_fused = None  # None: use the compiled k-WTA if it builds; False: PyTorch path
             self.arch = arch
             self.learning = learning
@@ -662,7 +693,7 @@ def _make_net_class():
                 pool_next = (want_surr and not record and pools_compiled(arch, i + 1, d.shape)
                              and self._fused() is not None)
                 if pool_next and window_surr and spec.k is not None and spec.k < d.shape[1]:
-                    pending = (_KWTAPool, d, spec.k, exact, float(scale))
+                    pending = (_KWTAPool, d, spec.k, exact, float(scale) / self.ste_width)
                     s_in, exact_x, x_top = 1.0, True, 1
                     continue
                 with torch.no_grad():
@@ -671,10 +702,10 @@ def _make_net_class():
                     if fused is not None:
                         # one compiled pass over the channels of every location: the winners and
                         # the window surrogate, bit-identical to _select_torch
-                        res = fused.kwta_select(dd, spec.k, exact, window_surr, float(scale))
+                        res = fused.kwta_select(dd, spec.k, exact, window_surr, float(scale) / self.ste_width)
                         win, winf, surr = None, res[0], (res[1] if window_surr else None)
                     else:
-                        win, winf, surr = _select_torch(torch, dd, spec.k, exact, window_surr, scale,
+                        win, winf, surr = _select_torch(torch, dd, spec.k, exact, window_surr, scale / self.ste_width,
                                                         vmax, exact and self.key64[i])
                     if want_surr and not window:  # gradient through the winners only
                         surr = winf * scale
@@ -783,6 +814,59 @@ def torch_forward(model: Model, images, batch_size: int = 512, keep_layers: bool
                None if chunks[0][1] is None else np.concatenate([c[1] for c in chunks]),
                np.concatenate([c[2] for c in chunks])) for chunks in per]
     return np.concatenate(logits), layers
+
+
+def load_teacher(path, arch: Architecture) -> Model:
+    """Load the distillation teacher (``TrainConfig.teacher``) and check that it fits ``arch``.
+
+    Raises
+    ------
+    ModelError
+        The file does not load (see :func:`hcs_neuro.model.load_model`).
+    ConfigError
+        Its input shape or number of classes differs from ``arch``'s.
+    """
+    from hcs_neuro.model import load_model
+
+    teacher = load_model(path)
+    t_arch = teacher.architecture
+    if tuple(t_arch.input_shape) != tuple(arch.input_shape) or t_arch.n_classes != arch.n_classes:
+        raise ConfigError(f"teacher {path}: it takes input {list(t_arch.input_shape)} with {t_arch.n_classes} "
+                          f"classes, but {arch.source} takes {list(arch.input_shape)} with {arch.n_classes}")
+    return teacher
+
+
+def teacher_logits(teacher: Model, images, batch_size: int = 512) -> np.ndarray:
+    """Real-valued logits of ``teacher`` (the values its own training loss saw), float32.
+
+    Soft targets for distillation: :func:`torch_forward` returns the integer logits of a
+    low-precision model instead, which differ from these by the readout's scale.
+    """
+    import torch
+
+    from hcs_neuro.reference import quantize_input
+
+    net = HCSNet(teacher.architecture, "probabilistic", 0, model=teacher)
+    net.eval()
+    x_all = quantize_input(teacher, images)
+    out = []
+    with torch.no_grad():
+        for s in range(0, len(x_all), batch_size):
+            xb = torch.as_tensor(x_all[s:s + batch_size].astype(np.float64), dtype=net.dtype)
+            out.append(net(xb).float().numpy())
+    return np.concatenate(out) if out else np.zeros((0, teacher.architecture.n_classes), np.float32)
+
+
+def distill_loss(torch, logits, targets, soft, weight: float, temp: float):
+    """``(1 - weight) * CE(logits, targets) + weight * temp**2 * KL(softmax(soft / temp) ||
+    softmax(logits / temp))`` (Hinton et al. 2015), and the cross-entropy alone (for the loss
+    curve, so that runs with and without a teacher compare)."""
+    import torch.nn.functional as F
+
+    ce = F.cross_entropy(logits, targets)
+    kl = F.kl_div(F.log_softmax(logits / temp, dim=1), F.log_softmax(soft / temp, dim=1),
+                  reduction="batchmean", log_target=True)
+    return (1.0 - weight) * ce + weight * temp * temp * kl, ce
 
 
 class LevelUpdater:
@@ -932,8 +1016,10 @@ def train(arch: Architecture, cfg: TrainConfig, data_dir=None, progress: bool = 
     """Train ``arch`` with ``cfg`` and return ``(model, report)``.
 
     The report (also stored as the model's metadata) holds the dataset, bits, k, learning
-    rule, seed, epochs, final training loss (a running average) and each epoch's mean
-    (``epoch_train_loss``), ``warnings`` (e.g. an epoch at chance, printed on stderr as it
+    rule, seed, epochs, final training loss (a running average of the cross-entropy with the
+    labels, also when a teacher adds soft targets) and each epoch's mean (``epoch_train_loss``),
+    ``teacher_train_accuracy`` (with a teacher and no augmentation: its accuracy on the training
+    images, else None), ``warnings`` (e.g. an epoch at chance, printed on stderr as it
     happens: :func:`chance_loss_warning`), ``train_images_per_s`` (training steps only),
     ``test_accuracy`` from the NumPy reference forward pass, ``test_accuracy_torch`` from the
     PyTorch forward pass (they must be equal), and the command line.
@@ -978,9 +1064,16 @@ def train(arch: Architecture, cfg: TrainConfig, data_dir=None, progress: bool = 
     if cfg.train_subset and cfg.train_subset < len(y_train):
         keep = np.sort(np.random.default_rng(cfg.seed + 1).permutation(len(y_train))[:cfg.train_subset])
         x_train, y_train = x_train[keep], y_train[keep]
+    teacher, soft_all, teacher_acc = None, None, None
+    if cfg.teacher:
+        teacher = load_teacher(cfg.teacher, arch)
+        if not (cfg.shift or cfg.hflip):  # fixed images: the soft targets once, before the clock starts
+            soft_all = teacher_logits(teacher, x_train)
+            teacher_acc = float((soft_all.argmax(1) == y_train).mean())
     learning = "float" if all(s.weight_bits == FLOAT_BITS for s in arch.layers if s.has_weights) else cfg.learning
     net = HCSNet(arch, cfg.learning, cfg.seed, ste=cfg.ste, weight_step=cfg.weight_step)
     net.bias_learning = cfg.bias_learning or cfg.learning
+    net.ste_width = cfg.ste_width
     net.shadow_layers = shadow_layers
     upd = LevelUpdater(net, cfg)
     rng = np.random.default_rng(cfg.seed)
@@ -1013,7 +1106,12 @@ def train(arch: Architecture, cfg: TrainConfig, data_dir=None, progress: bool = 
                 xb = _augment(rng, xb, cfg.shift, cfg.hflip)
             xq = torch.as_tensor(quantize_input(stub, xb), dtype=net.dtype)
             logits = net(xq)
-            loss = F.cross_entropy(logits, y_t[idx])
+            if teacher is None:
+                loss = ce = F.cross_entropy(logits, y_t[idx])
+            else:
+                soft = soft_all[idx] if soft_all is not None else teacher_logits(teacher, xb)
+                loss, ce = distill_loss(torch, logits, y_t[idx], torch.as_tensor(soft, dtype=logits.dtype),
+                                        cfg.distill_weight, cfg.distill_temp)
             for p in net.parameters():
                 p.grad = None
             loss.backward()
@@ -1021,7 +1119,7 @@ def train(arch: Architecture, cfg: TrainConfig, data_dir=None, progress: bool = 
             t_train += time.perf_counter() - t0
             images_seen += len(idx)
             step += 1
-            lv = float(loss.detach())
+            lv = float(ce.detach())  # the cross-entropy with the labels, with or without a teacher
             loss_avg = lv if loss_avg is None else 0.98 * loss_avg + 0.02 * lv
             loss_sum, loss_steps = loss_sum + lv, loss_steps + 1
             if bar is not None:
@@ -1066,6 +1164,7 @@ def train(arch: Architecture, cfg: TrainConfig, data_dir=None, progress: bool = 
         "train_loss": loss_avg,
         "epoch_train_loss": epoch_losses,
         "warnings": warnings_,
+        "teacher_train_accuracy": teacher_acc,
         "train_images_per_s": images_seen / max(t_train, 1e-9),
         "train_time_s": t_train,
         "test_accuracy": ev["accuracy"],

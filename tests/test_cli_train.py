@@ -107,6 +107,11 @@ def test_train_set_overlaps_a_named_option(tmp_path, config):
     (["--lr", "-1"], "command line: lr = -1.0"),
     (["--set", "momentum=0.9"], "unknown key 'momentum'"),
     (["--set", "lr"], "expected KEY=VALUE"),
+    (["--set", "distill_weight=1.5"], "command line: distill_weight = 1.5: allowed 0 <= distill_weight <= 1"),
+    (["--set", "distill_temp=0"], "command line: distill_temp = 0.0: allowed > 0"),
+    (["--teacher", "no_such_model"], "'no_such_model': neither a model file nor a shipped model"),
+    (["--teacher", "missing.npz"], "missing.npz: model file not found"),
+    (["--set", "teacher=missing.npz"], "missing.npz: model file not found"),
 ])
 def test_train_bad_arguments(tmp_path, config, capsys, extra, match):
     out = tmp_path / "m.npz"
@@ -155,3 +160,23 @@ def test_evaluate_bad_models(tmp_path, capsys):
     assert "metadata_json" in _error(capsys, ["evaluate", str(tmp_path / "obj.npz"), "--dataset", "digits"])
     assert "nope" in _error(capsys, ["evaluate", "nope", "--dataset", "digits"])
     assert "dataset = 'x'" in _error(capsys, ["evaluate", str(good), "--dataset", "x"])
+
+
+def test_train_teacher_of_another_dataset_is_refused(tmp_path, config, capsys):
+    """A teacher must take the same images and classes: one line naming the teacher, no output."""
+    out = tmp_path / "m.npz"
+    err = _error(capsys, ["train", "--config", str(config), "--out", str(out), "--quiet",
+                          "--teacher", "fashion_fp32_wide"])
+    assert "teacher" in err and "fashion_fp32_wide.npz" in err and "[1, 28, 28]" in err and "[1, 8, 8]" in err
+    assert not out.exists()
+
+
+def test_train_with_a_teacher_records_it(tmp_path, config, capsys):
+    out, rep = tmp_path / "m.npz", tmp_path / "r.json"
+    assert main(["train", "--config", str(config), "--out", str(out), "--quiet", "--teacher", "digits_hcs_wide",
+                 "--set", "distill_weight=0.7", "--json", str(rep)]) == 0
+    report = json.loads(rep.read_text())
+    assert report["training"]["teacher"].endswith("digits_hcs_wide.npz")
+    assert report["training"]["distill_weight"] == 0.7
+    assert "--teacher digits_hcs_wide" in report["command"]
+    assert report["teacher_train_accuracy"] > 0.9  # the shipped wide digits model on its own training images

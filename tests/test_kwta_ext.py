@@ -178,6 +178,7 @@ def _data(arch, n=320):
     (IMG, {"weight_bits": 1}, {"learning": "shadow"}),        # binary weights, shadow
     (IMG, {"act_bits": 2}, {}),                               # multi-bit activities
     (IMG, {}, {"ste": "winners"}),                            # winners-only STE
+    (IMG, {}, {"ste_width": 0.4}),                            # a narrower window
     (SIG, {}, {}),                                            # conv1d
     (IMG, {"hcs": False}, {}),                                # binarisation without k-WTA, pooled
 ])

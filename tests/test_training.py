@@ -366,3 +366,74 @@ def test_shadow_layers_mix_the_rules_per_layer():
     model, rep = train(arch, cfg, progress=False, max_steps=10)
     assert rep["test_accuracy"] == rep["test_accuracy_torch"]
     assert set(np.unique(model.layers[0].weight_levels)) <= {-1, 0, 1}
+
+
+def test_distill_loss_limits_and_gradient():
+    """weight 0: the cross-entropy; weight 1 with the student's own logits as targets: zero loss and
+    gradient; in between, T**2 * KL as written (Hinton et al. 2015)."""
+    import torch.nn.functional as F
+
+    from hcs_neuro.training import distill_loss
+
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(6, 10, generator=gen, dtype=torch.float64, requires_grad=True)
+    soft = torch.randn(6, 10, generator=gen, dtype=torch.float64)
+    y = torch.arange(6) % 10
+    loss, ce = distill_loss(torch, logits, y, soft, 0.0, 4.0)
+    assert torch.allclose(loss, F.cross_entropy(logits, y)) and torch.allclose(ce, loss)
+    same, _ = distill_loss(torch, logits, y, logits.detach(), 1.0, 3.0)
+    same.backward()
+    assert abs(float(same.detach())) < 1e-12 and float(logits.grad.abs().max()) < 1e-12
+    loss, ce = distill_loss(torch, logits, y, soft, 0.25, 2.0)
+    p_t = torch.softmax(soft / 2, 1)
+    kl = (p_t * (torch.log(p_t) - torch.log_softmax(logits / 2, 1))).sum(1).mean()
+    assert torch.allclose(loss, 0.75 * ce + 0.25 * 4 * kl)
+
+
+def test_teacher_logits_rank_like_the_reference_logits():
+    """The soft targets are the teacher's real-valued logits: the reference's integer logits times
+    one positive factor (the readout's scale), so the same ranking."""
+    from hcs_neuro.training import teacher_logits
+
+    model = load_model("models/digits_hcs.npz")
+    images = load_dataset("digits", "test")[0][:40]
+    soft = teacher_logits(model, images, batch_size=16)
+    ref = forward(model, images).logits
+    ratio = soft[ref != 0] / ref[ref != 0]
+    assert soft.dtype == np.float32 and ratio.min() > 0 and np.allclose(ratio, ratio[0], rtol=1e-5)
+
+
+def test_a_student_learns_from_soft_targets_alone():
+    """distill_weight = 1: the labels never enter the loss, yet the student learns the teacher's
+    classes (the shipped 98 % digits model as teacher; chance is 10 %, sd 1.6 points on 359 images)."""
+    arch = load_architecture(IMG)
+    base = {"dataset": "digits", "epochs": 3, "batch_size": 32, "seed": 4, "lr": 0.03}
+    x, y = load_dataset("digits", "train")
+    y_wrong = (y + 1) % 10  # labels the student would learn if it used them
+    cfg = load_train_config({"training": dict(base, teacher="models/digits_hcs_wide.npz", distill_weight=1.0)})
+    _, rep = train(arch, cfg, progress=False, train_data=(x, y_wrong))
+    assert rep["test_accuracy"] > 0.35 and rep["test_accuracy"] == rep["test_accuracy_torch"]
+    assert rep["teacher_train_accuracy"] < 0.05  # measured against the shifted labels
+
+
+def test_ste_width_sets_how_many_units_get_gradient():
+    """The window surrogate's half-width: a narrower window passes gradient to fewer units (here
+    the input pixels that reach them), a wider one to more; default 1."""
+    from hcs_neuro.reference import quantize_input
+    from hcs_neuro.training import HCSNet, _model_stub
+
+    arch = load_architecture(IMG)
+    x, y = load_dataset("digits", "train")
+    xq = torch.as_tensor(quantize_input(_model_stub(arch), x[:64]), dtype=torch.float32)
+    assert load_train_config({"training": {}}).ste_width == 1.0
+    counts = []
+    for width in (0.02, 0.1, 1.0):
+        net = HCSNet(arch, "shadow", seed=2)
+        net.ste_width = width
+        net.train()
+        xg = xq.clone().requires_grad_(True)
+        torch.nn.functional.cross_entropy(net(xg), torch.as_tensor(y[:64])).backward()
+        counts.append(int((xg.grad != 0).sum()))
+    assert counts[0] < counts[1] < counts[2], counts
+    with pytest.raises(ConfigError, match="ste_width = 0"):
+        load_train_config({"training": {"ste_width": 0.0}})

@@ -36,6 +36,9 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--threads", type=int, help="PyTorch threads (default: PyTorch's choice)")
     p.add_argument("--train-subset", type=int, help="train on a seeded random subset of N training images")
+    p.add_argument("--teacher", metavar="MODEL",
+                   help="distil from MODEL (a .npz file or shipped model name, e.g. fashion_fp32_wide): its logits "
+                        "are soft targets (set distill_weight, distill_temp with --set; docs/training.md)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="set any other [training] field, e.g. adam_norm=tensor or beta1=0.99 (repeatable; "
                    "the options above win)")
@@ -102,7 +105,7 @@ def _curve_writer(path, test_data, cfg):
 def _command_line(args) -> str:
     parts = ["hcs-neuro", "train"]
     for key in ("config", "dataset", "data_dir", "weight_bits", "act_bits", "input_bits", "k", "learning", "ste",
-                "epochs", "batch_size", "lr", "lr_float", "seed", "threads", "train_subset", "out"):
+                "epochs", "batch_size", "lr", "lr_float", "seed", "threads", "train_subset", "teacher", "out"):
         val = getattr(args, key)
         if val is not None:
             parts += [f"--{key.replace('_', '-')}", str(val)]
@@ -147,9 +150,16 @@ def _train(args) -> int:
     options = parse_train_overrides(args.overrides)
     named = dict(dataset=args.dataset, learning=args.learning, ste=args.ste, epochs=args.epochs,
                  batch_size=args.batch_size, lr=args.lr, lr_float=args.lr_float, seed=args.seed,
-                 threads=args.threads, train_subset=args.train_subset)
+                 threads=args.threads, train_subset=args.train_subset, teacher=args.teacher)
     options.update({key: val for key, val in named.items() if val is not None})
     cfg = load_train_config(args.config, **options)
+    if cfg.teacher:  # a shipped name becomes its file; a bad teacher fails before any data are loaded
+        import dataclasses
+
+        from hcs_neuro.training import load_teacher
+
+        cfg = dataclasses.replace(cfg, teacher=str(resolve_model_path(cfg.teacher)))
+        load_teacher(cfg.teacher, arch)
     # load both splits first: a missing dataset fails before any training
     train_data = load_dataset(cfg.dataset, "train", args.data_dir)
     test_data = load_dataset(cfg.dataset, "test", args.data_dir)
