@@ -842,22 +842,31 @@ def teacher_logits(teacher: Model, images, batch_size: int = 512) -> np.ndarray:
     Soft targets for distillation: :func:`torch_forward` returns the integer logits of a
     low-precision model instead, which differ from these by the readout's scale.
     """
+    return _teacher_fn(teacher)(images, batch_size)
+
+
+def _teacher_fn(teacher: Model):
+    """``images -> teacher_logits(teacher, images)`` with the teacher's network built once."""
     import torch
 
     from hcs_neuro.reference import quantize_input
 
     net = HCSNet(teacher.architecture, "probabilistic", 0, model=teacher)
     net.eval()
-    x_all = quantize_input(teacher, images)
-    out = []
-    with torch.no_grad():
-        for s in range(0, len(x_all), batch_size):
-            xb = torch.as_tensor(x_all[s:s + batch_size].astype(np.float64), dtype=net.dtype)
-            out.append(net(xb).float().numpy())
-    return np.concatenate(out) if out else np.zeros((0, teacher.architecture.n_classes), np.float32)
+
+    def run(images, batch_size: int = 512) -> np.ndarray:
+        x_all = quantize_input(teacher, images)
+        out = [np.zeros((0, teacher.architecture.n_classes), np.float32)]
+        with torch.no_grad():
+            for s in range(0, len(x_all), batch_size):
+                xb = torch.as_tensor(x_all[s:s + batch_size].astype(np.float64), dtype=net.dtype)
+                out.append(net(xb).float().numpy())
+        return np.concatenate(out)
+
+    return run
 
 
-def distill_loss(torch, logits, targets, soft, weight: float, temp: float):
+def distill_loss(logits, targets, soft, weight: float, temp: float):
     """``(1 - weight) * CE(logits, targets) + weight * temp**2 * KL(softmax(soft / temp) ||
     softmax(logits / temp))`` (Hinton et al. 2015), and the cross-entropy alone (for the loss
     curve, so that runs with and without a teacher compare)."""
@@ -1064,11 +1073,11 @@ def train(arch: Architecture, cfg: TrainConfig, data_dir=None, progress: bool = 
     if cfg.train_subset and cfg.train_subset < len(y_train):
         keep = np.sort(np.random.default_rng(cfg.seed + 1).permutation(len(y_train))[:cfg.train_subset])
         x_train, y_train = x_train[keep], y_train[keep]
-    teacher, soft_all, teacher_acc = None, None, None
+    soft_of, soft_all, teacher_acc = None, None, None
     if cfg.teacher:
-        teacher = load_teacher(cfg.teacher, arch)
+        soft_of = _teacher_fn(load_teacher(cfg.teacher, arch))
         if not (cfg.shift or cfg.hflip):  # fixed images: the soft targets once, before the clock starts
-            soft_all = teacher_logits(teacher, x_train)
+            soft_all = soft_of(x_train)
             teacher_acc = float((soft_all.argmax(1) == y_train).mean())
     learning = "float" if all(s.weight_bits == FLOAT_BITS for s in arch.layers if s.has_weights) else cfg.learning
     net = HCSNet(arch, cfg.learning, cfg.seed, ste=cfg.ste, weight_step=cfg.weight_step)
@@ -1106,11 +1115,11 @@ def train(arch: Architecture, cfg: TrainConfig, data_dir=None, progress: bool = 
                 xb = _augment(rng, xb, cfg.shift, cfg.hflip)
             xq = torch.as_tensor(quantize_input(stub, xb), dtype=net.dtype)
             logits = net(xq)
-            if teacher is None:
+            if soft_of is None:
                 loss = ce = F.cross_entropy(logits, y_t[idx])
-            else:
-                soft = soft_all[idx] if soft_all is not None else teacher_logits(teacher, xb)
-                loss, ce = distill_loss(torch, logits, y_t[idx], torch.as_tensor(soft, dtype=logits.dtype),
+            else:  # (augmented images: the teacher runs on each batch, inside the timed step)
+                soft = soft_all[idx] if soft_all is not None else soft_of(xb)
+                loss, ce = distill_loss(logits, y_t[idx], torch.as_tensor(soft, dtype=logits.dtype),
                                         cfg.distill_weight, cfg.distill_temp)
             for p in net.parameters():
                 p.grad = None

@@ -379,12 +379,12 @@ def test_distill_loss_limits_and_gradient():
     logits = torch.randn(6, 10, generator=gen, dtype=torch.float64, requires_grad=True)
     soft = torch.randn(6, 10, generator=gen, dtype=torch.float64)
     y = torch.arange(6) % 10
-    loss, ce = distill_loss(torch, logits, y, soft, 0.0, 4.0)
+    loss, ce = distill_loss(logits, y, soft, 0.0, 4.0)
     assert torch.allclose(loss, F.cross_entropy(logits, y)) and torch.allclose(ce, loss)
-    same, _ = distill_loss(torch, logits, y, logits.detach(), 1.0, 3.0)
+    same, _ = distill_loss(logits, y, logits.detach(), 1.0, 3.0)
     same.backward()
     assert abs(float(same.detach())) < 1e-12 and float(logits.grad.abs().max()) < 1e-12
-    loss, ce = distill_loss(torch, logits, y, soft, 0.25, 2.0)
+    loss, ce = distill_loss(logits, y, soft, 0.25, 2.0)
     p_t = torch.softmax(soft / 2, 1)
     kl = (p_t * (torch.log(p_t) - torch.log_softmax(logits / 2, 1))).sum(1).mean()
     assert torch.allclose(loss, 0.75 * ce + 0.25 * 4 * kl)
@@ -414,6 +414,24 @@ def test_a_student_learns_from_soft_targets_alone():
     _, rep = train(arch, cfg, progress=False, train_data=(x, y_wrong))
     assert rep["test_accuracy"] > 0.35 and rep["test_accuracy"] == rep["test_accuracy_torch"]
     assert rep["teacher_train_accuracy"] < 0.05  # measured against the shifted labels
+
+
+def test_a_teacher_with_augmentation_runs_on_each_batch(monkeypatch):
+    """Shifted images have no precomputed soft targets: the teacher sees every augmented batch."""
+    import hcs_neuro.training as T
+
+    seen = []
+    make = T._teacher_fn
+
+    def counting(teacher):
+        run = make(teacher)
+        return lambda images, batch_size=512: seen.append(len(images)) or run(images, batch_size)
+
+    monkeypatch.setattr(T, "_teacher_fn", counting)
+    cfg = load_train_config({"training": {"dataset": "digits", "epochs": 1, "batch_size": 32, "shift": 1,
+                                          "teacher": "models/digits_hcs_wide.npz"}})
+    _, rep = train(load_architecture(IMG), cfg, progress=False, max_steps=4)
+    assert seen == [32, 32, 32, 32] and rep["teacher_train_accuracy"] is None
 
 
 def test_ste_width_sets_how_many_units_get_gradient():
