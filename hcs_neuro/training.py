@@ -688,12 +688,14 @@ def _make_net_class():
                 window = self.ste == "window" and self.training
                 want_surr = spec.act_bits == 1 and self.training  # binary activities: STE slope
                 window_surr = window and want_surr
+                # the window's drive-unit scale: the kernels' triangle of half-width ste_width (real units)
+                window_scale = float(scale) / self.ste_width
                 # training, binary activities pooled next: compiled pooling of the activities; with
                 # a k-WTA and the window surrogate, fused with the selection itself
                 pool_next = (want_surr and not record and pools_compiled(arch, i + 1, d.shape)
                              and self._fused() is not None)
                 if pool_next and window_surr and spec.k is not None and spec.k < d.shape[1]:
-                    pending = (_KWTAPool, d, spec.k, exact, float(scale) / self.ste_width)
+                    pending = (_KWTAPool, d, spec.k, exact, window_scale)
                     s_in, exact_x, x_top = 1.0, True, 1
                     continue
                 with torch.no_grad():
@@ -702,10 +704,10 @@ def _make_net_class():
                     if fused is not None:
                         # one compiled pass over the channels of every location: the winners and
                         # the window surrogate, bit-identical to _select_torch
-                        res = fused.kwta_select(dd, spec.k, exact, window_surr, float(scale) / self.ste_width)
+                        res = fused.kwta_select(dd, spec.k, exact, window_surr, window_scale)
                         win, winf, surr = None, res[0], (res[1] if window_surr else None)
                     else:
-                        win, winf, surr = _select_torch(torch, dd, spec.k, exact, window_surr, scale / self.ste_width,
+                        win, winf, surr = _select_torch(torch, dd, spec.k, exact, window_surr, window_scale,
                                                         vmax, exact and self.key64[i])
                     if want_surr and not window:  # gradient through the winners only
                         surr = winf * scale
@@ -1020,7 +1022,7 @@ def chance_loss_warning(epoch: int, mean_loss: float, n_classes: int) -> str:
 
 
 def train(arch: Architecture, cfg: TrainConfig, data_dir=None, progress: bool = True, command: str = "",
-          train_data=None, test_data=None, max_steps: int | None = None,
+          train_data=None, test_data=None, max_steps: int | None = None, teacher=None,
           on_epoch=None) -> tuple[Model, dict]:
     """Train ``arch`` with ``cfg`` and return ``(model, report)``.
 
@@ -1044,6 +1046,9 @@ def train(arch: Architecture, cfg: TrainConfig, data_dir=None, progress: bool = 
         The command line, recorded in the metadata.
     train_data, test_data : (images, labels), optional
         Use these instead of loading ``cfg.dataset`` (tests, benchmarks).
+    teacher : Model, optional
+        ``cfg.teacher`` already loaded and checked (:func:`load_teacher`), so that it is not read
+        twice (the CLI loads it before the data, to fail early); ignored without ``cfg.teacher``.
     max_steps : int, optional
         Stop after this many steps (benchmarks).
     on_epoch : callable, optional
@@ -1075,7 +1080,7 @@ def train(arch: Architecture, cfg: TrainConfig, data_dir=None, progress: bool = 
         x_train, y_train = x_train[keep], y_train[keep]
     soft_of, soft_all, teacher_acc = None, None, None
     if cfg.teacher:
-        soft_of = _teacher_fn(load_teacher(cfg.teacher, arch))
+        soft_of = _teacher_fn(teacher if teacher is not None else load_teacher(cfg.teacher, arch))
         if not (cfg.shift or cfg.hflip):  # fixed images: the soft targets once, before the clock starts
             soft_all = soft_of(x_train)
             teacher_acc = float((soft_all.argmax(1) == y_train).mean())

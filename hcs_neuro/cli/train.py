@@ -153,19 +153,20 @@ def _train(args) -> int:
                  threads=args.threads, train_subset=args.train_subset, teacher=args.teacher)
     options.update({key: val for key, val in named.items() if val is not None})
     cfg = load_train_config(args.config, **options)
+    teacher = None
     if cfg.teacher:  # a shipped name becomes its file; a bad teacher fails before any data are loaded
         import dataclasses
 
         from hcs_neuro.training import load_teacher
 
         cfg = dataclasses.replace(cfg, teacher=str(resolve_model_path(cfg.teacher)))
-        load_teacher(cfg.teacher, arch)
+        teacher = load_teacher(cfg.teacher, arch)
     # load both splits first: a missing dataset fails before any training
     train_data = load_dataset(cfg.dataset, "train", args.data_dir)
     test_data = load_dataset(cfg.dataset, "test", args.data_dir)
     on_epoch = _curve_writer(args.curve, test_data, cfg) if args.curve else None
     model, report = train(arch, cfg, progress=not args.quiet, command=_command_line(args),
-                          train_data=train_data, test_data=test_data, on_epoch=on_epoch)
+                          train_data=train_data, test_data=test_data, on_epoch=on_epoch, teacher=teacher)
     save_model(model, args.out)
     if args.manifest:
         _update_manifest(args.manifest, args.out, args.config, report)
