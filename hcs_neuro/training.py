@@ -158,6 +158,17 @@ class TrainConfig:
         Default 0.5; in [0, 1].
     distill_temp : float
         The softmax temperature ``T`` of the soft targets (default 4; > 0).
+    homeostasis : float
+        Homeostatic thresholds (intrinsic plasticity: adaptive thresholds that share out the wins
+        of a competitive layer, as in Földiák 1990, Biol. Cybern. 64:165, and Diehl & Cook 2015,
+        Front. Comput. Neurosci. 9:99): after each step, every k-WTA layer with low-precision
+        weights moves each channel's bias by ``homeostasis * (mean
+        win rate of the layer - the channel's win rate)`` real drive units, times the learning
+        rate's schedule, with win rates measured on the step's batch (the fraction of locations
+        where the channel won). Channels that win more than their share get a higher threshold,
+        silent ones a lower, and the layer's mean is unchanged. The bias levels stay the model's
+        only thresholds, so models, the reference and the spiking network are unchanged.
+        Default 0: off; >= 0.
     """
 
     dataset: str = "digits"
@@ -187,6 +198,7 @@ class TrainConfig:
     teacher: str = ""
     distill_weight: float = 0.5
     distill_temp: float = 4.0
+    homeostasis: float = 0.0
 
 
 _TRAIN_TYPES = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
@@ -319,7 +331,8 @@ def load_train_config(path_or_dict, **overrides) -> TrainConfig:
               ("shift", cfg.shift >= 0, ">= 0"), ("threads", cfg.threads >= 0, ">= 0"),
               ("seed", cfg.seed >= 0, ">= 0"), ("train_subset", cfg.train_subset >= 0, ">= 0"),
               ("distill_weight", 0.0 <= cfg.distill_weight <= 1.0, "0 <= distill_weight <= 1"),
-              ("distill_temp", cfg.distill_temp > 0, "> 0")]
+              ("distill_temp", cfg.distill_temp > 0, "> 0"),
+              ("homeostasis", 0.0 <= cfg.homeostasis < math.inf, ">= 0 and finite")]
     for name, ok, allowed in checks:
         if not ok:
             # a value from the command line (an option or --set) is named as such, not as the file's
@@ -560,6 +573,10 @@ def _make_net_class():
             # take scale / width, a triangle of that half-width and height 1 / width
             self.ste_width = 1.0
             self.use_fused = None  # None: use the compiled k-WTA if it builds; False: PyTorch path
+            # TrainConfig.homeostasis > 0: training passes record, per k-WTA layer with weights, each
+            # channel's win rate on the batch and the layer's real units per drive unit
+            self.track_rates = False
+            self.win_rates, self.drive_scale = {}, {}
             self.arch = arch
             self.learning = learning
             self.bias_learning = learning  # the rule of the bias levels (TrainConfig.bias_learning)
@@ -650,11 +667,19 @@ def _make_net_class():
             x_top = (2 ** arch.input_bits - 1) if self.int_input else None  # largest input level
             records = []
             pending = None  # (autograd function, its inputs): a binary layer, pooled by the next
+            rates = self.track_rates and self.training
+            if rates:
+                self.win_rates = {}
+            pooled_rate = None  # (layer, locations): that layer's win rates, from the pooled counts
             for i, spec in enumerate(arch.layers):
                 if pending is not None:  # (the pooling of a binary layer, compiled)
                     fn, *args = pending
                     d = fn.apply(*args, spec.kernel, self._fused())
                     pending, scale, exact = None, s_in, exact_x
+                    if pooled_rate is not None:  # the windows tile the map: their counts sum all winners
+                        j, n_loc = pooled_rate
+                        self.win_rates[j] = d.detach().sum(dim=(0, 2, 3)) / n_loc
+                        pooled_rate = None
                 elif spec.has_weights:
                     w, b = self._effective(i)
                     float_w = spec.weight_bits == FLOAT_BITS
@@ -666,6 +691,8 @@ def _make_net_class():
                     else:
                         d = F.conv1d(x, w, b, stride=spec.stride, padding=spec.padding)
                     exact = exact_x and not float_w
+                    if rates and spec.k is not None and spec.k < d.shape[1]:
+                        self.drive_scale[i] = float(scale)
                 else:
                     scale = s_in
                     if spec.type == "pool2d":
@@ -696,6 +723,8 @@ def _make_net_class():
                              and self._fused() is not None)
                 if pool_next and window_surr and spec.k is not None and spec.k < d.shape[1]:
                     pending = (_KWTAPool, d, spec.k, exact, window_scale)
+                    if i in self.drive_scale and rates:
+                        pooled_rate = (i, d.shape[0] * d[0, 0].numel())
                     s_in, exact_x, x_top = 1.0, True, 1
                     continue
                 with torch.no_grad():
@@ -713,6 +742,8 @@ def _make_net_class():
                         surr = winf * scale
                     if win is None and (record or spec.act_bits not in (1, FLOAT_BITS)):
                         win = winf > 0
+                    if rates and i in self.drive_scale:
+                        self.win_rates[i] = winf.mean(dim=[a for a in range(winf.dim()) if a != 1])
                 if spec.act_bits == 1:
                     s_in, exact_x, x_top = 1.0, True, 1
                     if pool_next:
@@ -908,6 +939,7 @@ class LevelUpdater:
         self.state = {}
         arch = net.arch
         self.groups = []  # (param, kind, bits, lr_mult, lo, hi, layer index or None)
+        net.track_rates = cfg.homeostasis > 0  # (the training passes then record the win rates)
         factors = parse_layer_weight_lr(arch, cfg.layer_weight_lr)
         if cfg.weight_step != net.weight_step:  # the net's scales and these steps share one unit
             raise ConfigError(f"[training] weight_step = {cfg.weight_step!r}, but the network was built with "
@@ -961,6 +993,10 @@ class LevelUpdater:
                         if cfg.step_power != 1.0 and kind == "weight" and rule == "probabilistic":
                             delta = delta.sign() * delta.abs().pow_(cfg.step_power)
                         delta = delta * (-lr)
+                if kind == "bias" and cfg.homeostasis and layer in self.net.win_rates:
+                    # homeostatic thresholds: real drive units -> accumulator units (the bias levels')
+                    r = self.net.win_rates[layer]
+                    delta = delta + (r.mean() - r) * (cfg.homeostasis * decay / self.net.drive_scale[layer])
                 if rule in ("float", "shadow"):
                     p.add_(delta)
                     if rule == "shadow" and lo is not None:

@@ -455,3 +455,60 @@ def test_ste_width_sets_how_many_units_get_gradient():
     assert counts[0] < counts[1] < counts[2], counts
     with pytest.raises(ConfigError, match="ste_width = 0"):
         load_train_config({"training": {"ste_width": 0.0}})
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_homeostasis_moves_each_bias_by_its_channels_win_rate(fused):
+    """One shadow step with the gradient's share made negligible (lr 1e-12): the bias levels of
+    each k-WTA layer with weights move by ``homeostasis * (layer mean - channel's win rate)`` real
+    drive units, the win rates counted by the NumPy reference on the same batch. Layer 0 is pooled
+    next (compiled k-WTA + pooling, whose counts give the rates), layer 2 is not."""
+    from hcs_neuro.reference import quantize_input
+    from hcs_neuro.training import HCSNet, LevelUpdater, _model_stub
+
+    arch = load_architecture(IMG)
+    cfg = load_train_config({"training": {"lr": 1e-12, "homeostasis": 0.5}})
+    net = HCSNet(arch, "shadow", seed=0)
+    if not fused:
+        net.use_fused = False
+    elif net._fused() is None:
+        pytest.skip("the compiled k-WTA extension did not build here")
+    upd = LevelUpdater(net, cfg)
+    x, y = load_dataset("digits", "train")
+    x, y = x[:64], y[:64]
+    with torch.no_grad():  # biases away from 0, so that the channels' rates differ more
+        for b in net.biases:
+            b.copy_(torch.arange(len(b), dtype=b.dtype) - len(b) // 2)
+    ref = forward(net.to_model(), x)
+    b0 = [b.detach().clone() for b in net.biases]
+    net.train()
+    xq = torch.as_tensor(quantize_input(_model_stub(arch), x), dtype=net.dtype)
+    torch.nn.functional.cross_entropy(net(xq), torch.as_tensor(y)).backward()
+    upd.step(0.0)  # frac 0: the schedule's factor is 1
+    per_unit = {0: net.scales[0][0] / (2 ** 4 - 1), 2: net.scales[2][0]}  # real units per drive unit
+    for layer, j in ((0, 0), (2, 1)):
+        rates = ref.layers[layer].winners.mean(axis=(0, 2, 3))
+        assert rates.std() > 0.05  # (the test has something to equalise)
+        want = 0.5 * (rates.mean() - rates) / per_unit[layer]
+        got = (net.biases[j].detach() - b0[j]).double().numpy()
+        assert np.allclose(got, want, atol=1e-4), (layer, got, want)
+    assert torch.allclose(net.biases[2].detach(), b0[2], atol=1e-9)  # the readout has no k-WTA: untouched
+
+
+def test_homeostasis_equalises_win_rates_and_is_off_by_default():
+    """A short digits run: with homeostatic thresholds the first layer's channels share the wins
+    more evenly (the spread of their win rates on the test images shrinks) than without."""
+    arch = load_architecture(IMG)
+    x_test = load_dataset("digits", "test")[0]
+    assert load_train_config({"training": {}}).homeostasis == 0.0
+    spread = {}
+    for h in (0.0, 0.05):
+        cfg = load_train_config({"training": {"dataset": "digits", "epochs": 2, "learning": "shadow",
+                                              "homeostasis": h}})
+        model, rep = train(arch, cfg, progress=False)
+        assert rep["test_accuracy"] == rep["test_accuracy_torch"]
+        spread[h] = forward(model, x_test).layers[0].winners.mean(axis=(0, 2, 3)).std()
+    assert spread[0.05] < 0.5 * spread[0.0], spread
+    for bad in (-0.1, float("nan")):
+        with pytest.raises(ConfigError, match="homeostasis"):
+            load_train_config({"training": {"homeostasis": bad}})
