@@ -1,7 +1,8 @@
 """analysis/validate_recipe.py (recipe selection on a held-out part of the training split),
 analysis/level_flips.py (per-epoch level changes), analysis/seed_gap.py (gap between recipes over seeds)
-analysis/kwta_ties.py (k-WTA decisions made by the tie rule) and analysis/weight_drift.py (how far
-training moved the levels from their seeded start)."""
+analysis/kwta_ties.py (k-WTA decisions made by the tie rule), analysis/weight_drift.py (how far
+training moved the levels from their seeded start) and analysis/win_rates.py (how evenly the channels
+of a k-WTA layer share the wins)."""
 
 from __future__ import annotations
 
@@ -216,3 +217,46 @@ def test_weight_drift_compares_with_the_seeded_start(cfg, tmp_path, capsys):
     save_model(model, tmp_path / "noseed.npz")
     assert mod.main([str(tmp_path / "noseed.npz")]) == 2
     assert "metadata field 'seed'" in capsys.readouterr().err
+
+
+def test_win_rates_counts_silent_and_always_on_channels(cfg, tmp_path, capsys):
+    """A channel whose bias is far above every drive wins everywhere, one far below nowhere; the
+    CLI on the shipped digits model reports the reference's accuracy and every k-WTA layer."""
+    import numpy as np
+
+    from hcs_neuro import reference
+    from hcs_neuro.architecture import load_architecture
+    from hcs_neuro.datasets import load_dataset
+    from hcs_neuro.model import random_model
+
+    spec = importlib.util.spec_from_file_location("win_rates", ANALYSIS / "win_rates.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    m = random_model(load_architecture(cfg), seed=1)
+    b = m.layers[0].bias_levels
+    b[:] = 0
+    b[0], b[1] = 10 ** 6, -10 ** 6
+    x, y = load_dataset("digits", "test")
+    res = reference.forward(m, x[:30])
+    first = mod.win_rates(m, res)[0]
+    assert first["layer"] == 0 and first["always_on"] >= 1 and first["silent"] >= 1 and first["max"] == 1.0
+    assert first["mean"] <= first["k"] / first["channels"] + 1e-12
+    out = tmp_path / "r.json"
+    fig = tmp_path / "r.png"
+    assert mod.main(["digits_hcs", "--dataset", "digits", "--images", "50", "--json", str(out),
+                     "--plot", str(fig)]) == 0
+    assert fig.read_bytes()[:4] == b"\x89PNG" and not list(tmp_path.glob(".r*"))
+    r = json.loads(out.read_text())["models"][0]
+    from hcs_neuro.cli.train import resolve_model_path
+    from hcs_neuro.model import load_model
+
+    digits = load_model(resolve_model_path("digits_hcs"))
+    xt, yt = load_dataset("digits", "test")
+    assert r["accuracy"] == float(np.mean(reference.forward(digits, xt[:50], keep_layers=False).pred == yt[:50]))
+    assert r["images"] == 50 and [s["layer"] for s in r["layers"]] == [0, 1, 2, 3]
+    assert "digits_hcs (50 test images" in capsys.readouterr().out
+    assert mod.main([str(tmp_path / "none.npz"), "--dataset", "digits"]) == 2
+    assert "none.npz" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        mod.main(["digits_hcs", "--dataset", "digits", "--plot", str(tmp_path / "r.gif")])
+    assert not (tmp_path / "r.gif").exists()
