@@ -460,7 +460,7 @@ def test_ste_width_sets_how_many_units_get_gradient():
 @pytest.mark.parametrize("fused", [True, False])
 def test_homeostasis_moves_each_bias_by_its_channels_win_rate(fused):
     """One shadow step with the gradient's share made negligible (lr 1e-12): the bias levels of
-    each k-WTA layer with weights move by ``homeostasis * (layer mean - channel's win rate)`` real
+    each k-WTA layer with low-precision weights move by ``homeostasis * (layer mean - channel's win rate)`` real
     drive units, the win rates counted by the NumPy reference on the same batch. Layer 0 is pooled
     next (compiled k-WTA + pooling, whose counts give the rates), layer 2 is not."""
     from hcs_neuro.reference import quantize_input

@@ -226,8 +226,9 @@ def test_win_rates_counts_silent_and_always_on_channels(cfg, tmp_path, capsys):
 
     from hcs_neuro import reference
     from hcs_neuro.architecture import load_architecture
+    from hcs_neuro.cli.train import resolve_model_path
     from hcs_neuro.datasets import load_dataset
-    from hcs_neuro.model import random_model
+    from hcs_neuro.model import load_model, random_model
 
     spec = importlib.util.spec_from_file_location("win_rates", ANALYSIS / "win_rates.py")
     mod = importlib.util.module_from_spec(spec)
@@ -247,9 +248,6 @@ def test_win_rates_counts_silent_and_always_on_channels(cfg, tmp_path, capsys):
                      "--plot", str(fig)]) == 0
     assert fig.read_bytes()[:4] == b"\x89PNG" and not list(tmp_path.glob(".r*"))
     r = json.loads(out.read_text())["models"][0]
-    from hcs_neuro.cli.train import resolve_model_path
-    from hcs_neuro.model import load_model
-
     digits = load_model(resolve_model_path("digits_hcs"))
     xt, yt = load_dataset("digits", "test")
     assert r["accuracy"] == float(np.mean(reference.forward(digits, xt[:50], keep_layers=False).pred == yt[:50]))
