@@ -124,6 +124,9 @@ def main(argv=None) -> int:
     if args.json:
         write_json_atomic(args.json, {"models": out})
     if args.plot:
+        if not out[0]["layers"]:
+            print(f"win_rates: error: {out[0]['model']} has no k-WTA layer to plot", file=sys.stderr)
+            return 2
         plot_rates(out, args.labels or args.models, args.plot)
     return 0
 

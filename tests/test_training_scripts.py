@@ -258,3 +258,9 @@ def test_win_rates_counts_silent_and_always_on_channels(cfg, tmp_path, capsys):
     with pytest.raises(SystemExit):
         mod.main(["digits_hcs", "--dataset", "digits", "--plot", str(tmp_path / "r.gif")])
     assert not (tmp_path / "r.gif").exists()
+    from hcs_neuro.architecture import with_overrides
+    from hcs_neuro.model import save_model
+
+    save_model(random_model(with_overrides(load_architecture(cfg), hcs=False), seed=0), tmp_path / "plain.npz")
+    assert mod.main([str(tmp_path / "plain.npz"), "--dataset", "digits", "--plot", str(tmp_path / "p.png")]) == 2
+    assert "no k-WTA layer" in capsys.readouterr().err and not (tmp_path / "p.png").exists()
