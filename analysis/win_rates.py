@@ -61,14 +61,14 @@ def plot_rates(models: list, labels: list, out) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    layers = [r["layer"] for r in models[0]["layers"]]
-    fig, axes = plt.subplots(1, len(layers), figsize=(2.6 * len(layers), 2.9), sharey=True, squeeze=False)
-    for ax, layer in zip(axes[0], layers):
+    panels = models[0]["layers"]  # the first model's k-WTA layers, one panel each
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.9), sharey=True, squeeze=False)
+    for ax, ref in zip(axes[0], panels):
+        layer = ref["layer"]
         for m, label in zip(models, labels):
             row = next((r for r in m["layers"] if r["layer"] == layer), None)
             if row is not None:
                 ax.plot(np.linspace(0, 1, len(row["rates"])), row["rates"], label=label, lw=1.2)
-        ref = next(r for r in models[0]["layers"] if r["layer"] == layer)
         ax.axhline(ref["k"] / ref["channels"], color="k", ls=":", lw=0.8)
         ax.set_title(f"L{layer} {ref['type']} (C {ref['channels']}, k {ref['k']})", fontsize=8)
         ax.set_xlabel("channel rank / channels", fontsize=8)

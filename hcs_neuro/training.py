@@ -162,10 +162,9 @@ class TrainConfig:
         Homeostatic thresholds (intrinsic plasticity: adaptive thresholds that share out the wins
         of a competitive layer, as in Földiák 1990, Biol. Cybern. 64:165, and Diehl & Cook 2015,
         Front. Comput. Neurosci. 9:99): after each step, every k-WTA layer with low-precision
-        weights moves each channel's bias by ``homeostasis * (mean
-        win rate of the layer - the channel's win rate)`` real drive units, times the learning
-        rate's schedule, with win rates measured on the step's batch (the fraction of locations
-        where the channel won). Channels that win more than their share get a higher threshold,
+        weights moves each channel's bias by ``homeostasis * (mean win rate of the layer - the
+        channel's win rate)`` real drive units, times the learning rate's schedule, with win
+        rates measured on the step's batch (the fraction of locations where the channel won). Channels that win more than their share get a higher threshold,
         silent ones a lower, and the layer's mean is unchanged. The bias levels stay the model's
         only thresholds, so models, the reference and the spiking network are unchanged.
         Default 0: off; >= 0.
