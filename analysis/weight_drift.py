@@ -8,8 +8,9 @@ For every low-precision weighted layer of each trained model: the share of weigh
 differ from the levels the training run started from, the mean absolute change in levels, and
 the spread of the bias levels (in accumulator units). The starting levels are rebuilt from the
 architecture and the seed that the model's metadata records (``hcs_neuro.training.HCSNet``
-draws them from ``torch.Generator().manual_seed(seed)``, nothing else), so the model file is all
-that is needed. Used in docs/training.md ("The first layer") to show that a slower first-layer
+draws them from ``torch.Generator().manual_seed(seed)``, nothing else; layers trained with
+``channel_gains`` start as ternary levels times their top level), so the model file is all that
+is needed. Used in docs/training.md ("The first layer") to show that a slower first-layer
 step leaves that layer close to its random start.
 """
 
@@ -28,17 +29,20 @@ from hcs_neuro.model import load_model
 
 def drift(path: Path) -> dict:
     """Per low-precision layer: changed share, mean |change| and bias spread of one model file."""
-    from hcs_neuro.training import HCSNet, low_precision_layers
+    from hcs_neuro.training import HCSNet, low_precision_layers, parse_channel_gains
 
     model = load_model(path)
     seed = model.metadata.get("seed")
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise HCSError(f"{path}: metadata field 'seed' = {seed!r}; expected the integer seed of a training run")
     start = HCSNet(model.architecture, "probabilistic", seed=seed)
+    training = model.metadata.get("training") or {}
+    if training.get("channel_gains"):  # (their ternary start times the top gain, drawn after the rest)
+        start.use_channel_gains(parse_channel_gains(model.architecture, training["channel_gains"]))
     layers = []
     for i in low_precision_layers(model.architecture):
         spec = model.architecture.layers[i]
-        w0 = start.weights[start.widx[i]].detach().numpy()
+        w0 = start._effective(i)[0].detach().numpy()  # (levels as the forward pass uses them)
         w = np.asarray(model.layers[i].weight_levels, dtype=np.float64)
         b = np.asarray(model.layers[i].bias_levels, dtype=np.float64)
         layers.append({"layer": i, "type": spec.type, "weight_bits": spec.weight_bits,

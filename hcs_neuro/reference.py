@@ -216,7 +216,9 @@ def evaluate(model, images, labels, batch_size: int = 256, progress: bool = Fals
     activities and zero weights are skipped), ``zero_weight_fraction`` (all weighted layers),
     and ``layers``: one dict per layer with ``type``, ``k``, ``out_shape``,
     ``active_fraction`` (non-zero outputs / all outputs), ``active_per_hypercolumn`` (mean
-    non-zero channels per location), ``zero_weight_fraction``, ``macs_per_image`` (or
+    non-zero channels per location), ``zero_weight_fraction``, ``weight_values_per_channel``
+    (the most distinct weight levels any output channel uses: 3 for ternary weights, also for
+    multi-bit levels trained as ternary times a per-channel gain), ``macs_per_image`` (or
     ``adds_per_image`` for pooling) and ``effective_ops_per_image``. With ``ops=False`` the
     effective operation counts (which cost a second pass) are skipped and reported as None.
     """
@@ -264,6 +266,7 @@ def evaluate(model, images, labels, batch_size: int = 256, progress: bool = Fals
             n_w += w.size
             n_zero += zero
             entry["zero_weight_fraction"] = zero / w.size
+            entry["weight_values_per_channel"] = max(len(np.unique(c)) for c in w.reshape(len(w), -1))
             entry["macs_per_image"] = layer_macs(spec)
         else:
             entry["adds_per_image"] = layer_macs(spec)

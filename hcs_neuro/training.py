@@ -131,6 +131,17 @@ class TrainConfig:
         ``"index:factor"`` pairs separated by commas (e.g. ``"0:0.15"``: the first layer's
         weights step 0.15 times as far); default ``""``: 1 everywhere. Layers of low-precision
         weights only.
+    channel_gains : str
+        Comma-separated indices of layers of multi-bit weights (e.g. ``"2,4"``) trained as
+        **ternary weights with a per-channel integer gain**: output channel ``c`` has weights
+        ``t * g[c]`` with ``t`` in {-1, 0, +1} and ``g[c]`` in ``1..top`` (the layer's largest
+        weight level, 7 for 4 bits), both learned by the layer's rule (``g`` steps in whole gain
+        levels; ``t`` as a ternary layer's weights, ``layer_weight_lr`` included). Each channel
+        then uses three weight values, and channels differ in scale, so that the k-WTA compares
+        finer drives than ternary weights give. The model stores ``t * g`` as the layer's levels,
+        so model files, the reference and the spiking network are unchanged. Needs ``weight_step
+        = "range"``; the network starts with ``g = top``, i.e. as the ternary network.
+        Default ``""``: none.
     ste : str
         The straight-through estimator of binary activities: ``window`` (default; a triangle
         surrogate around each hypercolumn's decision boundary) or ``winners``.
@@ -189,6 +200,7 @@ class TrainConfig:
     bias_learning: str = ""
     shadow_layers: str = ""
     layer_weight_lr: str = ""
+    channel_gains: str = ""
     ste: str = "window"
     ste_width: float = 1.0
     seed: int = 0
@@ -259,6 +271,33 @@ def parse_shadow_layers(arch: Architecture, text: str) -> set:
             raise ConfigError(f"[training] shadow_layers = {text!r}: {item!r} is not a layer with low-precision "
                               f"weights of {arch.name!r}; allowed indices: {allowed}")
         out.add(i)
+    return out
+
+
+def parse_channel_gains(arch: Architecture, text: str, weight_step: str = "range") -> set:
+    """``"2,4"`` -> ``{2, 4}``: the layers trained as ternary weights times a per-channel gain
+    (:class:`TrainConfig` ``channel_gains``).
+
+    Raises
+    ------
+    ConfigError
+        Not a comma-separated list of integers, an index that is not a layer of multi-bit
+        (3 to 8 bits) weights, or ``weight_step`` other than ``"range"``.
+    """
+    out = set()
+    allowed = [i for i in low_precision_layers(arch) if arch.layers[i].weight_bits >= 3]
+    for item in filter(None, (t.strip() for t in str(text).split(","))):
+        try:
+            i = int(item)
+        except ValueError:
+            i = None
+        if i not in allowed:
+            raise ConfigError(f"[training] channel_gains = {text!r}: {item!r} is not a layer of multi-bit (3 to 8 "
+                              f"bits) weights of {arch.name!r}; allowed indices: {allowed}")
+        out.add(i)
+    if out and weight_step != "range":
+        raise ConfigError(f"[training] channel_gains = {text!r} needs weight_step = 'range' (got {weight_step!r}), "
+                          f"so that the network starts as the ternary one")
     return out
 
 
@@ -580,6 +619,8 @@ def _make_net_class():
             self.learning = learning
             self.bias_learning = learning  # the rule of the bias levels (TrainConfig.bias_learning)
             self.shadow_layers = set()  # layers whose weights are shadow weights (TrainConfig.shadow_layers)
+            # TrainConfig.channel_gains: layer index -> per-channel gain parameter (use_channel_gains)
+            self.gains = torch.nn.ParameterDict()
             self.int_input = arch.input_bits != FLOAT_BITS
             self.dtype = torch.float64 if _bound(arch) >= 2 ** 24 else torch.float32
             self.gen = torch.Generator().manual_seed(int(seed))
@@ -634,6 +675,19 @@ def _make_net_class():
             self.use_fused = module is not None
             return module
 
+        def use_channel_gains(self, layers) -> None:
+            """Train the weights of ``layers`` (multi-bit) as ternary levels times a per-channel
+            integer gain (:class:`TrainConfig` ``channel_gains``): the layer's weight parameter
+            is re-drawn uniform over -1/0/+1 from the network's generator and each output
+            channel's gain starts at the layer's top level."""
+            for i in sorted(layers):
+                spec = self.arch.layers[i]
+                top = float(weight_level_range(spec.weight_bits)[1])
+                w = self.weights[self.widx[i]]
+                with torch.no_grad():
+                    w.copy_(torch.randint(-1, 2, tuple(w.shape), generator=self.gen).to(w.dtype))
+                self.gains[str(i)] = torch.nn.Parameter(torch.full((spec.out_shape[0],), top, dtype=self.dtype))
+
         def weight_rule(self, i: int) -> str:
             """The learning rule of layer ``i``'s low-precision weights (``learning``, or
             ``shadow`` for the layers in ``shadow_layers``)."""
@@ -646,13 +700,19 @@ def _make_net_class():
             b = self.biases[self.widx[i]]
             if spec.weight_bits == FLOAT_BITS:
                 return w, b
-            if self.weight_rule(i) == "shadow":  # float shadow weights, rounded levels forward (STE)
-                lo, hi = weight_level_range(spec.weight_bits)
+            gain = self.gains[str(i)] if str(i) in self.gains else None
+            shadow = self.weight_rule(i) == "shadow"
+            if shadow:  # float shadow weights, rounded levels forward (STE)
+                lo, hi = (-1, 1) if gain is not None else weight_level_range(spec.weight_bits)
                 if spec.weight_bits == 1:
                     q = torch.where(w >= 0, torch.ones_like(w), -torch.ones_like(w))
                 else:
                     q = torch.clamp(torch.sign(w) * torch.floor(w.abs() + 0.5), lo, hi)
                 w = w + (q - w).detach()
+            if gain is not None:  # ternary levels times the channel's gain level
+                if shadow:
+                    gain = gain + (torch.floor(gain + 0.5) - gain).detach()
+                w = w * gain.view(-1, *([1] * (w.dim() - 1)))
             if self.bias_learning == "shadow":
                 qb = torch.sign(b) * torch.floor(b.abs() + 0.5)
                 b = b + (qb - b).detach()
@@ -943,6 +1003,10 @@ class LevelUpdater:
         if cfg.weight_step != net.weight_step:  # the net's scales and these steps share one unit
             raise ConfigError(f"[training] weight_step = {cfg.weight_step!r}, but the network was built with "
                               f"{net.weight_step!r}: pass HCSNet(..., weight_step=cfg.weight_step)")
+        gain_layers = parse_channel_gains(arch, cfg.channel_gains, cfg.weight_step)
+        if gain_layers != {int(i) for i in net.gains}:
+            raise ConfigError(f"[training] channel_gains = {cfg.channel_gains!r}, but the network's gain layers are "
+                              f"{sorted(int(i) for i in net.gains)}: call net.use_channel_gains(...) with the same layers")
         for i, spec in enumerate(arch.layers):
             if not spec.has_weights:
                 continue
@@ -957,7 +1021,11 @@ class LevelUpdater:
                 # lr in level units, or (weight_step = "range") a fraction of the top level; the
                 # bias levels are in accumulator units, whose drive grows with both tops
                 top = _step_top(spec.weight_bits, net.weight_step)
-                self.groups.append((net.weights[j], "weight", spec.weight_bits, top * factors.get(i, 1.0), lo, hi, i))
+                if str(i) in net.gains:  # ternary levels (a ternary layer's step) and gain levels 1..top
+                    self.groups.append((net.weights[j], "weight", 2, factors.get(i, 1.0), -1, 1, i))
+                    self.groups.append((net.gains[str(i)], "gain", spec.weight_bits, 1.0, 1, hi, i))
+                else:
+                    self.groups.append((net.weights[j], "weight", spec.weight_bits, top * factors.get(i, 1.0), lo, hi, i))
                 self.groups.append((net.biases[j], "bias", spec.bias_bits, max(in_top, 1.0) * top, blo, bhi, i))
         self.groups.append((net.log_temp, "float", 32, 1.0, None, None, None))
 
@@ -1099,6 +1167,7 @@ def train(arch: Architecture, cfg: TrainConfig, data_dir=None, progress: bool = 
 
     shadow_layers = parse_shadow_layers(arch, cfg.shadow_layers)  # (a bad value fails before any work)
     parse_layer_weight_lr(arch, cfg.layer_weight_lr)
+    gain_layers = parse_channel_gains(arch, cfg.channel_gains, cfg.weight_step)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -1124,6 +1193,7 @@ def train(arch: Architecture, cfg: TrainConfig, data_dir=None, progress: bool = 
     net.bias_learning = cfg.bias_learning or cfg.learning
     net.ste_width = cfg.ste_width
     net.shadow_layers = shadow_layers
+    net.use_channel_gains(gain_layers)
     upd = LevelUpdater(net, cfg)
     rng = np.random.default_rng(cfg.seed)
     stub = _model_stub(arch)

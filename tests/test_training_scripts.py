@@ -193,8 +193,11 @@ def test_kwta_ties_counts_ties_of_identical_channels(ties, tmp_path, capsys):
 
 
 def test_weight_drift_compares_with_the_seeded_start(cfg, tmp_path, capsys):
-    """A model holding its run's starting levels has drifted by 0; one changed level is counted."""
-    from hcs_neuro.architecture import load_architecture
+    """A model holding its run's starting levels has drifted by 0 (also with channel gains); one
+    changed level is counted."""
+    import numpy as np
+
+    from hcs_neuro.architecture import load_architecture, with_overrides
     from hcs_neuro.model import save_model
     from hcs_neuro.training import HCSNet
 
@@ -217,6 +220,15 @@ def test_weight_drift_compares_with_the_seeded_start(cfg, tmp_path, capsys):
     save_model(model, tmp_path / "noseed.npz")
     assert mod.main([str(tmp_path / "noseed.npz")]) == 2
     assert "metadata field 'seed'" in capsys.readouterr().err
+    # a layer trained with channel_gains starts as ternary levels times its top level (7 for 4 bits)
+    arch = with_overrides(load_architecture(cfg), weight_bits=4)
+    net = HCSNet(arch, "probabilistic", seed=5, weight_step="range")
+    net.use_channel_gains({2})
+    gained = net.to_model({"seed": 5, "training": {"channel_gains": "2", "weight_step": "range"}})
+    assert set(np.unique(gained.layers[2].weight_levels)) == {-7, 0, 7}
+    save_model(gained, tmp_path / "gains.npz")
+    assert mod.main([str(tmp_path / "gains.npz"), "--json", str(out)]) == 0
+    assert all(ly["changed_fraction"] == 0 for ly in json.loads(out.read_text())["models"][0]["layers"])
 
 
 def test_win_rates_counts_silent_and_always_on_channels(cfg, tmp_path, capsys):

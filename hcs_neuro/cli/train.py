@@ -266,15 +266,16 @@ def _evaluate(args) -> int:
             ("effective_macs_per_image", f"{report['effective_macs_per_image']:,.0f}")]
     print(format_table(rows))
     print()
-    print(f"{'layer':<14}{'k':>5}{'active_fraction':>17}{'active/hcol':>13}{'zero_w':>8}{'ops/image':>12}")
+    print(f"{'layer':<14}{'k':>5}{'active_fraction':>17}{'active/hcol':>13}{'zero_w':>8}{'w/chan':>8}{'ops/image':>12}")
     for l in report["layers"]:
         act = l.get("active_fraction")
         per = l.get("active_per_hypercolumn")
         zw = l.get("zero_weight_fraction")
+        wc = l.get("weight_values_per_channel")
         ops = l.get("macs_per_image", l.get("adds_per_image"))
         print(f"{str(l['index']) + ' ' + l['type']:<14}{str(l['k'] or '-'):>5}"
               f"{'-' if act is None else f'{act:.3f}':>17}{'-' if per is None else f'{per:.2f}':>13}"
-              f"{'-' if zw is None else f'{zw:.3f}':>8}{ops:>12,}")
+              f"{'-' if zw is None else f'{zw:.3f}':>8}{'-' if wc is None else wc:>8}{ops:>12,}")
     if args.json:
         from hcs_neuro.atomic import write_json_atomic
 
