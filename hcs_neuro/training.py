@@ -135,8 +135,9 @@ class TrainConfig:
         Comma-separated indices of layers of multi-bit weights (e.g. ``"2,4"``) trained as
         **ternary weights with a per-channel integer gain**: output channel ``c`` has weights
         ``t * g[c]`` with ``t`` in {-1, 0, +1} and ``g[c]`` in ``1..top`` (the layer's largest
-        weight level, 7 for 4 bits), both learned by the layer's rule (``g`` steps in whole gain
-        levels; ``t`` as a ternary layer's weights, ``layer_weight_lr`` included). Each channel
+        weight level, 7 for 4 bits), both learned by the layer's rule (``t`` as a ternary layer's
+        weights, ``layer_weight_lr`` included; ``g`` with ``lr`` a fraction of its range, as
+        ``weight_step = "range"`` makes it for multi-bit weights). Each channel
         then uses three weight values, and channels differ in scale, so that the k-WTA compares
         finer drives than ternary weights give. The model stores ``t * g`` as the layer's levels,
         so model files, the reference and the spiking network are unchanged. Needs ``weight_step
@@ -1021,9 +1022,10 @@ class LevelUpdater:
                 # lr in level units, or (weight_step = "range") a fraction of the top level; the
                 # bias levels are in accumulator units, whose drive grows with both tops
                 top = _step_top(spec.weight_bits, net.weight_step)
-                if str(i) in net.gains:  # ternary levels (a ternary layer's step) and gain levels 1..top
+                if str(i) in net.gains:  # ternary levels (a ternary layer's step), gain levels 1..top
+                    # moving lr * top levels per step (lr a fraction of the range, as weight_step = "range")
                     self.groups.append((net.weights[j], "weight", 2, factors.get(i, 1.0), -1, 1, i))
-                    self.groups.append((net.gains[str(i)], "gain", spec.weight_bits, 1.0, 1, hi, i))
+                    self.groups.append((net.gains[str(i)], "gain", spec.weight_bits, float(hi), 1, hi, i))
                 else:
                     self.groups.append((net.weights[j], "weight", spec.weight_bits, top * factors.get(i, 1.0), lo, hi, i))
                 self.groups.append((net.biases[j], "bias", spec.bias_bits, max(in_top, 1.0) * top, blo, bhi, i))
