@@ -534,13 +534,15 @@ def test_channel_gains_train_ternary_levels_times_a_per_channel_gain(learning):
         assert set(np.unique(levels[c])) <= {-g, 0, g}, c
     assert gains.min() >= 1 and gains.max() <= 7 and len(set(gains)) > 1, gains
     assert (gains < 7).any()
-    _assert_equal_passes(model, load_dataset("digits", "test")[0][:50])
     x, y = load_dataset("digits", "test")
+    _assert_equal_passes(model, x[:50])
     assert evaluate(model, x[:20], y[:20])["layers"][2]["weight_values_per_channel"] == 3
     assert evaluate(random_model(arch, seed=0), x[:20], y[:20])["layers"][2]["weight_values_per_channel"] > 3
 
 
 def test_channel_gains_bad_values():
+    """channel_gains naming a ternary or pooling layer, or not an index, or without weight_step =
+    "range": a ConfigError that names the problem, before any training."""
     arch = load_architecture(dict(IMG, layers=[*IMG["layers"][:2], dict(IMG["layers"][2], weight_bits=4),
                                                IMG["layers"][3]]))
     x, y = load_dataset("digits", "train")
