@@ -252,6 +252,23 @@ def low_precision_layers(arch: Architecture) -> list:
     return [i for i, spec in enumerate(arch.layers) if spec.has_weights and spec.weight_bits != FLOAT_BITS]
 
 
+def _parse_layer_indices(arch: Architecture, key: str, text: str, allowed: list, what: str) -> set:
+    """``"0,5"`` -> ``{0, 5}`` for the ``[training]`` field ``key``; each index must be in
+    ``allowed`` (a ConfigError naming the field, the item, ``what`` the layers must be, and the
+    allowed indices)."""
+    out = set()
+    for item in filter(None, (t.strip() for t in str(text).split(","))):
+        try:
+            i = int(item)
+        except ValueError:
+            i = None
+        if i not in allowed:
+            raise ConfigError(f"[training] {key} = {text!r}: {item!r} is not a layer {what} of {arch.name!r}; "
+                              f"allowed indices: {allowed}")
+        out.add(i)
+    return out
+
+
 def parse_shadow_layers(arch: Architecture, text: str) -> set:
     """``"0,5"`` -> ``{0, 5}``: the layers of ``arch`` whose weights follow the shadow rule.
 
@@ -261,18 +278,8 @@ def parse_shadow_layers(arch: Architecture, text: str) -> set:
         Not a comma-separated list of integers, or an index that is not a layer with
         low-precision weights.
     """
-    out = set()
-    allowed = low_precision_layers(arch)
-    for item in filter(None, (t.strip() for t in str(text).split(","))):
-        try:
-            i = int(item)
-        except ValueError:
-            i = None
-        if i not in allowed:
-            raise ConfigError(f"[training] shadow_layers = {text!r}: {item!r} is not a layer with low-precision "
-                              f"weights of {arch.name!r}; allowed indices: {allowed}")
-        out.add(i)
-    return out
+    return _parse_layer_indices(arch, "shadow_layers", text, low_precision_layers(arch),
+                                "with low-precision weights")
 
 
 def parse_channel_gains(arch: Architecture, text: str, weight_step: str = "range") -> set:
@@ -285,17 +292,8 @@ def parse_channel_gains(arch: Architecture, text: str, weight_step: str = "range
         Not a comma-separated list of integers, an index that is not a layer of multi-bit
         (3 to 8 bits) weights, or ``weight_step`` other than ``"range"``.
     """
-    out = set()
     allowed = [i for i in low_precision_layers(arch) if arch.layers[i].weight_bits >= 3]
-    for item in filter(None, (t.strip() for t in str(text).split(","))):
-        try:
-            i = int(item)
-        except ValueError:
-            i = None
-        if i not in allowed:
-            raise ConfigError(f"[training] channel_gains = {text!r}: {item!r} is not a layer of multi-bit (3 to 8 "
-                              f"bits) weights of {arch.name!r}; allowed indices: {allowed}")
-        out.add(i)
+    out = _parse_layer_indices(arch, "channel_gains", text, allowed, "of multi-bit (3 to 8 bits) weights")
     if out and weight_step != "range":
         raise ConfigError(f"[training] channel_gains = {text!r} needs weight_step = 'range' (got {weight_step!r}), "
                           f"so that the network starts as the ternary one")
