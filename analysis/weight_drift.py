@@ -10,7 +10,8 @@ the spread of the bias levels (in accumulator units). The starting levels are re
 architecture and the seed that the model's metadata records (``hcs_neuro.training.HCSNet``
 draws them from ``torch.Generator().manual_seed(seed)``, nothing else; layers trained with
 ``channel_gains`` start as ternary levels times their top level), so the model file is all that
-is needed. Used in docs/training.md ("The first layer") to show that a slower first-layer
+is needed; a warm-started model (``--init``) is compared with the levels of the file its
+metadata names, which must still be there. Used in docs/training.md ("The first layer") to show that a slower first-layer
 step leaves that layer close to its random start.
 """
 
@@ -35,14 +36,25 @@ def drift(path: Path) -> dict:
     seed = model.metadata.get("seed")
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise HCSError(f"{path}: metadata field 'seed' = {seed!r}; expected the integer seed of a training run")
-    start = HCSNet(model.architecture, "probabilistic", seed=seed)
     training = model.metadata.get("training") or {}
-    if training.get("channel_gains"):  # (their ternary start times the top gain, drawn after the rest)
-        start.use_channel_gains(parse_channel_gains(model.architecture, training["channel_gains"]))
+    if training.get("init"):  # a warm start: the levels of that model
+        init_path = Path(training["init"])
+        if not init_path.is_file():
+            raise HCSError(f"{path}: it was warm-started from {init_path} (metadata training.init), "
+                           "which is not there; its starting levels are in that file")
+        init = load_model(init_path)
+        starts = {i: np.asarray(init.layers[i].weight_levels, dtype=np.float64)
+                  for i in low_precision_layers(model.architecture)}
+    else:
+        start = HCSNet(model.architecture, "probabilistic", seed=seed)
+        if training.get("channel_gains"):  # (their ternary start times the top gain, drawn after the rest)
+            start.use_channel_gains(parse_channel_gains(model.architecture, training["channel_gains"]))
+        starts = {i: start._effective(i)[0].detach().numpy()  # (levels as the forward pass uses them)
+                  for i in low_precision_layers(model.architecture)}
     layers = []
     for i in low_precision_layers(model.architecture):
         spec = model.architecture.layers[i]
-        w0 = start._effective(i)[0].detach().numpy()  # (levels as the forward pass uses them)
+        w0 = starts[i]
         w = np.asarray(model.layers[i].weight_levels, dtype=np.float64)
         b = np.asarray(model.layers[i].bias_levels, dtype=np.float64)
         layers.append({"layer": i, "type": spec.type, "weight_bits": spec.weight_bits,

@@ -59,7 +59,7 @@ from hcs_neuro.quant import FLOAT_BITS, act_level_max, bias_level_range, weight_
 
 __all__ = ["LEARNING_RULES", "TrainConfig", "load_train_config", "low_precision_layers", "parse_layer_weight_lr",
            "HCSNet", "LevelUpdater", "train", "chance_loss_warning", "torch_forward", "measure_throughput",
-           "load_teacher", "teacher_logits", "distill_loss"]
+           "load_teacher", "teacher_logits", "distill_loss", "load_init"]
 
 LEARNING_RULES = ("probabilistic", "shadow", "naive")
 
@@ -180,6 +180,18 @@ class TrainConfig:
         silent ones a lower, and the layer's mean is unchanged. The bias levels stay the model's
         only thresholds, so models, the reference and the spiking network are unchanged.
         Default 0: off; >= 0.
+    init : str
+        Warm start (staged training): a model file whose weight and bias levels start this
+        network instead of a random draw (default ``""``: random). The model must have the same
+        layers (types, shapes, weight bits) and bias levels within this architecture's range; its
+        activity bits may differ. That is the second stage of the two-stage recipes for binary
+        activities: train with real-valued (or multi-bit) activities first, then binarise the
+        activities and train on from those weights (Martinez et al. 2020, "Training binary
+        neural networks with real-to-binary convolutions", ICLR, arXiv:2003.11535; Zhuang et
+        al. 2018, "Towards effective low-bitwidth convolutional neural networks", CVPR,
+        arXiv:1711.00205). Shadow weights start at the levels, optimiser states at zero; the
+        readout's temperature and the activity steps are taken over only when every layer's
+        activity bits match (a plain continuation), else they start as in a fresh network.
     """
 
     dataset: str = "digits"
@@ -211,6 +223,7 @@ class TrainConfig:
     distill_weight: float = 0.5
     distill_temp: float = 4.0
     homeostasis: float = 0.0
+    init: str = ""
 
 
 _TRAIN_TYPES = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
@@ -927,6 +940,63 @@ def load_teacher(path, arch: Architecture) -> Model:
     return teacher
 
 
+def load_init(path, arch: Architecture) -> Model:
+    """Load the warm start (``TrainConfig.init``) and check that its levels fit ``arch``.
+
+    Raises
+    ------
+    ModelError
+        The file does not load (see :func:`hcs_neuro.model.load_model`).
+    ConfigError
+        A layer's type, shape or weight bits differ from ``arch``'s, or a bias level lies outside
+        ``arch``'s bias range; the message names the layer.
+    """
+    from hcs_neuro.model import load_model
+
+    init = load_model(path)
+    i_arch = init.architecture
+    if (tuple(i_arch.input_shape) != tuple(arch.input_shape) or i_arch.input_bits != arch.input_bits
+            or len(i_arch.layers) != len(arch.layers)):
+        raise ConfigError(f"init {path}: its network ({i_arch.source}: input {list(i_arch.input_shape)} at "
+                          f"{i_arch.input_bits} bits, {len(i_arch.layers)} layers) is not {arch.source}'s "
+                          f"(input {list(arch.input_shape)} at {arch.input_bits} bits, {len(arch.layers)} layers)")
+    for i, (a, b) in enumerate(zip(i_arch.layers, arch.layers)):
+        if a.type != b.type or tuple(a.out_shape) != tuple(b.out_shape) or a.weight_shape != b.weight_shape:
+            raise ConfigError(f"init {path}: layer {i} is a {a.type} of output {list(a.out_shape)}, but in "
+                              f"{arch.source} a {b.type} of output {list(b.out_shape)}")
+        if b.has_weights and a.weight_bits != b.weight_bits:
+            raise ConfigError(f"init {path}: layer {i} has {a.weight_bits}-bit weights, {arch.source} "
+                              f"{b.weight_bits}-bit ones (a warm start keeps the weight levels)")
+        if b.has_weights and b.weight_bits != FLOAT_BITS:
+            lo, hi = bias_level_range(b.bias_bits)
+            levels = np.asarray(init.layers[i].bias_levels)
+            if levels.size and (levels.min() < lo or levels.max() > hi):
+                raise ConfigError(f"init {path}: layer {i}'s bias levels span {int(levels.min())}..{int(levels.max())}, "
+                                  f"outside the {b.bias_bits}-bit range {lo}..{hi} of {arch.source}")
+    return init
+
+
+def warm_start(net, init: Model) -> None:
+    """Set ``net``'s weight and bias levels to ``init``'s (:func:`load_init` checked the fit); with
+    the same activity bits in every layer also its activity steps and readout temperature."""
+    import torch
+
+    arch = net.arch
+    with torch.no_grad():
+        for i, spec in enumerate(arch.layers):
+            if not spec.has_weights:
+                continue
+            p = init.layers[i]
+            j = net.widx[i]
+            net.weights[j].copy_(torch.as_tensor(np.asarray(p.weight_levels, dtype=np.float64), dtype=net.dtype))
+            net.biases[j].copy_(torch.as_tensor(np.asarray(p.bias_levels, dtype=np.float64), dtype=net.dtype))
+        if all(a.act_bits == b.act_bits for a, b in zip(init.architecture.layers, arch.layers)):
+            net.act_step = [int(p.act_step) for p in init.layers]
+            ro = len(arch.layers) - 1
+            net.log_temp.fill_(math.log(init.layers[ro].weight_scale / net.scales[ro][0]))
+            net.calibrated = True
+
+
 def teacher_logits(teacher: Model, images, batch_size: int = 512) -> np.ndarray:
     """Real-valued logits of ``teacher`` (the values its own training loss saw), float32.
 
@@ -1126,7 +1196,7 @@ def chance_loss_warning(epoch: int, mean_loss: float, n_classes: int) -> str:
 
 def train(arch: Architecture, cfg: TrainConfig, data_dir=None, progress: bool = True, command: str = "",
           train_data=None, test_data=None, max_steps: int | None = None, teacher=None,
-          on_epoch=None) -> tuple[Model, dict]:
+          on_epoch=None, init=None) -> tuple[Model, dict]:
     """Train ``arch`` with ``cfg`` and return ``(model, report)``.
 
     The report (also stored as the model's metadata) holds the dataset, bits, k, learning
@@ -1152,6 +1222,8 @@ def train(arch: Architecture, cfg: TrainConfig, data_dir=None, progress: bool = 
     teacher : Model, optional
         ``cfg.teacher`` already loaded and checked (:func:`load_teacher`), so that it is not read
         twice (the CLI loads it before the data, to fail early); ignored without ``cfg.teacher``.
+    init : Model, optional
+        ``cfg.init`` already loaded and checked (:func:`load_init`), likewise.
     max_steps : int, optional
         Stop after this many steps (benchmarks).
     on_epoch : callable, optional
@@ -1193,6 +1265,11 @@ def train(arch: Architecture, cfg: TrainConfig, data_dir=None, progress: bool = 
     net.bias_learning = cfg.bias_learning or cfg.learning
     net.ste_width = cfg.ste_width
     net.shadow_layers = shadow_layers
+    if cfg.init:
+        if gain_layers:
+            raise ConfigError(f"init = {cfg.init!r} with channel_gains = {cfg.channel_gains!r}: a warm start "
+                              "keeps the weight levels, which gains would re-draw; use one or the other")
+        warm_start(net, init if init is not None else load_init(cfg.init, arch))
     net.use_channel_gains(gain_layers)
     upd = LevelUpdater(net, cfg)
     rng = np.random.default_rng(cfg.seed)

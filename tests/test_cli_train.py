@@ -180,3 +180,22 @@ def test_train_with_a_teacher_records_it(tmp_path, config, capsys):
     assert report["training"]["distill_weight"] == 0.7
     assert "--teacher digits_hcs_wide" in report["command"]
     assert report["teacher_train_accuracy"] > 0.9  # the shipped wide digits model on its own training images
+
+
+def test_train_init_of_another_network_is_refused(tmp_path, config, capsys):
+    """A warm start must have the same layers: one line naming the file and what differs, no output."""
+    out = tmp_path / "m.npz"
+    err = _error(capsys, ["train", "--config", str(config), "--out", str(out), "--quiet", "--init", "fashion_fp32_wide"])
+    assert "init" in err and "fashion_fp32_wide.npz" in err and "[1, 28, 28]" in err and "[1, 8, 8]" in err
+    assert not out.exists()
+    assert "nope" in _error(capsys, ["train", "--config", str(config), "--out", str(out), "--quiet", "--init", "nope"])
+
+
+def test_train_with_init_records_it(tmp_path, config, capsys):
+    """Train, then train on from that model (a plain continuation): the command and the report name it."""
+    first, out, rep = tmp_path / "a.npz", tmp_path / "b.npz", tmp_path / "r.json"
+    assert main(["train", "--config", str(config), "--out", str(first), "--quiet"]) == 0
+    assert main(["train", "--config", str(config), "--out", str(out), "--quiet", "--init", str(first),
+                 "--json", str(rep)]) == 0
+    report = json.loads(rep.read_text())
+    assert report["training"]["init"] == str(first) and f"--init {first}" in report["command"]

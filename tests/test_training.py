@@ -1,5 +1,7 @@
 """PyTorch training: forward pass equals the NumPy reference exactly; learning works; seeded."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,7 @@ from conftest import fashion_test_split  # noqa: E402
 from hcs_neuro.architecture import load_architecture, with_overrides  # noqa: E402
 from hcs_neuro.datasets import load_dataset  # noqa: E402
 from hcs_neuro.errors import ConfigError  # noqa: E402
-from hcs_neuro.model import load_model, random_model  # noqa: E402
+from hcs_neuro.model import load_model, random_model, save_model  # noqa: E402
 from hcs_neuro.reference import evaluate, forward  # noqa: E402
 from hcs_neuro.training import load_train_config, torch_forward, train  # noqa: E402
 
@@ -551,3 +553,61 @@ def test_channel_gains_bad_values():
         cfg = load_train_config({"training": {"dataset": "digits", "channel_gains": text, "weight_step": step}})
         with pytest.raises(ConfigError, match=match):
             train(arch, cfg, progress=False, train_data=(x[:8], y[:8]), test_data=(x[:8], y[:8]))
+
+
+def test_a_warm_start_begins_at_the_models_levels():
+    """init = the shipped digits model, no step taken: the network is that model (levels, readout
+    scale, accuracy); a short run at a small step stays near its accuracy, far above a random start's."""
+    start = load_model("models/digits_hcs.npz")
+    arch = start.architecture
+    cfg = load_train_config({"training": {"dataset": "digits", "learning": "shadow", "init": "models/digits_hcs.npz",
+                                          "epochs": 1, "lr": 0.002}})
+    same, rep = train(arch, cfg, progress=False, max_steps=0)
+    for a, b in zip(same.layers, start.layers):
+        for key in ("weight_levels", "bias_levels"):
+            assert np.array_equal(getattr(a, key), getattr(b, key)) or getattr(b, key) is None
+        assert a.weight_scale == pytest.approx(b.weight_scale, rel=1e-6) and a.act_step == b.act_step
+    x, y = load_dataset("digits", "test")
+    assert rep["test_accuracy"] == evaluate(start, x, y)["accuracy"] > 0.95
+    _, on = train(arch, cfg, progress=False)
+    _, off = train(arch, dataclasses.replace(cfg, init=""), progress=False)
+    assert on["test_accuracy"] > 0.93 and off["test_accuracy"] < 0.8, (on["test_accuracy"], off["test_accuracy"])
+
+
+def test_a_warm_start_may_change_the_activity_bits(tmp_path):
+    """Levels of a float-activity model start a binary-activity network (the second stage of a
+    two-stage recipe): weights and biases are copied, the passes agree after training on."""
+    arch = load_architecture(IMG)
+    first = random_model(with_overrides(arch, act_bits=32), seed=5)
+    path = save_model(first, tmp_path / "stage1.npz")
+    cfg = load_train_config({"training": {"dataset": "digits", "init": str(path)}})
+    start, _ = train(arch, cfg, progress=False, max_steps=0)
+    for i in (0, 2, 3):
+        assert np.array_equal(start.layers[i].weight_levels, first.layers[i].weight_levels)
+        assert np.array_equal(start.layers[i].bias_levels, first.layers[i].bias_levels)
+    assert start.architecture.layers[0].act_bits == 1
+    model, rep = train(arch, cfg, progress=False, max_steps=5)
+    assert rep["test_accuracy"] == rep["test_accuracy_torch"]
+    assert not np.array_equal(model.layers[2].weight_levels, first.layers[2].weight_levels)
+    _assert_equal_passes(model, load_dataset("digits", "test")[0][:30])
+
+
+def test_a_warm_start_that_does_not_fit_is_refused(tmp_path):
+    """Another layer shape, other weight bits, bias levels outside the range, or with channel_gains:
+    a ConfigError naming the layer or option, before any training."""
+    arch = load_architecture(IMG)
+    x, y = load_dataset("digits", "train")
+    wider = dict(IMG, layers=[dict(IMG["layers"][0], channels=16), *IMG["layers"][1:]])
+    big_bias = random_model(load_architecture(dict(IMG, precision=dict(IMG["precision"], bias_bits=24))), seed=0)
+    big_bias.layers[0].bias_levels = np.full_like(big_bias.layers[0].bias_levels, 40000)
+    cases = ((random_model(load_architecture(wider), seed=0), {}, "layer 0 is a conv2d of output \\[16"),
+             (random_model(with_overrides(arch, weight_bits=4), seed=0), {}, "layer 0 has 4-bit weights"),
+             (big_bias, {}, "layer 0's bias levels span 40000..40000, outside the 16-bit range"),
+             (random_model(with_overrides(arch, weight_bits=4), seed=0), {"channel_gains": "2"}, "channel_gains"))
+    for j, (model, extra, match) in enumerate(cases):
+        path = save_model(model, tmp_path / f"m{j}.npz")
+        a = with_overrides(arch, weight_bits=4) if extra else arch
+        cfg = load_train_config({"training": dict({"dataset": "digits", "init": str(path)}, **extra,
+                                                  **({"weight_step": "range"} if extra else {}))})
+        with pytest.raises(ConfigError, match=match):
+            train(a, cfg, progress=False, train_data=(x[:8], y[:8]), test_data=(x[:8], y[:8]))

@@ -229,6 +229,16 @@ def test_weight_drift_compares_with_the_seeded_start(cfg, tmp_path, capsys):
     save_model(gained, tmp_path / "gains.npz")
     assert mod.main([str(tmp_path / "gains.npz"), "--json", str(out)]) == 0
     assert all(ly["changed_fraction"] == 0 for ly in json.loads(out.read_text())["models"][0]["layers"])
+    # a warm-started model is compared with the levels of its init file, which must be there
+    model.metadata = {"seed": 5, "training": {"init": str(tmp_path / "start.npz")}}
+    save_model(model, tmp_path / "warm.npz")
+    assert mod.main([str(tmp_path / "warm.npz"), "--json", str(out)]) == 0
+    warm = json.loads(out.read_text())["models"][0]["layers"]
+    assert warm[0]["changed_fraction"] == pytest.approx(1 / w.size) and warm[1]["changed_fraction"] == 0
+    model.metadata["training"]["init"] = str(tmp_path / "gone.npz")
+    save_model(model, tmp_path / "orphan.npz")
+    assert mod.main([str(tmp_path / "orphan.npz")]) == 2
+    assert "gone.npz" in capsys.readouterr().err
 
 
 def test_win_rates_counts_silent_and_always_on_channels(cfg, tmp_path, capsys):

@@ -39,6 +39,10 @@ def register(subparsers) -> None:
     p.add_argument("--teacher", metavar="MODEL",
                    help="distil from MODEL (a .npz file or shipped model name, e.g. fashion_fp32_wide): its logits "
                         "are soft targets (set distill_weight, distill_temp with --set; docs/training.md)")
+    p.add_argument("--init", metavar="MODEL",
+                   help="warm start from MODEL's weight and bias levels (a .npz file or shipped model name with the "
+                        "same layers and weight bits; its activity bits may differ): the second stage of a "
+                        "two-stage recipe (docs/training.md)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="set any other [training] field, e.g. adam_norm=tensor or beta1=0.99 (repeatable; "
                    "the options above win)")
@@ -105,7 +109,7 @@ def _curve_writer(path, test_data, cfg):
 def _command_line(args) -> str:
     parts = ["hcs-neuro", "train"]
     for key in ("config", "dataset", "data_dir", "weight_bits", "act_bits", "input_bits", "k", "learning", "ste",
-                "epochs", "batch_size", "lr", "lr_float", "seed", "threads", "train_subset", "teacher", "out"):
+                "epochs", "batch_size", "lr", "lr_float", "seed", "threads", "train_subset", "teacher", "init", "out"):
         val = getattr(args, key)
         if val is not None:
             parts += [f"--{key.replace('_', '-')}", str(val)]
@@ -150,7 +154,7 @@ def _train(args) -> int:
     options = parse_train_overrides(args.overrides)
     named = dict(dataset=args.dataset, learning=args.learning, ste=args.ste, epochs=args.epochs,
                  batch_size=args.batch_size, lr=args.lr, lr_float=args.lr_float, seed=args.seed,
-                 threads=args.threads, train_subset=args.train_subset, teacher=args.teacher)
+                 threads=args.threads, train_subset=args.train_subset, teacher=args.teacher, init=args.init)
     options.update({key: val for key, val in named.items() if val is not None})
     cfg = load_train_config(args.config, **options)
     teacher = None
@@ -161,12 +165,21 @@ def _train(args) -> int:
 
         cfg = dataclasses.replace(cfg, teacher=str(resolve_model_path(cfg.teacher)))
         teacher = load_teacher(cfg.teacher, arch)
+    init = None
+    if cfg.init:  # likewise for the warm start
+        import dataclasses
+
+        from hcs_neuro.training import load_init
+
+        cfg = dataclasses.replace(cfg, init=str(resolve_model_path(cfg.init)))
+        init = load_init(cfg.init, arch)
     # load both splits first: a missing dataset fails before any training
     train_data = load_dataset(cfg.dataset, "train", args.data_dir)
     test_data = load_dataset(cfg.dataset, "test", args.data_dir)
     on_epoch = _curve_writer(args.curve, test_data, cfg) if args.curve else None
     model, report = train(arch, cfg, progress=not args.quiet, command=_command_line(args),
-                          train_data=train_data, test_data=test_data, on_epoch=on_epoch, teacher=teacher)
+                          train_data=train_data, test_data=test_data, on_epoch=on_epoch, teacher=teacher,
+                          init=init)
     save_model(model, args.out)
     if args.manifest:
         _update_manifest(args.manifest, args.out, args.config, report)
