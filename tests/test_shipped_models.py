@@ -88,3 +88,28 @@ def test_plot_curve(tmp_path, capsys):
         err = capsys.readouterr().err
         assert match in err and "Traceback" not in err and "\n" not in err.strip()
     assert not (tmp_path / "x.png").exists()
+
+
+def test_plot_curve_offset_shifts_a_second_stage(tmp_path, capsys, monkeypatch):
+    """--offset N draws a curve N epochs to the right (a warm-started second stage after its first);
+    one per file or none, and not negative."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.axes import Axes
+
+    curve = tmp_path / "c.json"
+    curve.write_text(json.dumps({"dataset": "digits", "n_test": 9, "epochs": [
+        {"epoch": 1, "test_accuracy": 0.5}, {"epoch": 2, "test_accuracy": 0.6}]}))
+    drawn = []
+    plot = Axes.plot
+    monkeypatch.setattr(Axes, "plot", lambda self, x, y, **kw: drawn.append(list(x)) or plot(self, x, y, **kw))
+    out = tmp_path / "o.png"
+    assert main(["plot", "curve", str(curve), str(curve), "--offset", "0", "--offset", "12", "--out", str(out)]) == 0
+    assert drawn == [[1, 2], [13, 14]] and out.stat().st_size > 10_000
+    for argv, match in ((["--offset", "3"], "--offset given 1 times for 2"), (["--offset", "-1", "--offset", "0"],
+                                                                           "--offset -1")):
+        capsys.readouterr()
+        assert main(["plot", "curve", str(curve), str(curve), *argv, "--out", str(tmp_path / "x.png")]) == 2
+        assert match in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()

@@ -50,6 +50,9 @@ def register(subparsers) -> None:
     c.add_argument("--color", action="append", default=[], metavar="COLOR",
                    help="line colour per curve file, in order (a matplotlib colour: C0, tab:blue, #1f77b4; "
                    "give one per file or none), e.g. one colour per rule when several seeds are drawn")
+    c.add_argument("--offset", action="append", default=[], type=int, metavar="EPOCHS",
+                   help="shift each curve file, in order, this many epochs to the right (give one per file or "
+                   "none), e.g. 12 for the second stage of a run warm-started (train --init) from a 12-epoch model")
     c.add_argument("--title", help="figure title (default: dataset and test-set size)")
     c.add_argument("--out", required=True, metavar="FILE", help="figure file (.png/.pdf/.svg)")
     c.set_defaults(func=_handle_curve)
@@ -90,6 +93,11 @@ def _handle_curve(args) -> int:
     if args.color and len(args.color) != len(args.curves):
         raise ConfigError(f"--color given {len(args.color)} times for {len(args.curves)} curve files: "
                           "give one per file or none")
+    if args.offset and len(args.offset) != len(args.curves):
+        raise ConfigError(f"--offset given {len(args.offset)} times for {len(args.curves)} curve files: "
+                          "give one per file or none")
+    if any(o < 0 for o in args.offset):
+        raise ConfigError(f"--offset {min(args.offset)}: allowed whole numbers of epochs >= 0")
     if Path(args.out).suffix.lower() not in FIGURE_SUFFIXES:
         raise ConfigError(f"--out {args.out!r}: allowed file types {', '.join(FIGURE_SUFFIXES)}")
     curves = [read_curve(p) for p in args.curves]
@@ -114,7 +122,8 @@ def _handle_curve(args) -> int:
     fig, ax = plt.subplots(figsize=(8.5 + 2.5 * (ncol - 1), max(3.8, 0.21 * legend_rows + 1.2)))
     for i, (path, (raw, rows)) in enumerate(zip(args.curves, curves)):
         label = args.label[i] if args.label else Path(path).stem
-        ax.plot([r["epoch"] for r in rows], [100 * r["test_accuracy"] for r in rows], marker="o", label=label,
+        shift = args.offset[i] if args.offset else 0
+        ax.plot([shift + r["epoch"] for r in rows], [100 * r["test_accuracy"] for r in rows], marker="o", label=label,
                 linestyle="-" if args.color else ("-", "--", ":", "-.")[(i // 10) % 4],
                 color=args.color[i] if args.color else None)
     raw0 = curves[0][0]
