@@ -184,7 +184,7 @@ class TrainConfig:
         Warm start (staged training): a model file whose weight and bias levels start this
         network instead of a random draw (default ``""``: random). The model must have the same
         layers (types, shapes, weight bits) and bias levels within this architecture's range; its
-        activity bits may differ. That is the second stage of the two-stage recipes for binary
+        activity bits and k may differ. That is the second stage of the two-stage recipes for binary
         activities: train with real-valued (or multi-bit) activities first, then binarise the
         activities and train on from those weights (Martinez et al. 2020, "Training binary
         neural networks with real-to-binary convolutions", ICLR, arXiv:2003.11535; Zhuang et

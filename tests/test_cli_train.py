@@ -199,3 +199,8 @@ def test_train_with_init_records_it(tmp_path, config, capsys):
                  "--json", str(rep)]) == 0
     report = json.loads(rep.read_text())
     assert report["training"]["init"] == str(first) and f"--init {first}" in report["command"]
+    manifest = tmp_path / "models" / "MANIFEST.json"
+    manifest.parent.mkdir()
+    assert main(["train", "--config", str(config), "--out", str(manifest.parent / "c.npz"), "--quiet",
+                 "--init", str(first), "--manifest", str(manifest)]) == 0
+    assert json.loads(manifest.read_text())["models"]["c"]["init"] == "../a.npz"

@@ -41,7 +41,7 @@ def register(subparsers) -> None:
                         "are soft targets (set distill_weight, distill_temp with --set; docs/training.md)")
     p.add_argument("--init", metavar="MODEL",
                    help="warm start from MODEL's weight and bias levels (a .npz file or shipped model name with the "
-                        "same layers and weight bits; its activity bits may differ): the second stage of a "
+                        "same layers and weight bits; its activity bits and k may differ): the second stage of a "
                         "two-stage recipe (docs/training.md)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="set any other [training] field, e.g. adam_norm=tensor or beta1=0.99 (repeatable; "
@@ -213,6 +213,9 @@ def _update_manifest(manifest, out, config, report):
                                            "zero_weight_fraction", "command", "train_images_per_s", "train_time_s",
                                            "n_train")}
     entry.update(file=Path(out).name, config=rel_config, n_test=report["n_test"])
+    init = (report.get("training") or {}).get("init")
+    if init:  # a warm-started model: the file it started from, as the config (relative to the manifest)
+        entry["init"] = _manifest_relative(init, path)
     data.setdefault("models", {})[Path(out).stem] = entry
     write_json_atomic(path, data)
 
