@@ -19,7 +19,8 @@ MODELS = Path(__file__).resolve().parent.parent / "models"
 MANIFEST = json.loads((MODELS / "MANIFEST.json").read_text())["models"]
 DIGITS_MODELS = ["digits_hcs", "digits_hcs_wide"]
 FASHION_MODELS = ["fashion_hcs_ternary", "fashion_hcs_ternary_plain", "fashion_hcs_ternary_wide",
-                  "fashion_hcs_ternary_wide_shadow", "fashion_fp32", "fashion_fp32_wide"]
+                  "fashion_hcs_ternary_wide_shadow", "fashion_hcs_ternary_wide_act2", "fashion_hcs_ternary_wide_2stage",
+                  "fashion_fp32", "fashion_fp32_wide"]
 
 
 def test_manifest_lists_every_shipped_model_and_each_is_checked():
