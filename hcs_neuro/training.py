@@ -976,7 +976,7 @@ def load_init(path, arch: Architecture) -> Model:
     return init
 
 
-def warm_start(net, init: Model) -> None:
+def _warm_start(net, init: Model) -> None:
     """Set ``net``'s weight and bias levels to ``init``'s (:func:`load_init` checked the fit); with
     the same activity bits in every layer also its activity steps and readout temperature."""
     import torch
@@ -1269,7 +1269,7 @@ def train(arch: Architecture, cfg: TrainConfig, data_dir=None, progress: bool = 
         if gain_layers:
             raise ConfigError(f"init = {cfg.init!r} with channel_gains = {cfg.channel_gains!r}: a warm start "
                               "keeps the weight levels, which gains would re-draw; use one or the other")
-        warm_start(net, init if init is not None else load_init(cfg.init, arch))
+        _warm_start(net, init if init is not None else load_init(cfg.init, arch))
     net.use_channel_gains(gain_layers)
     upd = LevelUpdater(net, cfg)
     rng = np.random.default_rng(cfg.seed)

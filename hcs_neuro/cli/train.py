@@ -121,6 +121,8 @@ def _command_line(args) -> str:
 
 
 def _train(args) -> int:
+    import dataclasses
+
     from hcs_neuro.architecture import load_architecture, with_overrides
     from hcs_neuro.datasets import DATASETS
     from hcs_neuro.errors import ConfigError
@@ -159,16 +161,12 @@ def _train(args) -> int:
     cfg = load_train_config(args.config, **options)
     teacher = None
     if cfg.teacher:  # a shipped name becomes its file; a bad teacher fails before any data are loaded
-        import dataclasses
-
         from hcs_neuro.training import load_teacher
 
         cfg = dataclasses.replace(cfg, teacher=str(resolve_model_path(cfg.teacher)))
         teacher = load_teacher(cfg.teacher, arch)
     init = None
     if cfg.init:  # likewise for the warm start
-        import dataclasses
-
         from hcs_neuro.training import load_init
 
         cfg = dataclasses.replace(cfg, init=str(resolve_model_path(cfg.init)))
