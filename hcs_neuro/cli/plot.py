@@ -119,9 +119,13 @@ def _handle_curve(args) -> int:
     # without --color the line style changes with every 10 curves (the colour cycle repeats after 10)
     ncol = 1 + (len(curves) - 1) // 18
     legend_rows = -(-len(curves) // ncol)
-    fig, ax = plt.subplots(figsize=(8.5 + 2.5 * (ncol - 1), max(3.8, 0.21 * legend_rows + 1.2)))
+    labels = args.label or [Path(p).stem for p in args.curves]
+    # each legend column about 0.065 inch per character of its longest label ("small" font), so that
+    # tight_layout can fit the axes beside it
+    legend_w = ncol * (0.6 + 0.065 * max(len(t) for t in labels))
+    fig, ax = plt.subplots(figsize=(max(8.5, 5.0 + legend_w), max(3.8, 0.21 * legend_rows + 1.2)))
     for i, (path, (raw, rows)) in enumerate(zip(args.curves, curves)):
-        label = args.label[i] if args.label else Path(path).stem
+        label = labels[i]
         shift = args.offset[i] if args.offset else 0
         ax.plot([shift + r["epoch"] for r in rows], [100 * r["test_accuracy"] for r in rows], marker="o", label=label,
                 linestyle="-" if args.color else ("-", "--", ":", "-.")[(i // 10) % 4],
