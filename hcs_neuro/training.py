@@ -647,10 +647,7 @@ def _make_net_class():
                 if not spec.has_weights:
                     continue
                 self.widx[i] = len(self.weights)
-                if model is not None:
-                    w = torch.as_tensor(np.asarray(model.layers[i].weight_levels, dtype=np.float64), dtype=self.dtype)
-                    b = torch.as_tensor(np.asarray(model.layers[i].bias_levels, dtype=np.float64), dtype=self.dtype)
-                elif spec.weight_bits == FLOAT_BITS:
+                if spec.weight_bits == FLOAT_BITS:
                     in_top = self.scales[i][1]
                     bound = math.sqrt(6.0 / spec.fan_in) / max(in_top, 1.0)  # He-uniform (He et al. 2015)
                     w = (torch.rand(spec.weight_shape, generator=self.gen, dtype=self.dtype) * 2 - 1) * bound
@@ -664,18 +661,30 @@ def _make_net_class():
                     b = torch.zeros(spec.out_shape[0], dtype=self.dtype)
                 self.weights.append(torch.nn.Parameter(w))
                 self.biases.append(torch.nn.Parameter(b))
+            self.calibrated = all(s.act_bits in (1, FLOAT_BITS) for s in arch.layers if not s.is_readout)
             if model is not None:
-                self.act_step = [int(p.act_step) for p in model.layers]
-                ro = len(arch.layers) - 1
-                ws = model.layers[ro].weight_scale
-                self.log_temp.data.fill_(math.log(ws / self.scales[ro][0]))
-                self.calibrated = True
-            else:
-                self.calibrated = all(s.act_bits in (1, FLOAT_BITS) for s in arch.layers if not s.is_readout)
+                self.load_levels(model)
             self.exact = self.int_input and not arch.is_full_precision
             # k-WTA keys drive * C - c must stay below 2**24 to be exact in float32
             self.key64 = [b * max(spec.out_shape[0], 1) + spec.out_shape[0] >= 2 ** 24
                           for b, spec in zip(_layer_bounds(arch), arch.layers)]
+
+        def load_levels(self, model, calibration: bool = True) -> None:
+            """Set the weight and bias levels to ``model``'s (same layers and weight bits); with
+            ``calibration`` also its activity steps and readout temperature, so that the network
+            computes ``model`` (a warm start into other activity bits leaves those as they are)."""
+            with torch.no_grad():
+                for i, j in self.widx.items():
+                    p = model.layers[i]
+                    self.weights[j].copy_(torch.as_tensor(np.asarray(p.weight_levels, dtype=np.float64),
+                                                          dtype=self.dtype))
+                    self.biases[j].copy_(torch.as_tensor(np.asarray(p.bias_levels, dtype=np.float64),
+                                                         dtype=self.dtype))
+                if calibration:
+                    self.act_step = [int(p.act_step) for p in model.layers]
+                    ro = len(self.arch.layers) - 1
+                    self.log_temp.fill_(math.log(model.layers[ro].weight_scale / self.scales[ro][0]))
+                    self.calibrated = True
 
         def _fused(self):
             """The compiled k-WTA module (:mod:`hcs_neuro._kwta_ext`), or None for the PyTorch path."""
@@ -976,27 +985,6 @@ def load_init(path, arch: Architecture) -> Model:
     return init
 
 
-def _warm_start(net, init: Model) -> None:
-    """Set ``net``'s weight and bias levels to ``init``'s (:func:`load_init` checked the fit); with
-    the same activity bits in every layer also its activity steps and readout temperature."""
-    import torch
-
-    arch = net.arch
-    with torch.no_grad():
-        for i, spec in enumerate(arch.layers):
-            if not spec.has_weights:
-                continue
-            p = init.layers[i]
-            j = net.widx[i]
-            net.weights[j].copy_(torch.as_tensor(np.asarray(p.weight_levels, dtype=np.float64), dtype=net.dtype))
-            net.biases[j].copy_(torch.as_tensor(np.asarray(p.bias_levels, dtype=np.float64), dtype=net.dtype))
-        if all(a.act_bits == b.act_bits for a, b in zip(init.architecture.layers, arch.layers)):
-            net.act_step = [int(p.act_step) for p in init.layers]
-            ro = len(arch.layers) - 1
-            net.log_temp.fill_(math.log(init.layers[ro].weight_scale / net.scales[ro][0]))
-            net.calibrated = True
-
-
 def teacher_logits(teacher: Model, images, batch_size: int = 512) -> np.ndarray:
     """Real-valued logits of ``teacher`` (the values its own training loss saw), float32.
 
@@ -1269,7 +1257,11 @@ def train(arch: Architecture, cfg: TrainConfig, data_dir=None, progress: bool = 
         if gain_layers:
             raise ConfigError(f"init = {cfg.init!r} with channel_gains = {cfg.channel_gains!r}: a warm start "
                               "keeps the weight levels, which gains would re-draw; use one or the other")
-        _warm_start(net, init if init is not None else load_init(cfg.init, arch))
+        init = init if init is not None else load_init(cfg.init, arch)
+        # a plain continuation (same activity bits everywhere) also keeps the activity steps and
+        # the readout's temperature; into other activity bits those start fresh
+        net.load_levels(init, calibration=all(a.act_bits == b.act_bits
+                                              for a, b in zip(init.architecture.layers, arch.layers)))
     net.use_channel_gains(gain_layers)
     upd = LevelUpdater(net, cfg)
     rng = np.random.default_rng(cfg.seed)
