@@ -5,6 +5,8 @@ Usage::
     python analysis/seed_gap.py --a docs/data/fashion_curves/prob.json docs/data/fashion_curves/prob_seed{1,2,3}.json \
         --b docs/data/fashion_curves/shadow.json docs/data/fashion_curves/shadow_seed{1,2,3}.json \
         [--names probabilistic shadow] [--json OUT]
+    python analysis/seed_gap.py --from-json G1.json G2.json ... --labels "2-bit" "3-bit" ... \
+        --plot FIG.png [--target 1]                                                (draw several gaps)
 
 Each file is a ``hcs-neuro train --curve`` record (test accuracy after every epoch); the final
 epoch's accuracy is the run's result. Prints each recipe's runs, mean and sample sd, and the
@@ -12,6 +14,10 @@ difference of the means (a - b) with its standard error (Welch: sqrt(sd_a**2/n_a
 and a 95 % interval from Student's t with Welch-Satterthwaite degrees of freedom. The spread is
 between training runs (seeds); the test-set sampling error of each run (about 0.4 points at 85 %
 on 10,000 images) is inside it.
+
+``--from-json`` draws several earlier ``--json`` results side by side (e.g. one per weight
+precision): each recipe's runs and means on the left, the differences with their 95 % intervals on
+the right, with the band ``[-target, +target]`` shaded when ``--target`` is given.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import sys
 from pathlib import Path
 
 from hcs_neuro.atomic import write_json_atomic
-from hcs_neuro.cli.plot import read_curve
+from hcs_neuro.cli.plot import FIGURE_SUFFIXES, read_curve
 from hcs_neuro.errors import HCSError
 
 
@@ -50,13 +56,105 @@ def gap(a: list, b: list) -> dict:
             "difference": ma - mb, "se": se, "dof": dof, "ci95": [ma - mb - half, ma - mb + half]}
 
 
+_GAP_FIELDS = ("names", "a", "b", "mean_a", "mean_b", "difference", "ci95")
+
+
+def read_gap(path: Path) -> dict:
+    """An earlier ``--json`` result, checked for the fields the figure needs."""
+    import json
+
+    try:
+        r = json.loads(Path(path).read_text())
+        missing = [f for f in _GAP_FIELDS if f not in r]
+        if missing:
+            raise ValueError(f"no field {', '.join(missing)}")
+        if len(r["names"]) != 2 or len(r["ci95"]) != 2 or not r["a"] or not r["b"]:
+            raise ValueError("'names' and 'ci95' must hold two entries, 'a' and 'b' at least one run")
+        for key in ("a", "b"):
+            r[key] = {str(k): float(v) for k, v in dict(r[key]).items()}
+        r["ci95"] = [float(x) for x in r["ci95"]]
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        raise SystemExit(f"seed_gap: error: {path}: not an output of seed_gap.py --json ({exc})") from None
+    return r
+
+
+def plot_gaps(gaps: list, labels: list, out, target: float | None = None, title: str = "") -> None:
+    """Each gap's runs and means (left) and its difference with the 95 % interval (right),
+    written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hcs_neuro.atomic import atomic_path
+
+    names = gaps[0]["names"]
+    x = list(range(len(gaps)))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(max(8.0, 2.2 * len(gaps) + 4.0), 4.0))
+    for j, (key, colour) in enumerate((("a", "C0"), ("b", "C1"))):
+        dx = (j - 0.5) * 0.25
+        for i, g in enumerate(gaps):
+            runs = list(g[key].values())
+            left.plot([i + dx] * len(runs), runs, "o", color=colour, alpha=0.5, ms=4)
+            left.plot([i + dx - 0.08, i + dx + 0.08], [g["mean_" + key]] * 2, color=colour, lw=2.5,
+                      label=f"{names[j]} (runs, mean)" if i == 0 else None)
+    left.set_ylabel("test accuracy (%)")
+    left.legend(fontsize=8)
+    diffs = [g["difference"] for g in gaps]
+    lo = [g["difference"] - g["ci95"][0] for g in gaps]
+    hi = [g["ci95"][1] - g["difference"] for g in gaps]
+    if target:
+        right.axhspan(-target, target, color="0.9", label=f"within {target:g} point{'s' if target != 1 else ''}")
+    right.axhline(0, color="0.5", lw=0.8)
+    right.errorbar(x, diffs, yerr=[lo, hi], fmt="o", color="k", capsize=4, label="difference, 95 % interval (Welch)")
+    right.set_ylabel(f"{names[0]} - {names[1]} (points)")
+    right.legend(fontsize=8)
+    for ax in (left, right):
+        ax.set_xticks(x)
+        ax.set_xticklabels(labels, fontsize=8)
+        ax.set_xlim(-0.6, len(gaps) - 0.4)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=150)
+    plt.close(fig)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--a", nargs="+", required=True, type=Path, help="curve files of recipe a (one per seed)")
-    ap.add_argument("--b", nargs="+", required=True, type=Path, help="curve files of recipe b (one per seed)")
+    ap.add_argument("--a", nargs="+", type=Path, help="curve files of recipe a (one per seed)")
+    ap.add_argument("--b", nargs="+", type=Path, help="curve files of recipe b (one per seed)")
     ap.add_argument("--names", nargs=2, default=["a", "b"])
     ap.add_argument("--json", type=Path, help="also write the result as JSON")
+    ap.add_argument("--from-json", nargs="+", type=Path, metavar="GAP.json",
+                    help="draw --plot from earlier --json results instead of computing one")
+    ap.add_argument("--labels", nargs="+", help="with --from-json: one x-axis label per file (default: the file names)")
+    ap.add_argument("--plot", help="with --from-json: the figure to write (.png, .pdf, .svg)")
+    ap.add_argument("--target", type=float, help="with --from-json: shade the band [-T, +T] of the differences")
+    ap.add_argument("--title", default="", help="with --from-json: the figure's title")
     args = ap.parse_args(argv)
+    if args.from_json:
+        if args.a or args.b:
+            ap.error("give --a/--b or --from-json, not both")
+        if not args.plot:
+            ap.error("--from-json needs --plot")
+        if Path(args.plot).suffix.lower() not in FIGURE_SUFFIXES:
+            ap.error(f"--plot {args.plot}: the file name must end in .png, .pdf or .svg")
+        if args.labels and len(args.labels) != len(args.from_json):
+            ap.error(f"--labels: {len(args.labels)} labels for {len(args.from_json)} files")
+        if args.target is not None and not args.target > 0:
+            ap.error(f"--target {args.target}: must be > 0")
+        gaps = [read_gap(p) for p in args.from_json]
+        if any(g["names"] != gaps[0]["names"] for g in gaps):
+            ap.error("the files compare differently named recipes: " + "; ".join(
+                f"{p}: {' - '.join(g['names'])}" for p, g in zip(args.from_json, gaps)))
+        plot_gaps(gaps, args.labels or [p.stem for p in args.from_json], args.plot, args.target, args.title)
+        return 0
+    if args.plot or args.labels or args.target is not None:
+        ap.error("--plot, --labels and --target go with --from-json")
+    if not args.a or not args.b:
+        ap.error("give --a and --b (curve files), or --from-json")
     if len(args.a) < 2 or len(args.b) < 2:
         ap.error("need at least two runs (seeds) per recipe for a spread")
     a = [final_accuracy(p) for p in args.a]

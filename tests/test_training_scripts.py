@@ -111,6 +111,37 @@ def test_seed_gap_takes_the_last_epoch_and_a_welch_interval(tmp_path, capsys):
         mod.main(["--a", str(bad), str(a[0]), "--b", *map(str, b)])
 
 
+def test_seed_gap_draws_several_gaps_from_json(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("seed_gap", ANALYSIS / "seed_gap.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    gaps = []
+    for n, (xa, xb) in enumerate((((0.80, 0.82), (0.84, 0.86)), ((0.85, 0.86), (0.85, 0.87)))):
+        a = [_curve(tmp_path / f"a{n}{i}.json", [x]) for i, x in enumerate(xa)]
+        b = [_curve(tmp_path / f"b{n}{i}.json", [x]) for i, x in enumerate(xb)]
+        gaps.append(tmp_path / f"gap{n}.json")
+        assert mod.main(["--a", *map(str, a), "--b", *map(str, b), "--names", "prob", "shadow",
+                         "--json", str(gaps[-1])]) == 0
+    fig = tmp_path / "gaps.png"
+    assert mod.main(["--from-json", *map(str, gaps), "--labels", "2-bit", "4-bit", "--plot", str(fig),
+                     "--target", "1"]) == 0
+    assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    capsys.readouterr()
+    with pytest.raises(SystemExit):  # one label for two files
+        mod.main(["--from-json", *map(str, gaps), "--labels", "2-bit", "--plot", str(tmp_path / "x.png")])
+    assert "1 labels for 2 files" in capsys.readouterr().err
+    other = tmp_path / "other.json"
+    other.write_text(gaps[0].read_text().replace('"shadow"', '"float"'))
+    with pytest.raises(SystemExit):  # a gap between other recipes
+        mod.main(["--from-json", str(gaps[0]), str(other), "--plot", str(tmp_path / "x.png")])
+    assert "differently named recipes" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"names": ["a", "b"]}')
+    with pytest.raises(SystemExit, match="bad.json: not an output of seed_gap.py --json"):
+        mod.main(["--from-json", str(bad), "--plot", str(tmp_path / "x.png")])
+    assert not (tmp_path / "x.png").exists()
+
+
 @pytest.fixture(scope="module")
 def ties():
     spec = importlib.util.spec_from_file_location("kwta_ties", ANALYSIS / "kwta_ties.py")
