@@ -7,6 +7,7 @@ Usage::
         [--names probabilistic shadow] [--json OUT]
     python analysis/seed_gap.py --from-json G1.json G2.json ... --labels "2-bit" "3-bit" ... \
         --plot FIG.png [--target 1]                                                (draw several gaps)
+    python analysis/seed_gap.py --compare G1.json G2.json           (is gap 1 larger than gap 2?)
 
 Each file is a ``hcs-neuro train --curve`` record (test accuracy after every epoch); the final
 epoch's accuracy is the run's result. Prints each recipe's runs, mean and sample sd, and the
@@ -18,6 +19,9 @@ on 10,000 images) is inside it.
 ``--from-json`` draws several earlier ``--json`` results side by side (e.g. one per weight
 precision): each recipe's runs and means on the left, the differences with their 95 % intervals on
 the right, with the band ``[-target, +target]`` shaded when ``--target`` is given.
+``--compare`` prints the difference of two such gaps (gap 1 - gap 2) with its standard error
+(the four groups' variances of the mean summed) and a 95 % interval from Student's t with the
+Welch-Satterthwaite degrees of freedom of the four groups.
 """
 
 from __future__ import annotations
@@ -78,6 +82,26 @@ def read_gap(path: Path) -> dict:
     return r
 
 
+def compare_gaps(g1: dict, g2: dict) -> dict:
+    """The difference of two gaps (g1 - g2) with its standard error and 95 % interval (Welch-
+    Satterthwaite over the four groups: two recipes in each gap)."""
+    from scipy import stats
+
+    parts, dofs = [], []
+    for g in (g1, g2):
+        for key in ("a", "b"):
+            runs = list(g[key].values())
+            if len(runs) < 2:
+                raise ValueError("each recipe needs at least two runs")
+            parts.append(statistics.stdev(runs) ** 2 / len(runs))
+            dofs.append(len(runs) - 1)
+    d = g1["difference"] - g2["difference"]
+    se = math.sqrt(sum(parts))
+    dof = sum(parts) ** 2 / sum(v * v / n for v, n in zip(parts, dofs)) if se > 0 else float("inf")
+    half = float(stats.t.ppf(0.975, dof)) * se if se > 0 else 0.0
+    return {"difference": d, "se": se, "dof": dof, "ci95": [d - half, d + half]}
+
+
 def plot_gaps(gaps: list, labels: list, out, target: float | None = None, title: str = "") -> None:
     """Each gap's runs and means (left) and its difference with the 95 % interval (right),
     written atomically."""
@@ -90,7 +114,7 @@ def plot_gaps(gaps: list, labels: list, out, target: float | None = None, title:
 
     names = gaps[0]["names"]
     x = list(range(len(gaps)))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(max(8.0, 2.2 * len(gaps) + 4.0), 4.0))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(max(8.0, 1.5 * len(gaps) + 4.0), 4.2))
     for j, (key, colour) in enumerate((("a", "C0"), ("b", "C1"))):
         dx = (j - 0.5) * 0.25
         for i, g in enumerate(gaps):
@@ -133,7 +157,22 @@ def main(argv=None) -> int:
     ap.add_argument("--plot", help="with --from-json: the figure to write (.png, .pdf, .svg)")
     ap.add_argument("--target", type=float, help="with --from-json: shade the band [-T, +T] of the differences")
     ap.add_argument("--title", default="", help="with --from-json: the figure's title")
+    ap.add_argument("--compare", nargs=2, type=Path, metavar="GAP.json",
+                    help="the difference of two earlier --json gaps (first - second), with its 95 %% interval")
     args = ap.parse_args(argv)
+    if args.compare:
+        if args.a or args.b or args.from_json:
+            ap.error("--compare takes two --json results, without --a/--b or --from-json")
+        g1, g2 = (read_gap(p) for p in args.compare)
+        try:
+            r = compare_gaps(g1, g2)
+        except ValueError as exc:
+            ap.error(f"--compare: {exc}")
+        n1, n2 = (" - ".join(g["names"]) for g in (g1, g2))
+        print(f"{args.compare[0]} ({n1}): {g1['difference']:+.2f}; {args.compare[1]} ({n2}): {g2['difference']:+.2f}")
+        print(f"first - second: {r['difference']:+.2f} points, standard error {r['se']:.2f}, 95 % interval "
+              f"[{r['ci95'][0]:+.2f}, {r['ci95'][1]:+.2f}] (Welch-Satterthwaite, {r['dof']:.1f} degrees of freedom)")
+        return 0
     if args.from_json:
         if args.a or args.b:
             ap.error("give --a/--b or --from-json, not both")

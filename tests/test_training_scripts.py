@@ -122,6 +122,13 @@ def test_seed_gap_draws_several_gaps_from_json(tmp_path, capsys):
         gaps.append(tmp_path / f"gap{n}.json")
         assert mod.main(["--a", *map(str, a), "--b", *map(str, b), "--names", "prob", "shadow",
                          "--json", str(gaps[-1])]) == 0
+    assert mod.main(["--compare", str(gaps[1]), str(gaps[0])]) == 0
+    # gap 0: 81 - 85 = -4 (sds 1.414, 1.414); gap 1: 85.5 - 86 = -0.5 (sds 0.707, 1.414)
+    r = mod.compare_gaps(mod.read_gap(gaps[1]), mod.read_gap(gaps[0]))
+    assert r["difference"] == pytest.approx(3.5)
+    assert r["se"] == pytest.approx((0.5 / 2 + 2 / 2 + 2 / 2 + 2 / 2) ** 0.5)
+    assert r["ci95"][0] < 3.5 < r["ci95"][1]
+    assert "first - second: +3.50 points" in capsys.readouterr().out
     fig = tmp_path / "gaps.png"
     assert mod.main(["--from-json", *map(str, gaps), "--labels", "2-bit", "4-bit", "--plot", str(fig),
                      "--target", "1"]) == 0
