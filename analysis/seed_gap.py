@@ -27,6 +27,7 @@ Welch-Satterthwaite degrees of freedom of the four groups.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
 import sys
@@ -46,18 +47,24 @@ def final_accuracy(path: Path) -> float:
     return 100.0 * float(rows[-1]["test_accuracy"])
 
 
-def gap(a: list, b: list) -> dict:
-    """Means, sds, the difference of the means (a - b), its Welch standard error and 95 % interval."""
+def welch(groups: list) -> tuple:
+    """Standard error, Welch-Satterthwaite degrees of freedom and 95 % half-width of a sum or
+    difference of the means of independent ``groups`` (lists of runs, at least two each)."""
     from scipy import stats
 
-    ma, mb = statistics.mean(a), statistics.mean(b)
-    sa, sb = statistics.stdev(a), statistics.stdev(b)
-    va, vb = sa ** 2 / len(a), sb ** 2 / len(b)
-    se = math.sqrt(va + vb)
-    dof = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)) if se > 0 else float("inf")
+    parts = [statistics.stdev(g) ** 2 / len(g) for g in groups]
+    se = math.sqrt(sum(parts))
+    dof = sum(parts) ** 2 / sum(v * v / (len(g) - 1) for v, g in zip(parts, groups)) if se > 0 else float("inf")
     half = float(stats.t.ppf(0.975, dof)) * se if se > 0 else 0.0
-    return {"mean_a": ma, "sd_a": sa, "n_a": len(a), "mean_b": mb, "sd_b": sb, "n_b": len(b),
-            "difference": ma - mb, "se": se, "dof": dof, "ci95": [ma - mb - half, ma - mb + half]}
+    return se, dof, half
+
+
+def gap(a: list, b: list) -> dict:
+    """Means, sds, the difference of the means (a - b), its Welch standard error and 95 % interval."""
+    ma, mb = statistics.mean(a), statistics.mean(b)
+    se, dof, half = welch([a, b])
+    return {"mean_a": ma, "sd_a": statistics.stdev(a), "n_a": len(a), "mean_b": mb, "sd_b": statistics.stdev(b),
+            "n_b": len(b), "difference": ma - mb, "se": se, "dof": dof, "ci95": [ma - mb - half, ma - mb + half]}
 
 
 _GAP_FIELDS = ("names", "a", "b", "mean_a", "mean_b", "difference", "ci95")
@@ -65,8 +72,6 @@ _GAP_FIELDS = ("names", "a", "b", "mean_a", "mean_b", "difference", "ci95")
 
 def read_gap(path: Path) -> dict:
     """An earlier ``--json`` result, checked for the fields the figure needs."""
-    import json
-
     try:
         r = json.loads(Path(path).read_text())
         missing = [f for f in _GAP_FIELDS if f not in r]
@@ -85,20 +90,11 @@ def read_gap(path: Path) -> dict:
 def compare_gaps(g1: dict, g2: dict) -> dict:
     """The difference of two gaps (g1 - g2) with its standard error and 95 % interval (Welch-
     Satterthwaite over the four groups: two recipes in each gap)."""
-    from scipy import stats
-
-    parts, dofs = [], []
-    for g in (g1, g2):
-        for key in ("a", "b"):
-            runs = list(g[key].values())
-            if len(runs) < 2:
-                raise ValueError("each recipe needs at least two runs")
-            parts.append(statistics.stdev(runs) ** 2 / len(runs))
-            dofs.append(len(runs) - 1)
+    groups = [list(g[key].values()) for g in (g1, g2) for key in ("a", "b")]
+    if any(len(runs) < 2 for runs in groups):
+        raise ValueError("each recipe needs at least two runs")
     d = g1["difference"] - g2["difference"]
-    se = math.sqrt(sum(parts))
-    dof = sum(parts) ** 2 / sum(v * v / n for v, n in zip(parts, dofs)) if se > 0 else float("inf")
-    half = float(stats.t.ppf(0.975, dof)) * se if se > 0 else 0.0
+    se, dof, half = welch(groups)
     return {"difference": d, "se": se, "dof": dof, "ci95": [d - half, d + half]}
 
 
