@@ -36,7 +36,7 @@ data:
 	else echo "note: apt-get not available; Fashion-MNIST must come from --data-dir or HCS_NEURO_DATA"; fi
 
 demo: install data
-	$(VENV)/bin/hcs-neuro demo
+	$(VENV)/bin/hcs-neuro demo --overwrite
 
 test: install data
 	$(PY) -m pytest -q

@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None, help="JSON output path")
     args = ap.parse_args(argv)
 
-    import brian2 as b2
+    from hcs_neuro.brian import b2
 
     from hcs_neuro.circuit import build_hypercolumns
     from hcs_neuro.circuit_bench import random_drives, reference_topk
@@ -135,7 +135,7 @@ def main(argv=None) -> int:
           f"(incl. compile {res['speedup_standalone_incl_compile_vs_naive']:.0f}x), "
           f"vectorised runtime {res['speedup_runtime_vectorised_vs_naive']:.0f}x")
     if args.out:
-        from hcs_neuro.atomic import write_json_atomic
+        from hcs_neuro.core.io import write_json_atomic
 
         write_json_atomic(args.out, res)
         print(f"wrote {args.out}")

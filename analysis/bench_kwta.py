@@ -80,7 +80,7 @@ def main(argv=None) -> int:
         cells = [f"{name} {statistics.median(v):6.2f}" for (lab, name), v in times.items() if lab == label]
         print(f"{label:<42} " + "  ".join(cells))
     if args.json:
-        from hcs_neuro.atomic import write_json_atomic
+        from hcs_neuro.core.io import write_json_atomic
 
         med = {}
         for (label, name), v in times.items():

@@ -49,7 +49,7 @@ def main(argv=None) -> int:
 
     import numpy as np
 
-    from hcs_neuro.atomic import write_json_atomic
+    from hcs_neuro.core.io import write_json_atomic
     from hcs_neuro.cli.energy import load_images, resolve_model
     from hcs_neuro.cli.network import print_validation, run_validation
     from hcs_neuro.convert import plan_network, race_window

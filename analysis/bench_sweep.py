@@ -176,7 +176,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, help="write the results here")
     args = ap.parse_args(argv)
 
-    from hcs_neuro.atomic import write_json_atomic
+    from hcs_neuro.core.io import write_json_atomic
     from hcs_neuro.sweep import package_versions
 
     tmp = Path(tempfile.mkdtemp(prefix="hcs-bench-sweep-"))

@@ -28,7 +28,7 @@ import numpy as np
 
 from hcs_neuro import _kwta_ext
 from hcs_neuro.architecture import load_architecture, with_overrides
-from hcs_neuro.atomic import write_json_atomic
+from hcs_neuro.core.io import write_json_atomic
 from hcs_neuro.datasets import load_dataset
 from hcs_neuro.training import load_train_config, measure_throughput
 

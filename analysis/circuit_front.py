@@ -44,7 +44,7 @@ def main(argv=None) -> int:
         _figure(d["rows"], d["circuit"], d["k"], d["n_channels"], d["trials"], Path(args.out))
         return 0
 
-    from hcs_neuro.atomic import write_json_atomic
+    from hcs_neuro.core.io import write_json_atomic
     from hcs_neuro.circuit_bench import run_bench
     from hcs_neuro.circuit_spec import load_circuit
 
@@ -115,7 +115,7 @@ def _figure(rows, circuit, k, n, trials, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hcs_neuro.atomic import atomic_path
+    from hcs_neuro.core.io import atomic_path
     from hcs_neuro.plotting.circuit import plot_front
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 5), constrained_layout=True)

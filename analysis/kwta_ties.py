@@ -39,10 +39,10 @@ from pathlib import Path
 import numpy as np
 
 from hcs_neuro import reference
-from hcs_neuro.atomic import write_json_atomic
+from hcs_neuro.core.io import write_json_atomic
 from hcs_neuro.cli.plot import FIGURE_SUFFIXES
 from hcs_neuro.datasets import load_dataset
-from hcs_neuro.errors import HCSError
+from hcs_neuro.core.errors import HCSError
 from hcs_neuro.kwta import kwta_mask
 from hcs_neuro.model import load_model
 
@@ -128,7 +128,7 @@ def plot_ties(rows: list, labels: list, out) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hcs_neuro.atomic import atomic_path
+    from hcs_neuro.core.io import atomic_path
 
     def name(s):
         return f"L{s['layer']} {s['type']}\n(C {s['channels']}, k {s['k']})"

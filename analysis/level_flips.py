@@ -25,7 +25,7 @@ import numpy as np
 
 from hcs_neuro.architecture import load_architecture
 from hcs_neuro.datasets import load_dataset
-from hcs_neuro.errors import ConfigError
+from hcs_neuro.core.errors import ConfigError
 from hcs_neuro.training import load_train_config, parse_train_overrides, torch_forward, train
 
 

@@ -33,9 +33,9 @@ import statistics
 import sys
 from pathlib import Path
 
-from hcs_neuro.atomic import write_json_atomic
+from hcs_neuro.core.io import write_json_atomic
 from hcs_neuro.cli.plot import FIGURE_SUFFIXES, read_curve
-from hcs_neuro.errors import HCSError
+from hcs_neuro.core.errors import HCSError
 
 
 def final_accuracy(path: Path) -> float:
@@ -106,7 +106,7 @@ def plot_gaps(gaps: list, labels: list, out, target: float | None = None, title:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hcs_neuro.atomic import atomic_path
+    from hcs_neuro.core.io import atomic_path
 
     names = gaps[0]["names"]
     x = list(range(len(gaps)))

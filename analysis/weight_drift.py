@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hcs_neuro.atomic import write_json_atomic
-from hcs_neuro.errors import HCSError
+from hcs_neuro.core.io import write_json_atomic
+from hcs_neuro.core.errors import HCSError
 from hcs_neuro.model import load_model
 
 

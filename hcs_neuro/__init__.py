@@ -8,4 +8,4 @@ them (``hcs_neuro.circuit``, ``hcs_neuro.training``, ...).
 __all__ = ["__version__", "HCSError"]
 __version__ = "0.1.0"
 
-from hcs_neuro.errors import HCSError  # noqa: E402  (lightweight)
+from hcs_neuro.core.errors import HCSError  # noqa: E402  (lightweight)

@@ -31,7 +31,7 @@ Pooling layers sum the incoming activity levels over the window (for binary acti
 number of active inputs, a count a spiking neuron with unit synapses realises) and then apply
 the k-WTA of the layer across channels, so that pooling layers are hypercolumns too.
 
-Unknown keys and wrong types raise :class:`~hcs_neuro.errors.ConfigError` naming the file and
+Unknown keys and wrong types raise :class:`~hcs_neuro.core.errors.ConfigError` naming the file and
 field.
 """
 
@@ -40,17 +40,23 @@ from __future__ import annotations
 import dataclasses
 import json
 import numbers
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from hcs_neuro.errors import ConfigError
+from hcs_neuro.core.errors import ConfigError
+from hcs_neuro.core.io import read_toml
+from hcs_neuro.core.limits import check_memory
 from hcs_neuro.kwta import resolve_k
 from hcs_neuro.quant import FLOAT_BITS, check_bits
 
-__all__ = ["LayerSpec", "Architecture", "load_architecture", "load_config", "with_overrides", "LAYER_TYPES"]
+__all__ = ["LayerSpec", "Architecture", "load_architecture", "load_config", "with_overrides", "LAYER_TYPES",
+           "MAX_CHANNELS", "MAX_SIZE"]
 
 LAYER_TYPES = ("conv2d", "conv1d", "pool2d", "pool1d", "linear")
+#: Largest number of channels (or classes) of one layer.
+MAX_CHANNELS = 65536
+#: Largest input size, kernel, stride or padding along one axis.
+MAX_SIZE = 65536
 
 _TOP_KEYS = {"name": str, "description": str, "input": dict, "precision": dict, "hcs": dict,
              "layers": list, "training": dict}
@@ -191,16 +197,7 @@ def load_config(path_or_dict) -> tuple[dict, str]:
     """
     if isinstance(path_or_dict, dict):
         return path_or_dict, "<dict>"
-    path = Path(path_or_dict)
-    try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh), str(path)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config ({exc})") from None
+    return read_toml(path_or_dict, what="config file"), str(path_or_dict)
 
 
 def load_architecture(path_or_dict) -> Architecture:
@@ -232,8 +229,10 @@ def load_architecture(path_or_dict) -> Architecture:
     if "shape" not in inp:
         raise ConfigError(f"{src} [input]: missing required field 'shape' (e.g. [1, 28, 28])")
     shape = inp["shape"]
-    if not (2 <= len(shape) <= 3) or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape):
-        raise ConfigError(f"{src} [input]: shape = {shape!r}: allowed [C, H, W] or [C, L] with positive integers")
+    if (not isinstance(shape, list) or not (2 <= len(shape) <= 3)
+            or not all(isinstance(s, int) and not isinstance(s, bool) and 0 < s <= MAX_SIZE for s in shape)):
+        raise ConfigError(f"{src} [input]: shape = {shape!r}: allowed [C, H, W] or [C, L] with integers "
+                          f"1..{MAX_SIZE}")
     input_bits = check_bits(inp.get("bits", 8), "input_bits", f"{src} [input]")
 
     prec = raw.get("precision", {})
@@ -274,8 +273,8 @@ def load_architecture(path_or_dict) -> Architecture:
                 if bad in lr:
                     raise ConfigError(f"{where}: field {bad!r} does not apply to the linear readout")
             out = (int(lr["channels"]),)
-            if out[0] < 2:
-                raise ConfigError(f"{where}: channels = {out[0]}: a readout needs at least 2 classes")
+            if not 2 <= out[0] <= MAX_CHANNELS:
+                raise ConfigError(f"{where}: channels = {out[0]}: a readout needs 2..{MAX_CHANNELS} classes")
             layers.append(LayerSpec("linear", cur, out, 1, 1, 0, None, wbits, abits, bbits))
             cur = out
             continue
@@ -287,6 +286,11 @@ def load_architecture(path_or_dict) -> Architecture:
         kernel = int(lr["kernel"])
         stride = int(lr.get("stride", 1 if typ.startswith("conv") else kernel))
         padding = int(lr.get("padding", 0))
+        if any(isinstance(lr.get(f), bool) for f in ("kernel", "stride", "padding", "channels")):
+            raise ConfigError(f"{where}: kernel, stride, padding and channels must be integers, not true/false")
+        if kernel > MAX_SIZE or stride > MAX_SIZE or padding > MAX_SIZE:
+            raise ConfigError(f"{where}: kernel = {kernel}, stride = {stride}, padding = {padding}: allowed "
+                              f"at most {MAX_SIZE} each")
         if kernel < 1 or stride < 1 or padding < 0:
             raise ConfigError(f"{where}: kernel = {kernel}, stride = {stride}, padding = {padding}: allowed "
                               f"kernel >= 1, stride >= 1, padding >= 0")
@@ -294,8 +298,8 @@ def load_architecture(path_or_dict) -> Architecture:
             if "channels" not in lr:
                 raise ConfigError(f"{where}: missing required field 'channels'")
             channels = int(lr["channels"])
-            if channels < 1:
-                raise ConfigError(f"{where}: channels = {channels}: allowed >= 1")
+            if not 1 <= channels <= MAX_CHANNELS:
+                raise ConfigError(f"{where}: channels = {channels}: allowed 1..{MAX_CHANNELS}")
         else:
             if "channels" in lr:
                 raise ConfigError(f"{where}: field 'channels' does not apply to pooling (it keeps its input's)")
@@ -318,6 +322,11 @@ def load_architecture(path_or_dict) -> Architecture:
         layers.append(LayerSpec(typ, cur, out, kernel, stride, padding, k, wbits, abits, bbits))
         cur = out
 
+    # parameters (trained as float32 with Adam state: ~16 bytes each) and one image's activations
+    n_params = sum(_prod(l.weight_shape) + l.out_shape[0] for l in layers if l.has_weights)
+    n_cells = sum(_prod(l.out_shape) for l in layers)
+    check_memory(16.0 * n_params + 8.0 * n_cells, f"{src}: architecture with {n_params:,} parameters and "
+                                                   f"{n_cells:,} units per image")
     spec = {key: raw[key] for key in raw if key != "training"}
     return Architecture(
         name=str(raw.get("name", Path(src).stem if src != "<dict>" else "unnamed")),

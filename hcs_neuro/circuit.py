@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from hcs_neuro.circuit_spec import CircuitSpec, check_k
-from hcs_neuro.errors import ConfigError
+from hcs_neuro.core.errors import ConfigError, HCSError
 
 __all__ = [
     "HypercolumnCircuit",
@@ -116,7 +116,7 @@ def make_exc_group(spec: CircuitSpec, n: int, *, name: str = "exc", clock=None, 
         With ``drive = 0``, ``bias = 0``, ``v = v_rest``, ``s = 1``. Add inputs through
         ``drive`` (1) or ``I_syn`` (``on_pre="I_syn_post += w"``).
     """
-    import brian2 as b2
+    from hcs_neuro.brian import b2
 
     noise = noise_enabled(spec) if noise is None else noise
     eqs_text = spec.neuron_equations(noise=noise)
@@ -171,7 +171,7 @@ def make_exc_group(spec: CircuitSpec, n: int, *, name: str = "exc", clock=None, 
 
 
 def _unit_name(dim) -> str:
-    import brian2 as b2
+    from hcs_neuro.brian import b2
 
     from brian2.units.fundamentalunits import DIMENSIONLESS
 
@@ -230,7 +230,7 @@ def attach_kwta(network, exc_group, hypercolumn_of, n_hypercolumns: int, k: int,
         ``h*n_pool .. h*n_pool+n_pool-1``); state variables ``k_hc``, ``max_level``, ``refine``
         are settable per hypercolumn at run time.
     """
-    import brian2 as b2
+    from hcs_neuro.brian import b2
 
     # The rewind code below is idempotent, but Brian2 cannot know that: it warns that the outcome
     # "may depend on the order of execution" and (numpy target) loops over the few events.
@@ -327,7 +327,7 @@ def reset_for_stimulus(exc_group, handles: KWTAHandles, spec: CircuitSpec) -> No
     (``t_win``, ``t_decision``) are absolute network times: subtract the stimulus onset.
     (With cpp_standalone, every ``device.run`` starts from the initial state anyway.)
     """
-    import brian2 as b2
+    from hcs_neuro.brian import b2
 
     ns = spec.namespace()
     for var in getattr(exc_group, "hcs_diff_vars", ("v",)):
@@ -401,7 +401,7 @@ class HypercolumnCircuit:
         return np.where(self.winners(), t, np.nan)
 
     def run(self, duration_ms: float, report=None) -> None:
-        import brian2 as b2
+        from hcs_neuro.brian import b2
 
         self.network.run(duration_ms * b2.ms, report=report)
 
@@ -434,7 +434,7 @@ def build_hypercolumns(spec: CircuitSpec, n_hypercolumns: int, n_channels: int, 
     -------
     HypercolumnCircuit
     """
-    import brian2 as b2
+    from hcs_neuro.brian import b2
 
     if n_hypercolumns < 1:
         raise ConfigError(f"n_hypercolumns must be >= 1, got {n_hypercolumns}")
@@ -470,3 +470,83 @@ def build_hypercolumns(spec: CircuitSpec, n_hypercolumns: int, n_channels: int, 
     if drives is not None:
         circ.set_drives(drives)
     return circ
+
+
+def _root_message(exc: BaseException) -> str:
+    """The innermost cause of a Brian2 error, on one line (Brian2 wraps errors of user code in
+    BrianObjectException with several paragraphs)."""
+    seen = set()
+    while True:
+        nxt = exc.__cause__ or exc.__context__
+        if nxt is None or id(nxt) in seen:
+            break
+        seen.add(id(exc))
+        exc = nxt
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if not isinstance(exc, (SyntaxError, KeyError)) else text
+
+
+def check_with_brian(spec: CircuitSpec) -> None:
+    """Build one small hypercolumn of ``spec`` (and its noisy variant) with Brian2's runtime device
+    and run one step, so that an equation Brian2 cannot use (a syntax error, inconsistent units, an
+    unknown function) is reported as one :class:`ConfigError` naming the circuit file, before any
+    real work or compilation starts.
+
+    Raises
+    ------
+    ConfigError
+        With Brian2's own message for the offending expression.
+    """
+    from hcs_neuro.brian import b2
+
+    if b2.get_device().__class__.__name__ != "RuntimeDevice":
+        b2.device.reinit()
+        b2.set_device("runtime")
+    old_target = b2.prefs.codegen.target
+    b2.prefs.codegen.target = "numpy"
+    problem = None
+    try:
+        for noise in (False, True) if spec.noise_term.strip() else (False,):
+            net = b2.Network(name="hcs_check_network")
+            exc_group = make_exc_group(spec, 2, name="hcs_check_exc", noise=noise)
+            net.add(exc_group)
+            attach_kwta(net, exc_group, np.zeros(2, dtype=np.int64), 1, 1, spec, name="hcs_check_kwta")
+            net.run(b2.defaultclock.dt)
+    except HCSError:
+        raise
+    except Exception as exc:  # noqa: BLE001 (any Brian2 failure on user-written code)
+        problem = _root_message(exc)
+    finally:
+        b2.prefs.codegen.target = old_target
+    if problem is not None:
+        field = _unparsable_field(spec)
+        raise ConfigError(f"{spec.source}: Brian2 cannot use the circuit's "
+                          f"{field or 'equations'} ({problem})")
+
+
+def _unparsable_field(spec: CircuitSpec) -> str | None:
+    """The first code field of ``spec`` that is not even valid expression syntax, as
+    ``'field = "text"'`` (None if all parse: then the problem is units or names)."""
+    import ast
+
+    fields = {"neuron.threshold_expr": spec.threshold_expr, "inhibition.on_pre_ei": spec.on_pre_ei,
+              "inhibition.on_pre_ie": spec.on_pre_ie, "neuron.noise_term": spec.noise_term}
+    for name, eqs in (("neuron.equations", spec.neuron_equations(False)), ("interneuron.equations", spec.inter_eqs)):
+        for line in eqs.splitlines():
+            body = line.split("#", 1)[0]
+            if "=" in body and ":" in body:
+                fields[f"{name} line {line.strip()!r}"] = body.split("=", 1)[1].rsplit(":", 1)[0]
+    for name, code in fields.items():
+        for stmt in str(code).splitlines():
+            if not stmt.strip():
+                continue
+            text = stmt.split("=", 1)[1] if name.startswith("inhibition.") and "=" in stmt else stmt
+            text = text.replace("+=", "").strip()
+            try:
+                ast.parse(text, mode="eval")
+            except SyntaxError:
+                return f"{name} = {str(code).strip()!r}" if " line " not in name else name
+    return None
+
+
+__all__.append("check_with_brian")

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from hcs_neuro.circuit_spec import CircuitSpec, check_k
-from hcs_neuro.errors import ConfigError
+from hcs_neuro.core.errors import ConfigError
 
 __all__ = [
     "reference_topk",
@@ -120,7 +120,7 @@ def psychometric(margin, correct, edges=MARGIN_EDGES) -> dict[str, list]:
 
 
 def _simulate_runtime(spec, drives, k, dt_ms, duration_ms, codegen_target, progress):
-    import brian2 as b2
+    from hcs_neuro.brian import b2
 
     from hcs_neuro.circuit import build_hypercolumns
 
@@ -189,7 +189,7 @@ def run_bench(spec: CircuitSpec, *, k: int, n_channels: int = 32, trials: int = 
         ``sim_time_per_trial_s``, ``compile_time_s``, ``psychometric_margin_lo`` /
         ``_margin_hi`` / ``_margin_center`` / ``_strict`` / ``_tie_tolerant`` / ``_n_trials``.
     """
-    import brian2 as b2
+    from hcs_neuro.brian import b2
 
     check_k(int(k), int(n_channels))
     duration_ms = spec.duration_ms if duration_ms is None else float(duration_ms)

@@ -33,132 +33,20 @@ import tomllib
 from pathlib import Path
 from typing import Any, Mapping
 
-from hcs_neuro.errors import ConfigError
+from hcs_neuro.core.errors import ConfigError
+from hcs_neuro.core.io import parse_toml, read_text
+from hcs_neuro.core.units import (CAPACITANCE, CONDUCTANCE, DIMENSIONLESS, DISPLAY_UNITS, RATE, TIME, VOLTAGE,
+                                  dimension_name,
+                                  format_quantity, parse_quantity, parse_unit)
 
 __all__ = [
     "Param",
     "CircuitSpec",
     "load_circuit",
     "list_builtin_circuits",
-    "parse_quantity",
-    "format_quantity",
-    "DIMENSION_NAMES",
 ]
 
-# ----------------------------------------------------------------------------------------------
-# A tiny SI unit parser. Dimensions are exponent triples over (second, volt, amp); every unit
-# used in neuron models is a product of those (siemens = A/V, farad = A s/V, hertz = 1/s, ohm = V/A).
-_BASE = {
-    "s": (1.0, (1, 0, 0)),
-    "second": (1.0, (1, 0, 0)),
-    "V": (1.0, (0, 1, 0)),
-    "volt": (1.0, (0, 1, 0)),
-    "A": (1.0, (0, 0, 1)),
-    "amp": (1.0, (0, 0, 1)),
-    "S": (1.0, (0, -1, 1)),
-    "siemens": (1.0, (0, -1, 1)),
-    "F": (1.0, (1, -1, 1)),
-    "farad": (1.0, (1, -1, 1)),
-    "Hz": (1.0, (-1, 0, 0)),
-    "hertz": (1.0, (-1, 0, 0)),
-    "ohm": (1.0, (0, 1, -1)),
-}
-_PREFIX = {"p": 1e-12, "n": 1e-9, "u": 1e-6, "µ": 1e-6, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9}
-
-#: Human names of the dimensions that occur in circuit files (for error messages).
-DIMENSION_NAMES = {
-    (0, 0, 0): "dimensionless number",
-    (1, 0, 0): "time",
-    (0, 1, 0): "voltage",
-    (0, 0, 1): "current",
-    (0, -1, 1): "conductance",
-    (1, -1, 1): "capacitance",
-    (-1, 0, 0): "rate",
-    (-1, 1, 0): "voltage per time",
-    (0, 1, -1): "resistance",
-    (-1, 0, 1): "current per time",
-}
-# Canonical display unit for each dimension: values are stored as floats in these units.
-_DISPLAY = {
-    (0, 0, 0): ("1", 1.0),
-    (1, 0, 0): ("ms", 1e-3),
-    (0, 1, 0): ("mV", 1e-3),
-    (0, 0, 1): ("pA", 1e-12),
-    (0, -1, 1): ("nS", 1e-9),
-    (1, -1, 1): ("pF", 1e-12),
-    (-1, 0, 0): ("Hz", 1.0),
-    (-1, 1, 0): ("mV/ms", 1.0),
-    (0, 1, -1): ("Mohm", 1e6),
-    (-1, 0, 1): ("pA/ms", 1e-9),
-}
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-
-
-def _dim_name(dim) -> str:
-    return DIMENSION_NAMES.get(tuple(dim), f"quantity of dimension s^{dim[0]} V^{dim[1]} A^{dim[2]}")
-
-
-def _parse_unit(text: str) -> tuple[float, tuple[int, int, int]]:
-    """Parse ``"mV/ms"``, ``"nS"``, ``"mV*ms^-1"`` into (scale to SI, dimension)."""
-    text = text.replace(" ", "")
-    scale, dim = 1.0, [0, 0, 0]
-    for sign, token in re.findall(r"([*/]?)([^*/]+)", text):
-        m = re.fullmatch(r"([A-Za-zµ]+)(?:\^|\*\*)?([-+]?\d+)?", token)
-        if not m:
-            raise ValueError(token)
-        name, power = m.group(1), int(m.group(2) or 1)
-        if sign == "/":
-            power = -power
-        if name in _BASE:
-            s, d = _BASE[name]
-        elif len(name) > 1 and name[0] in _PREFIX and name[1:] in _BASE:
-            s, d = _BASE[name[1:]]
-            s = s * _PREFIX[name[0]]
-        else:
-            raise ValueError(name)
-        scale *= s**power
-        dim = [a + power * b for a, b in zip(dim, d)]
-    return scale, tuple(dim)
-
-
-def parse_quantity(value: Any, where: str = "value") -> tuple[float, tuple[int, int, int]]:
-    """Parse ``"20 ms"`` (or a bare number) into (value in SI units, dimension triple).
-
-    Raises
-    ------
-    ConfigError
-        If the text is not ``<number> <unit>`` with a known unit; the message names ``where``.
-    """
-    if isinstance(value, bool):
-        raise ConfigError(f"{where} must be a number with a unit such as \"20 ms\", got {value!r}")
-    if isinstance(value, (int, float)):
-        return float(value), (0, 0, 0)
-    if not isinstance(value, str):
-        raise ConfigError(f"{where} must be a string such as \"20 ms\", got {value!r}")
-    m = re.fullmatch(rf"\s*({_NUMBER})\s*(\*\s*)?(.*?)\s*", value)
-    if not m:
-        raise ConfigError(f"{where} must be \"<number> <unit>\" (e.g. \"20 ms\"), got {value!r}")
-    number = float(m.group(1))
-    unit = m.group(3)
-    if unit in ("", "1"):
-        return number, (0, 0, 0)
-    try:
-        scale, dim = _parse_unit(unit)
-    except ValueError:
-        raise ConfigError(
-            f"{where} has an unknown unit {unit!r} in {value!r} (use e.g. ms, mV, nS, pA, pF, Hz, mV/ms)"
-        ) from None
-    return number * scale, dim
-
-
-def format_quantity(si_value: float, dim) -> str:
-    """Format an SI value of dimension ``dim`` in its canonical display unit (``"20 ms"``)."""
-    unit, scale = _DISPLAY.get(tuple(dim), (None, None))
-    if unit is None:
-        return f"{si_value!r} (s^{dim[0]} V^{dim[1]} A^{dim[2]})"
-    v = si_value / scale
-    v = float(f"{v:.12g}")
-    return f"{v:g}" if unit == "1" else f"{v:g} {unit}"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -190,14 +78,14 @@ _NEURON_VARS = ("v", "drive", "bias", "I_syn", "s", "u", "done")
 _INTER_VARS = ("count",)
 # Parameters the builder reads (and their dimension) when present.
 _BUILDER_PARAMS = {
-    "v_threshold": (0, 1, 0),
-    "v_reset": (0, 1, 0),
-    "rate_max": (-1, 0, 0),
-    "w_in": (0, 1, 0),
-    "latency_max": (1, 0, 0),
-    "t_ref_i": (1, 0, 0),
-    "delay_ei": (1, 0, 0),
-    "delay_ie": (1, 0, 0),
+    "v_threshold": VOLTAGE,
+    "v_reset": VOLTAGE,
+    "rate_max": RATE,
+    "w_in": VOLTAGE,
+    "latency_max": TIME,
+    "t_ref_i": TIME,
+    "delay_ei": TIME,
+    "delay_ie": TIME,
 }
 _BRIAN_SPECIAL = {
     "t", "dt", "xi", "i", "N", "rand", "randn", "exp", "log", "sqrt", "abs", "int", "clip",
@@ -216,7 +104,7 @@ class Param:
     name: str
     value: float
     unit: str
-    dim: tuple[int, int, int]
+    dim: tuple[int, int, int, int]
 
     @property
     def dotted(self) -> str:
@@ -224,7 +112,7 @@ class Param:
 
     @property
     def si(self) -> float:
-        return self.value * _DISPLAY[self.dim][1]
+        return self.value * DISPLAY_UNITS[self.dim][1]
 
     def text(self) -> str:
         return self.value.__format__("g") if self.unit == "1" else f"{self.value:g} {self.unit}"
@@ -307,17 +195,17 @@ class CircuitSpec:
             if p.name == name:
                 if unit is None:
                     return p.value
-                scale, dim = _parse_unit(unit) if unit != "1" else (1.0, (0, 0, 0))
+                scale, dim = parse_unit(unit)
                 if dim != p.dim:
-                    raise ConfigError(f"{p.dotted} is a {_dim_name(p.dim)}, not in {unit}")
+                    raise ConfigError(f"{p.dotted} is a {dimension_name(p.dim)}, not in {unit}")
                 return p.si / scale
         raise ConfigError(f"{self.source}: circuit has no parameter {name!r}")
 
     def namespace(self) -> dict:
         """Brian2 namespace: every parameter as a Brian2 Quantity (imports Brian2)."""
-        import brian2 as b2
+        from hcs_neuro.brian import b2
 
-        base = (b2.second, b2.volt, b2.amp)
+        base = (b2.metre, b2.kilogram, b2.second, b2.amp)
         ns = {}
         for p in self.params:
             q = p.si
@@ -384,7 +272,7 @@ class CircuitSpec:
                 raise ConfigError(f"override {dotted!r}: unknown field (known in {section}: {known})")
             si, dim = parse_quantity(value, dotted)
             if dim != old.dim:
-                raise ConfigError(f"{dotted} must be a {_dim_name(old.dim)}, got {value}")
+                raise ConfigError(f"{dotted} must be a {dimension_name(old.dim)}, got {value}")
             raw[section][key] = value if isinstance(value, str) else float(value)
         return _from_raw(raw, self.source)
 
@@ -438,9 +326,9 @@ def list_builtin_circuits() -> list[str]:
         if not p.name.endswith(".toml"):
             continue
         try:  # other TOML files there (e.g. network_race.toml, read by hcs_neuro.simulate) are skipped
-            if "neuron" in tomllib.loads(p.read_text()):
+            if "neuron" in tomllib.loads(p.read_text(encoding="utf-8")):
                 names.append(p.name[:-5])
-        except tomllib.TOMLDecodeError:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
             continue
     return sorted(names)
 
@@ -462,22 +350,16 @@ def load_circuit(path_or_name: str | Path) -> CircuitSpec:
             raise ConfigError(f"{name}.toml (built-in) is not a hypercolumn circuit (it has no [neuron] section)")
         if name in list_builtin_circuits():
             res = importlib.resources.files("hcs_neuro.circuits") / f"{name}.toml"
-            return _from_text(res.read_text(), f"{name}.toml (built-in)")
+            return _from_text(res.read_text(encoding="utf-8"), f"{name}.toml (built-in)")
         raise ConfigError(
             f"circuit {name!r} is neither a file nor a built-in circuit "
             f"(built-in: {', '.join(list_builtin_circuits())})"
         )
-    if not p.is_file():
-        raise ConfigError(f"circuit file {p} does not exist")
-    return _from_text(p.read_text(), str(p))
+    return _from_text(read_text(p, what="circuit file"), str(p))
 
 
 def _from_text(text: str, source: str) -> CircuitSpec:
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-    return _from_raw(raw, source)
+    return _from_raw(parse_toml(text, source, what="circuit file"), source)
 
 
 _IDENT = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*\b")
@@ -533,22 +415,27 @@ def _from_raw(raw: dict, source: str) -> CircuitSpec:
                     f"{', '.join(reserved) or 'none'}; parameters are \"<number> <unit>\")"
                 )
             si, dim = parse_quantity(value, f"{source}: {dotted}")
-            if dim not in _DISPLAY:
+            if dim not in DISPLAY_UNITS:
                 raise ConfigError(f"{source}: {dotted} has an unsupported unit in {value!r}")
             if key in _BUILDER_PARAMS and dim != _BUILDER_PARAMS[key]:
                 raise ConfigError(
-                    f"{source}: {dotted} must be a {_dim_name(_BUILDER_PARAMS[key])}, got {value}"
+                    f"{source}: {dotted} must be a {dimension_name(_BUILDER_PARAMS[key])}, got {value}"
                 )
-            if dim == (1, 0, 0):
+            if dim == TIME:
                 if key.startswith("tau") and si <= 0:
                     raise ConfigError(f"{source}: {dotted} is a time constant and must be > 0, got {value}")
                 if si < 0:
                     raise ConfigError(f"{source}: {dotted} is a time and must be >= 0, got {value}")
-            if key.startswith("tau") and dim != (1, 0, 0):
+            if key.startswith("tau") and dim != TIME:
                 raise ConfigError(f"{source}: {dotted} must be a time, got {value}")
-            if key.startswith(("sigma", "rate")) and si < 0:
-                raise ConfigError(f"{source}: {dotted} must be >= 0, got {value}")
-            disp = _DISPLAY[dim]
+            if key.startswith(("sigma", "rate", "w_")) and si < 0:
+                raise ConfigError(f"{source}: {dotted} must be >= 0, got {value} (a synaptic weight is a "
+                                  "strength; inhibition comes from the equations' reversal potential or sign)"
+                                  if key.startswith("w_") else f"{source}: {dotted} must be >= 0, got {value}")
+            if dim in (CONDUCTANCE, CAPACITANCE) and (si < 0 or (dim == CAPACITANCE and si == 0)):
+                raise ConfigError(f"{source}: {dotted} is a {dimension_name(dim)} and must be "
+                                  f"{'> 0' if dim == CAPACITANCE else '>= 0'}, got {value}")
+            disp = DISPLAY_UNITS[dim]
             params.append(Param(section, key, float(f"{si / disp[1]:.15g}"), disp[0], dim))
 
     # unique parameter names (they share one Brian2 namespace)
@@ -665,7 +552,7 @@ def _from_raw(raw: dict, source: str) -> CircuitSpec:
 
     circuit = raw["circuit"]
     dur_si, dur_dim = parse_quantity(circuit.get("duration", "30 ms"), f"{source}: circuit.duration")
-    if dur_dim != (1, 0, 0) or dur_si <= 0:
+    if dur_dim != TIME or dur_si <= 0:
         raise ConfigError(f"{source}: circuit.duration must be a positive time, got {circuit.get('duration')!r}")
     k_default = get("circuit.k", 2)
     n_default = get("circuit.n_channels", 32)

@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hcs_neuro.errors import ConfigError, ModelError
+from hcs_neuro.core.errors import ConfigError, ModelError
 from hcs_neuro.quant import FLOAT_BITS, act_level_max
 
 __all__ = ["RaceParams", "LayerPlan", "NetworkPlan", "plan_network", "race_window", "layer_synapses",

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hcs_neuro.errors import ConfigError, DataError
+from hcs_neuro.core.errors import ConfigError, DataError
 
 __all__ = ["DATASETS", "DIGITS_SPLIT_SEED", "load_dataset", "read_idx", "find_idx_dir"]
 
@@ -47,7 +47,7 @@ _FILES = {
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-def load_dataset(name: str, split: str = "train", data_dir=None):
+def load_dataset(name: str, split: str = "train", data_dir=None, *, limit: int | None = None):
     """Load a dataset split as float32 images in [0, 1] and int64 labels.
 
     Parameters
@@ -58,7 +58,10 @@ def load_dataset(name: str, split: str = "train", data_dir=None):
     split : {"train", "test"}
         Which split.
     data_dir : str or Path, optional
-        Folder with the IDX files (not used by ``digits``).
+        Folder with the IDX files (not used by ``digits``). When given, only this folder is
+        searched.
+    limit : int, optional
+        Only the first ``limit`` images (and labels) are read (a gzip file is inflated no further).
 
     Returns
     -------
@@ -68,25 +71,46 @@ def load_dataset(name: str, split: str = "train", data_dir=None):
     Raises
     ------
     ConfigError
-        Unknown dataset name or split.
+        Unknown dataset name or split, an empty ``data_dir``, ``limit`` < 1.
     DataError
-        The IDX files are missing or malformed; the message says where it looked and how
-        to get them.
+        The IDX files are missing, corrupt or inconsistent (sizes, a split without images,
+        pixels that are not finite, negative labels); the message says which file and how to get
+        the data.
+    ResourceError
+        A header that declares more data than memory allows.
     """
     if split not in _FILES:
         raise ConfigError(f"split = {split!r}: allowed 'train' or 'test'")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
+        raise ConfigError(f"limit = {limit!r}: allowed an integer >= 1")
+    if data_dir is not None and not str(data_dir).strip():
+        raise ConfigError("--data-dir is empty: name the folder with the IDX files, or leave the option out")
     if name == "digits":
-        return _load_digits(split)
+        x, y = _load_digits(split)
+        return (x, y) if limit is None else (x[:limit], y[:limit])
     if name not in DATASETS:
         raise ConfigError(f"dataset = {name!r}: allowed {', '.join(DATASETS)}")
     folder = find_idx_dir(name, data_dir)
     img_name, lab_name = _FILES[split]
-    images = _read_cached(str(_resolve(folder, img_name)))
-    labels = _read_cached(str(_resolve(folder, lab_name)))
+    img_path, lab_path = _resolve(folder, img_name), _resolve(folder, lab_name)
+    images = _read_cached(str(img_path), limit)
+    labels = _read_cached(str(lab_path), limit)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise DataError(f"{folder}: {img_name} has shape {images.shape} and {lab_name} {labels.shape}; "
                         f"expected (N, H, W) images and N labels")
-    scale = 255.0 if images.dtype == np.uint8 else max(float(images.max()), 1.0)
+    if len(images) == 0 or images.shape[1] == 0 or images.shape[2] == 0:
+        raise DataError(f"{img_path}: the {split} split holds no images (shape {images.shape})")
+    if images.dtype.kind == "f" and not np.isfinite(images).all():
+        raise DataError(f"{img_path}: pixels that are not finite numbers (NaN or infinity)")
+    if labels.dtype.kind not in "iu" or int(labels.min()) < 0:
+        raise DataError(f"{lab_path}: labels must be non-negative integers")
+    if images.dtype == np.uint8:
+        scale = 255.0
+    else:
+        lo, hi = float(images.min()), float(images.max())
+        if lo < 0:
+            raise DataError(f"{img_path}: negative pixel values (down to {lo:g}); expected intensities >= 0")
+        scale = max(hi, 1.0)
     x = (images.astype(np.float32) / np.float32(scale))[:, None, :, :]
     return x, labels.astype(np.int64)
 
@@ -104,9 +128,9 @@ def _load_digits(split: str):
 
 
 def _candidates(name: str, data_dir) -> list[Path]:
+    if data_dir is not None:  # named by the user: that folder only
+        return [Path(data_dir)]
     out: list[Path] = []
-    if data_dir is not None:
-        out.append(Path(data_dir))
     env = os.environ.get("HCS_NEURO_DATA")
     if env:
         out.append(Path(env))
@@ -147,37 +171,66 @@ def _resolve(folder: Path, stem: str, must_exist: bool = True):
 
 
 @functools.lru_cache(maxsize=8)
-def _read_cached(path: str) -> np.ndarray:
-    arr = read_idx(path)
+def _read_cached(path: str, limit: int | None = None) -> np.ndarray:
+    arr = read_idx(path, limit=limit)
     arr.setflags(write=False)
     return arr
 
 
-def read_idx(path) -> np.ndarray:
-    """Read one IDX file (optionally gzip-compressed) into an array.
+def _read_exact(fh, n: int, path: Path, what: str) -> bytes:
+    data = fh.read(n)
+    if len(data) != n:
+        raise DataError(f"{path}: the IDX file ends inside its {what} ({len(data)} of {n} bytes; truncated?)")
+    return data
+
+
+def read_idx(path, *, limit: int | None = None) -> np.ndarray:
+    """Read one IDX file (optionally gzip-compressed) into an array, streaming.
+
+    The header is read first; the memory the data need is checked against the limit before any
+    allocation (:func:`hcs_neuro.core.limits.check_memory`), and with ``limit`` only the first
+    ``limit`` items are read.
 
     Raises
     ------
     DataError
-        Unreadable file, bad magic number, or a size that does not match the header.
+        Unreadable or corrupt file (including a damaged gzip stream), bad magic number, or a size
+        that does not match the header.
+    ResourceError
+        The header declares more data than the memory limit allows.
     """
+    import zlib
+
+    from hcs_neuro.core.limits import check_memory
+
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as fh:
-            raw = fh.read()
-    except (OSError, EOFError) as exc:
-        raise DataError(f"{path}: cannot read IDX file ({exc})") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise DataError(f"{path}: not an IDX file (bad magic number)")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{path}: truncated IDX header")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    count = int(np.prod(shape)) if shape else 1
-    if len(raw) - header != count * dtype.itemsize:
-        raise DataError(f"{path}: IDX header says shape {shape} ({count * dtype.itemsize} bytes) but the file "
-                        f"holds {len(raw) - header} data bytes (truncated?)")
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+            magic = _read_exact(fh, 4, path, "header")
+            if magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_DTYPES:
+                raise DataError(f"{path}: not an IDX file (bad magic number)")
+            ndim = magic[3]
+            if ndim == 0:
+                raise DataError(f"{path}: an IDX file with zero dimensions holds no items")
+            dims = _read_exact(fh, 4 * ndim, path, "header")
+            shape = tuple(int.from_bytes(dims[4 * i: 4 * i + 4], "big") for i in range(ndim))
+            dtype = np.dtype(_IDX_DTYPES[magic[2]])
+            item = int(np.prod(shape[1:], dtype=object)) * dtype.itemsize
+            n = shape[0] if limit is None else min(shape[0], int(limit))
+            check_memory(float(n) * item, f"{path}: {n:,} items of shape {shape[1:]}")
+            if path.suffix != ".gz" and limit is None:
+                expected = 4 + 4 * ndim + shape[0] * item
+                actual = path.stat().st_size
+                if actual != expected:
+                    raise DataError(f"{path}: the IDX header says shape {shape} ({shape[0] * item} data bytes) but "
+                                    f"the file holds {actual - 4 - 4 * ndim} data bytes (truncated?)")
+            raw = _read_exact(fh, n * item, path, "data")
+            if limit is None and fh.read(1):
+                raise DataError(f"{path}: the IDX file holds more data than its header {shape} declares")
+    except DataError:
+        raise
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{path}: cannot read the IDX file ({exc}); is it a complete, uncorrupted "
+                        "download?") from None
+    return np.frombuffer(raw, dtype=dtype).reshape((n,) + shape[1:]).astype(dtype.newbyteorder("="))

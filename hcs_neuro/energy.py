@@ -31,7 +31,7 @@ from importlib import resources
 
 import numpy as np
 
-from hcs_neuro.errors import ConfigError
+from hcs_neuro.core.errors import ConfigError
 
 __all__ = [
     "EnergyProfile",
@@ -336,7 +336,7 @@ def network_energy(model, reference, spiking=None, profiles=None, *, input_level
         updates.
     profiles : None, str or list of str / EnergyProfile
         Hardware profiles to price with (default: every built-in profile). Unknown names raise
-        :class:`~hcs_neuro.errors.ConfigError`.
+        :class:`~hcs_neuro.core.errors.ConfigError`.
     input_levels : ndarray, optional
         Quantized input levels of the images (:func:`hcs_neuro.reference.quantize_input`); needed
         for the analytic input SOPs and the layer-0 effective operations.
@@ -380,7 +380,7 @@ def network_energy(model, reference, spiking=None, profiles=None, *, input_level
     ------
     ConfigError
         Unknown profile or input coding.
-    hcs_neuro.errors.DataError
+    hcs_neuro.core.errors.DataError
         Reference or spiking result that does not fit the model (layer count, shapes, images).
 
     Notes
@@ -393,7 +393,7 @@ def network_energy(model, reference, spiking=None, profiles=None, *, input_level
     layer l + 1 of the reference, so whenever the spiking winners of a layer equal the reference
     winners for an image, its simulated SOPs must equal the analytic count exactly.
     """
-    from hcs_neuro.errors import DataError
+    from hcs_neuro.core.errors import DataError
 
     arch = model.architecture
     n_layers = len(arch.layers)

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from hcs_neuro.architecture import Architecture, LayerSpec, load_architecture
-from hcs_neuro.atomic import atomic_path, json_default
-from hcs_neuro.errors import ConfigError, ModelError
+from hcs_neuro.core.io import atomic_path, json_default
+from hcs_neuro.core.errors import ConfigError, ModelError
 from hcs_neuro.quant import FLOAT_BITS, bias_level_range, storage_dtype, weight_level_range
 
 __all__ = ["LayerParams", "Model", "save_model", "load_model", "random_model", "FORMAT_VERSION"]
@@ -136,67 +136,114 @@ def save_model(model: Model, path) -> Path:
     return Path(path)
 
 
+#: Largest ``architecture_json`` / ``metadata_json`` member read from a model file (bytes).
+JSON_MEMBER_LIMIT = 16 * 2 ** 20
+
+
+def _member_header(zf: zipfile.ZipFile, path: Path, key: str):
+    """``(zip info, shape, dtype)`` of array ``key`` from its ``.npy`` header, without reading the data."""
+    try:
+        info = zf.getinfo(f"{key}.npy")
+    except KeyError:
+        raise ModelError(f"{path}: array {key!r} is missing") from None
+    with zf.open(info) as fh:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+        elif version in ((2, 0), (3, 0)):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+        else:
+            raise ModelError(f"{path}: array {key!r} has an unknown .npy format version {version}")
+    if dtype.hasobject:
+        raise ModelError(f"{path}: array {key!r} holds Python objects; model files are loaded without pickle")
+    return info, tuple(int(n) for n in shape), dtype
+
+
+def _read_member(zf: zipfile.ZipFile, path: Path, key: str, *, shape=None, kinds: str = "iuf",
+                 max_bytes: int | None = None) -> np.ndarray:
+    """Array ``key`` of the npz, read only after its header passed every check.
+
+    ``shape`` (when given) must match exactly, the dtype kind must be in ``kinds``, and the data
+    may not exceed ``max_bytes`` (by default the expected size): a member declaring gigabytes is
+    refused before a byte of it is inflated.
+    """
+    info, got, dtype = _member_header(zf, path, key)
+    if dtype.kind not in kinds:
+        names = {"i": "integer", "u": "integer", "f": "float", "U": "string"}
+        allowed = " or ".join(sorted({names[k] for k in kinds}))
+        raise ModelError(f"{path}: array {key!r} has dtype {dtype}; expected {allowed}")
+    if shape is not None and got != tuple(shape):
+        raise ModelError(f"{path}: array {key!r} has shape {got}; the architecture needs {tuple(shape)}")
+    nbytes = int(np.prod(got, dtype=object)) * dtype.itemsize
+    limit = nbytes if max_bytes is None else max_bytes
+    if nbytes > limit or info.file_size > limit + 4096:
+        raise ModelError(f"{path}: array {key!r} declares {max(nbytes, info.file_size):,} bytes, more than the "
+                         f"{limit:,} it may hold; the file is corrupt or not an hcs-neuro model")
+    with zf.open(info) as fh:
+        return np.lib.format.read_array(fh, allow_pickle=False)
+
+
+def _read_json_member(zf, path: Path, key: str) -> dict:
+    arr = _read_member(zf, path, key, shape=(), kinds="U", max_bytes=JSON_MEMBER_LIMIT)
+    try:
+        data = json.loads(str(arr))
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise ModelError(f"{path}: {key} is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{path}: {key} must hold a JSON object, not {type(data).__name__}")
+    return data
+
+
 def load_model(path) -> Model:
-    """Load a model file with ``allow_pickle=False`` and check it against its architecture.
+    """Load a model file without pickle, checking every array against its architecture.
+
+    Only the arrays the architecture needs are read, each after its ``.npy`` header was checked
+    (dtype, shape, size): a file whose members declare more data than the architecture needs is
+    refused before anything large is inflated.
 
     Raises
     ------
     ModelError
         Missing or truncated file, not an npz, arrays holding Python objects, missing arrays,
-        shapes or levels that do not fit the architecture. The message names the file and array.
+        wrong types, shapes or levels that do not fit the architecture. The message names the file
+        and array.
     """
     path = Path(path)
     if not path.is_file():
-        raise ModelError(f"{path}: model file not found")
+        raise ModelError(f"{path}: model file not found" + (" (it is a folder)" if path.is_dir() else ""))
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            data = {}
-            for key in npz.files:
-                try:
-                    data[key] = npz[key]
-                except ValueError as exc:  # object arrays refuse to load without pickle
-                    raise ModelError(f"{path}: array {key!r} cannot be loaded without pickle "
-                                     f"(it holds Python objects): {exc}") from None
+        with zipfile.ZipFile(path) as zf:
+            version = _read_member(zf, path, "format_version", shape=(), kinds="iu")
+            if int(version) != FORMAT_VERSION:
+                raise ModelError(f"{path}: format_version = {int(version)}; this hcs-neuro reads {FORMAT_VERSION}")
+            spec = _read_json_member(zf, path, "architecture_json")
+            metadata = _read_json_member(zf, path, "metadata_json")
+            try:
+                arch = load_architecture(spec)
+            except ConfigError as exc:
+                raise ModelError(f"{path}: architecture_json: {exc}") from None
+            arch = _with_source(arch, str(path))
+            layers = []
+            for i, lspec in enumerate(arch.layers):
+                act_step = _read_member(zf, path, f"layer{i}_act_step", shape=(), kinds="iu")
+                p = LayerParams(act_step=int(act_step))
+                if lspec.has_weights:
+                    p.weight_levels = _read_member(zf, path, f"layer{i}_weight_levels", shape=lspec.weight_shape)
+                    p.bias_levels = _read_member(zf, path, f"layer{i}_bias_levels", shape=(lspec.out_shape[0],))
+                    p.weight_scale = float(_read_member(zf, path, f"layer{i}_weight_scale", shape=(), kinds="f"))
+                layers.append(p)
     except ModelError:
         raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, KeyError, TypeError,
+            NotImplementedError, RuntimeError) as exc:
+        # zlib.error is an Exception subclass raised by a corrupt deflate stream
         raise ModelError(f"{path}: not a readable model .npz file (truncated or corrupt?): {exc}") from None
-    for key in ("format_version", "architecture_json", "metadata_json"):
-        if key not in data:
-            raise ModelError(f"{path}: array {key!r} is missing; not an hcs-neuro model file")
-    version = int(data["format_version"])
-    if version != FORMAT_VERSION:
-        raise ModelError(f"{path}: format_version = {version}; this hcs-neuro reads {FORMAT_VERSION}")
-    try:
-        spec = json.loads(str(data["architecture_json"]))
-        metadata = json.loads(str(data["metadata_json"]))
-    except json.JSONDecodeError as exc:
-        raise ModelError(f"{path}: architecture_json/metadata_json is not valid JSON: {exc}") from None
-    try:
-        arch = load_architecture(spec)
-    except ConfigError as exc:
-        raise ModelError(f"{path}: architecture_json: {exc}") from None
-    arch = _with_source(arch, str(path))
-    layers = []
-    for i, lspec in enumerate(arch.layers):
-        step_key = f"layer{i}_act_step"
-        if step_key not in data:
-            raise ModelError(f"{path}: array {step_key!r} is missing")
-        act_step = data[step_key]
-        if act_step.shape != () or act_step.dtype.kind not in "iu":
-            raise ModelError(f"{path}: array {step_key!r} must be an integer scalar")
-        p = LayerParams(act_step=int(act_step))
-        if lspec.has_weights:
-            for name in ("weight_levels", "bias_levels", "weight_scale"):
-                if f"layer{i}_{name}" not in data:
-                    raise ModelError(f"{path}: array 'layer{i}_{name}' is missing")
-            scale = data[f"layer{i}_weight_scale"]
-            if scale.shape != () or scale.dtype.kind != "f":
-                raise ModelError(f"{path}: array 'layer{i}_weight_scale' must be a float scalar")
-            p.weight_levels = data[f"layer{i}_weight_levels"]
-            p.bias_levels = data[f"layer{i}_bias_levels"]
-            p.weight_scale = float(scale)
-        layers.append(p)
+    except Exception as exc:  # noqa: BLE001
+        import zlib
+
+        if isinstance(exc, zlib.error):
+            raise ModelError(f"{path}: not a readable model .npz file (corrupt compressed data: {exc})") from None
+        raise
     return Model(arch, layers, metadata).validate(str(path))
 
 

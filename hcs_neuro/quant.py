@@ -23,7 +23,7 @@ import numbers
 
 import numpy as np
 
-from hcs_neuro.errors import ConfigError
+from hcs_neuro.core.errors import ConfigError
 
 __all__ = [
     "FLOAT_BITS",

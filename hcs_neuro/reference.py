@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hcs_neuro.errors import DataError
+from hcs_neuro.core.errors import DataError
 from hcs_neuro.kwta import kwta_mask
 from hcs_neuro.quant import FLOAT_BITS, act_level_max, quantize_unsigned
 
@@ -231,9 +231,9 @@ def evaluate(model, images, labels, batch_size: int = 256, progress: bool = Fals
     correct = 0
     starts = range(0, n, batch_size)
     if progress:
-        from tqdm import tqdm
+        from hcs_neuro.core.progress import progress as progress_bar
 
-        starts = tqdm(starts, desc="evaluate", unit="batch", leave=False)
+        starts = progress_bar(starts, desc="evaluate", unit="batch")
     for start in starts:
         x = x_all[start:start + batch_size]
         for i, spec in enumerate(arch.layers):

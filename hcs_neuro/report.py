@@ -26,12 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
-from hcs_neuro.atomic import atomic_dir, write_json_atomic
+from hcs_neuro.core.io import atomic_dir, write_json_atomic
 
-__all__ = ["write_report", "conditional_reference_winners", "REPORT_NAME"]
+__all__ = ["write_report", "conditional_reference_winners", "REPORT_NAME", "REPORT_KIND"]
 
 #: File name of the Markdown page inside the report folder.
 REPORT_NAME = "report.md"
+#: Kind recorded in a report folder's marker (``--overwrite`` replaces only folders of this kind).
+REPORT_KIND = "report"
 
 
 def conditional_reference_winners(model, reference, spiking, i: int) -> np.ndarray:
@@ -127,7 +129,7 @@ def _save(fig, path: Path) -> str:
 
 
 def write_report(out_dir, *, model, reference, spiking, validation: dict, energy: dict,
-                 title: str | None = None, image: int = 0) -> Path:
+                 title: str | None = None, image: int = 0, overwrite: bool = False) -> Path:
     """Write the one-page report folder and return the path of its ``report.md``.
 
     Parameters
@@ -147,6 +149,9 @@ def write_report(out_dir, *, model, reference, spiking, validation: dict, energy
     title : str, optional
     image : int
         Image shown in the spike raster.
+    overwrite : bool
+        Replace an existing report folder that hcs-neuro wrote (never a folder holding anything
+        else; see :func:`hcs_neuro.core.io.atomic_dir`).
 
     Returns
     -------
@@ -170,7 +175,7 @@ def write_report(out_dir, *, model, reference, spiking, validation: dict, energy
     arch = model.architecture
     title = title or f"Spiking network report: {arch.name}"
     meta = dict(spiking.metadata or {})
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, overwrite=overwrite, kind=REPORT_KIND) as tmp:
         figs = {}
         fig = Figure(figsize=(7.5, 5.0))
         plot_raster(spiking, image=min(image, spiking.n_images - 1),

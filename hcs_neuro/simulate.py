@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from hcs_neuro.convert import NetworkPlan, RaceParams, plan_network
-from hcs_neuro.errors import ConfigError, DataError
+from hcs_neuro.core.errors import ConfigError, DataError
 from hcs_neuro.spiking_result import SpikingLayer, SpikingResult
 
 __all__ = ["load_race_circuit", "simulate", "SimulationSession", "NetworkRunner", "default_chunk", "DEFAULT_CIRCUIT"]
@@ -69,7 +69,7 @@ def load_race_circuit(path_or_name=None) -> RaceParams:
         single-hypercolumn circuit file (``[neuron]`` section) given where a network race circuit
         is needed.
     """
-    from hcs_neuro.circuit_spec import parse_quantity
+    from hcs_neuro.core.units import TIME, parse_quantity
 
     name = DEFAULT_CIRCUIT if path_or_name is None else str(path_or_name)
     p = Path(name)
@@ -106,7 +106,7 @@ def load_race_circuit(path_or_name=None) -> RaceParams:
     dt_ms = 0.1
     if "dt" in race:
         si, dim = parse_quantity(race["dt"], f"{src}: race.dt")
-        if dim != (1, 0, 0):
+        if dim != TIME:
             raise ConfigError(f"{src}: race.dt must be a time such as \"0.1 ms\", got {race['dt']!r}")
         dt_ms = si * 1e3
     levels = race.get("max_levels", "auto")
@@ -333,7 +333,7 @@ class NetworkRunner:
                  levels=None):
         import gc
 
-        import brian2 as b2
+        from hcs_neuro.brian import b2
 
         if device not in ("cpp_standalone", "runtime"):
             raise ConfigError(f"device = {device!r}: allowed 'cpp_standalone' or 'runtime'")
@@ -353,7 +353,7 @@ class NetworkRunner:
         self._old_target = b2.prefs.codegen.target
         b2.BrianLogger.suppress_hierarchy("brian2.codegen.generators")
         if device == "cpp_standalone":
-            from hcs_neuro.brian_setup import limit_compile_jobs
+            from hcs_neuro.brian import limit_compile_jobs
 
             limit_compile_jobs()
             b2.device.reinit()
@@ -384,7 +384,7 @@ class NetworkRunner:
 
     def run(self, levels: np.ndarray, tag: str = "") -> dict:
         """Run one chunk: ``levels`` (n <= chunk, n_inputs) integer input levels."""
-        import brian2 as b2
+        from hcs_neuro.brian import b2
 
         n = len(levels)
         vals = np.zeros((self.chunk, self.plan.n_inputs))
@@ -404,7 +404,7 @@ class NetworkRunner:
         return out
 
     def close(self) -> None:
-        import brian2 as b2
+        from hcs_neuro.brian import b2
 
         self._restore(b2)
         if self._tmp:
@@ -559,9 +559,9 @@ class SimulationSession:
         parts = []
         bar = None
         if progress:
-            from tqdm import tqdm
+            from hcs_neuro.core.progress import progress as progress_bar
 
-            bar = tqdm(total=n, desc="simulate", unit="img", leave=False)
+            bar = progress_bar(total=n, desc="simulate", unit="img")
         try:
             if self._pool is not None and len(jobs) > 1:
                 it = self._pool.imap_unordered(_worker_run, jobs)
@@ -604,9 +604,9 @@ class SimulationSession:
             it = ((s, self.runner.run(lv)) for s, lv in jobs)
         bar = None
         if progress:
-            from tqdm import tqdm
+            from hcs_neuro.core.progress import progress as progress_bar
 
-            bar = tqdm(total=n, desc="simulate", unit="img", leave=False)
+            bar = progress_bar(total=n, desc="simulate", unit="img")
         parts, b_start, t0 = [], 0, time.perf_counter()
         try:
             for s, out in it:
@@ -720,9 +720,9 @@ def _simulate_runtime(model, plan, race, levels, chunk, progress, seed, t0) -> S
     parts = []
     starts = range(0, n, chunk)
     if progress:
-        from tqdm import tqdm
+        from hcs_neuro.core.progress import progress as progress_bar
 
-        starts = tqdm(starts, desc="simulate (runtime)", unit="chunk", leave=False)
+        starts = progress_bar(starts, desc="simulate (runtime)", unit="chunk")
     build_s = 0.0
     for s in starts:
         lv = levels[s:s + chunk]

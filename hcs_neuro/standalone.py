@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hcs_neuro.brian_setup import limit_compile_jobs
+from hcs_neuro.brian import limit_compile_jobs
 from hcs_neuro.circuit_spec import CircuitSpec
-from hcs_neuro.errors import ConfigError
+from hcs_neuro.core.errors import ConfigError
 
 __all__ = ["StandaloneCircuit"]
 
@@ -63,7 +63,7 @@ class StandaloneCircuit:
     def __init__(self, spec: CircuitSpec, n_hypercolumns: int, n_channels: int, k: int, *, duration_ms: float,
                  dt_ms: float | None = None, directory=None, seed: int = 0, float32: bool = False,
                  monitors: tuple[str, ...] = (), tie_break: bool = False):
-        import brian2 as b2
+        from hcs_neuro.brian import b2
 
         from hcs_neuro.circuit import build_hypercolumns
 
@@ -134,7 +134,7 @@ class StandaloneCircuit:
 
     def close(self) -> None:
         """Switch the process back to the runtime device; remove a temporary project directory."""
-        import brian2 as b2
+        from hcs_neuro.brian import b2
 
         b2.prefs.core.default_float_dtype = self._old_dtype
         b2.device.reinit()

@@ -9,7 +9,7 @@ The pieces, in the order data flows through them:
 * **spec** (TOML, :func:`load_sweep_spec`): ``[sweep]`` (name, seeds, metrics, out),
   ``[target]`` (kind + fixed settings), ``[parameters]`` (dotted name -> list or range, with
   units). Validated against the target's declared parameters, units and metrics; every mistake is a
-  :class:`~hcs_neuro.errors.ConfigError` naming the file, field and value.
+  :class:`~hcs_neuro.core.errors.ConfigError` naming the file, field and value.
 * **grid** (:func:`expand_grid`): the Cartesian product of the parameter values (in spec order)
   times the seeds; every point x seed has a content hash (``point_id``) of the target settings,
   the parameter values and the seed, so results can be found again after an interruption.
@@ -52,8 +52,11 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from hcs_neuro.atomic import atomic_path, write_json_atomic
-from hcs_neuro.errors import ConfigError
+from hcs_neuro.core.io import atomic_path, write_json_atomic
+from hcs_neuro.core.errors import ConfigError
+from hcs_neuro.core.io import check_output_dir, prepare_output_dir, read_json, read_text, read_toml
+from hcs_neuro.core.limits import check_points
+from hcs_neuro.core.units import canonical_float, convert, parse_unit, split_quantity, unit_column_suffix
 
 __all__ = [
     "ParamInfo",
@@ -65,8 +68,6 @@ __all__ = [
     "CIRCUIT_METRICS",
     "NETWORK_PARAMETERS",
     "NETWORK_METRICS",
-    "parse_quantity",
-    "unit_column_suffix",
     "SweepParameter",
     "SweepSpec",
     "Point",
@@ -85,112 +86,6 @@ __all__ = [
     "load_results",
     "load_metadata",
 ]
-
-# --------------------------------------------------------------------------------------------
-# Units: a small, dependency-free parser (Brian2's unit system is not imported on the client).
-# Dimensions are exponents of the SI base units (m, kg, s, A).
-# --------------------------------------------------------------------------------------------
-
-_PREFIXES = {"f": 1e-15, "p": 1e-12, "n": 1e-9, "u": 1e-6, "µ": 1e-6, "m": 1e-3,
-             "c": 1e-2, "k": 1e3, "M": 1e6, "G": 1e9}
-_BASE_UNITS: dict[str, tuple[float, tuple[int, int, int, int]]] = {
-    "s": (1.0, (0, 0, 1, 0)),
-    "Hz": (1.0, (0, 0, -1, 0)),
-    "V": (1.0, (2, 1, -3, -1)),
-    "A": (1.0, (0, 0, 0, 1)),
-    "S": (1.0, (-2, -1, 3, 2)),
-    "F": (1.0, (-2, -1, 4, 2)),
-    "ohm": (1.0, (2, 1, -3, -2)),
-    "Ohm": (1.0, (2, 1, -3, -2)),
-    "Ω": (1.0, (2, 1, -3, -2)),
-    "C": (1.0, (0, 0, 1, 1)),
-    "J": (1.0, (2, 1, -2, 0)),
-    "W": (1.0, (2, 1, -3, 0)),
-    "m": (1.0, (1, 0, 0, 0)),
-    "g": (1e-3, (0, 1, 0, 0)),
-}
-_DIMENSIONLESS = (0, 0, 0, 0)
-_NUMBER_RE = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*?)\s*$")
-_FACTOR_RE = re.compile(r"^([A-Za-zµΩ]+)(?:\^(-?\d+))?$")
-
-
-def _parse_unit(unit: str) -> tuple[float, tuple[int, ...]]:
-    """Scale to SI and dimension exponents of a unit expression such as ``"mV"``, ``"mV/ms"``,
-    ``"nS*mV"``, ``"um^2"``; ``""`` or ``"1"`` is dimensionless. Raises ValueError."""
-    unit = unit.strip().replace("**", "^").replace(" ", "")
-    if unit in ("", "1"):
-        return 1.0, _DIMENSIONLESS
-    scale, dims = 1.0, np.zeros(4, dtype=int)
-    sign = 1
-    for token in re.split(r"([*/])", unit):
-        if token == "*":
-            sign = 1
-            continue
-        if token == "/":
-            sign = -1
-            continue
-        match = _FACTOR_RE.match(token)
-        if not match:
-            raise ValueError(f"cannot parse unit factor {token!r}")
-        name, power = match.group(1), int(match.group(2) or 1)
-        if name in _BASE_UNITS:
-            s, d = _BASE_UNITS[name]
-        elif name[0] in _PREFIXES and name[1:] in _BASE_UNITS:
-            s, d = _BASE_UNITS[name[1:]]
-            s *= _PREFIXES[name[0]]
-        else:
-            raise ValueError(f"unknown unit {name!r}")
-        scale *= s ** (sign * power)
-        dims += sign * power * np.asarray(d)
-        sign = 1
-    return scale, tuple(int(x) for x in dims)
-
-
-def parse_quantity(text: str | int | float) -> tuple[float, str]:
-    """Split ``"20 ms"`` into ``(20.0, "ms")``; a bare number has unit ``""``.
-
-    Raises
-    ------
-    ValueError
-        If the text is not a number followed by a known unit expression.
-    """
-    if isinstance(text, bool):
-        raise ValueError(f"{text!r} is a boolean, not a number")
-    if isinstance(text, (int, float)):
-        return float(text), ""
-    match = _NUMBER_RE.match(str(text))
-    if not match:
-        raise ValueError(f"{text!r} is not a number with a unit (e.g. '20 ms')")
-    unit = match.group(2)
-    _parse_unit(unit)  # validates
-    return float(match.group(1)), ("" if unit == "1" else unit)
-
-
-def _convert(value: float, from_unit: str, to_unit: str) -> float:
-    s_from, d_from = _parse_unit(from_unit)
-    s_to, d_to = _parse_unit(to_unit)
-    if d_from != d_to:
-        raise ValueError(f"unit {from_unit or 'dimensionless'!r} is not compatible with "
-                         f"{to_unit or 'dimensionless'!r}")
-    return value * s_from / s_to
-
-
-def unit_column_suffix(unit: str) -> str:
-    """Column-name suffix for a unit: ``"ms"`` -> ``"_ms"``, ``"mV/ms"`` -> ``"_mV_per_ms"``,
-    dimensionless -> ``""``. The unit's case is kept (``mS`` and ``MS`` differ)."""
-    unit = unit.strip().replace(" ", "")
-    if unit in ("", "1"):
-        return ""
-    text = unit.replace("**", "").replace("^", "").replace("*", "_").replace("/", "_per_")
-    text = text.replace("µ", "u").replace("Ω", "ohm")
-    return "_" + text
-
-
-def _canonical_float(value: float) -> float:
-    """Round to 12 significant digits so that grids written differently (``0.1*3`` vs ``0.3``,
-    ``geomspace`` round-off) give the same point and the same hash."""
-    return float(f"{float(value):.12g}")
-
 
 # --------------------------------------------------------------------------------------------
 # Targets
@@ -303,13 +198,10 @@ def _prepare_python(table: dict, spec_dir: Path | None) -> dict:
         raise ConfigError(f"[target] (kind 'python'): unknown field(s) {unknown}; allowed: "
                           f"{sorted(allowed)}")
     ref = table.get("function")
-    if not isinstance(ref, str):
+    if not isinstance(ref, str) or not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*", ref):
         raise ConfigError("[target] function: required for kind 'python', a string "
-                          "'module:function'")
-    try:
-        _import_function(ref)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise ConfigError(f"[target] function = {ref!r}: cannot import it ({exc})") from None
+                          f"'module:function', got {ref!r}")
+    # the module is imported only when the sweep runs (importing runs its code: a spec is code)
     options = table.get("options", {})
     if not isinstance(options, dict):
         raise ConfigError("[target] options: must be a table of keyword arguments")
@@ -321,7 +213,7 @@ def _prepare_python(table: dict, spec_dir: Path | None) -> dict:
         for name, unit in params.items():
             if unit not in ("int", "str"):
                 try:
-                    _parse_unit(unit)
+                    parse_unit(unit)
                 except ValueError as exc:
                     raise ConfigError(f"[target] parameters.{name} = {unit!r}: {exc}") from None
     metrics = table.get("metrics")
@@ -757,7 +649,7 @@ def _check_network(cfg: dict, parameters: tuple) -> None:
 
 def _evaluate_network(cfg: dict, params: dict, seed: int) -> dict[str, float]:
     from hcs_neuro.datasets import load_dataset
-    from hcs_neuro.errors import DataError
+    from hcs_neuro.core.errors import DataError
     from hcs_neuro.simulate import SimulationSession
     from hcs_neuro.sweep_worker import worker_scratch_dir
     from hcs_neuro.validate import validate
@@ -910,14 +802,7 @@ def load_sweep_spec(path: str | os.PathLike, out: str | os.PathLike | None = Non
         Missing/unreadable file, TOML syntax, or any invalid field (named in the message).
     """
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"sweep spec {path}: cannot read it ({exc.strerror})") from None
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"sweep spec {path}: invalid TOML ({exc})") from None
+    raw = read_toml(path, what="sweep spec")
     return parse_sweep_spec(raw, source=str(path), spec_dir=path.parent, out=out)
 
 
@@ -967,9 +852,9 @@ def parse_sweep_spec(raw: dict, *, source: str = "<spec>", spec_dir: str | os.Pa
         raise ConfigError(f"sweep spec {source}: unknown field(s) [sweep] {bad}; allowed: "
                           f"{sorted(_SWEEP_FIELDS)}")
     name = sweep.get("name", Path(source).stem if source != "<spec>" else "sweep")
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
-        raise ConfigError(f"sweep spec {source}: [sweep] name = {name!r}; allowed: letters, "
-                          "digits, '_', '.', '-'")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", name) or ".." in name:
+        raise ConfigError(f"sweep spec {source}: [sweep] name = {name!r}; allowed: up to 100 letters, "
+                          "digits, '_', '.', '-', starting with a letter or digit, without '..'")
 
     seeds = _parse_seeds(sweep.get("seeds", [0]), source)
     seed_mode = sweep.get("seed_mode", "shared")
@@ -1006,6 +891,10 @@ def parse_sweep_spec(raw: dict, *, source: str = "<spec>", spec_dir: str | os.Pa
         info = declared.get(pname) if declared is not None else None
         parameters.append(_parse_parameter(pname, pvalue, info, where))
 
+    n_grid = len(seeds)
+    for p in parameters:
+        n_grid *= len(p.values)
+    check_points(n_grid, f"sweep spec {source}: the grid")
     try:
         target.check(cfg, tuple(parameters))
     except ConfigError as exc:
@@ -1072,6 +961,7 @@ def _parse_seeds(value, source: str) -> tuple[int, ...]:
         start, num = value.get("start", 0), value["num"]
         if not isinstance(start, int) or not isinstance(num, int) or num < 1:
             raise ConfigError(f"{where} = {value!r}: start and num must be integers, num >= 1")
+        check_points(num, f"{where}")
         value = list(range(start, start + num))
     if isinstance(value, int) and not isinstance(value, bool):
         value = [value]
@@ -1116,7 +1006,7 @@ def _parse_parameter(name: str, value, info: ParamInfo | None, where: str) -> Sw
             parsed.append((float(v[0]), v[1]))
             continue
         try:
-            parsed.append(parse_quantity(v))
+            parsed.append(split_quantity(v))
         except ValueError as exc:
             raise ConfigError(f"{where}: {exc}") from None
     unit = info.unit if info is not None else parsed[0][1]
@@ -1126,7 +1016,7 @@ def _parse_parameter(name: str, value, info: ParamInfo | None, where: str) -> Sw
             raise ConfigError(f"{where}: value {v!r} has no unit; this parameter is in "
                               f"{unit!r} (write e.g. '{number:g} {unit}')")
         try:
-            values.append(_canonical_float(_convert(number, u, unit)))
+            values.append(canonical_float(convert(number, u, unit)))
         except ValueError as exc:
             raise ConfigError(f"{where}: wrong unit in {v!r}: {exc}") from None
     if kind == "int":
@@ -1148,7 +1038,7 @@ def _parse_parameter(name: str, value, info: ParamInfo | None, where: str) -> Sw
 
 def _is_quantity(v) -> bool:
     try:
-        parse_quantity(v)
+        split_quantity(v)
     except ValueError:
         return False
     return True
@@ -1166,9 +1056,9 @@ def _expand_range(spec: dict, where: str) -> list[tuple[float, str]]:
         raise ConfigError(f"{where} = {spec!r}: a range needs start, stop and exactly one of "
                           "num or step (scale = 'linear' | 'log' with num)")
     try:
-        start, u_start = parse_quantity(spec["start"])
-        stop, u_stop = parse_quantity(spec["stop"])
-        stop = _convert(stop, u_stop, u_start)
+        start, u_start = split_quantity(spec["start"])
+        stop, u_stop = split_quantity(spec["stop"])
+        stop = convert(stop, u_stop, u_start)
     except ValueError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     scale = spec.get("scale", "linear")
@@ -1178,6 +1068,7 @@ def _expand_range(spec: dict, where: str) -> list[tuple[float, str]]:
         num = spec["num"]
         if not isinstance(num, int) or isinstance(num, bool) or num < 1:
             raise ConfigError(f"{where}: num = {num!r} gives an empty range; must be an integer >= 1")
+        check_points(num, where)
         if scale == "log":
             if start <= 0 or stop <= 0:
                 raise ConfigError(f"{where}: a log range needs start and stop > 0, got "
@@ -1189,16 +1080,17 @@ def _expand_range(spec: dict, where: str) -> list[tuple[float, str]]:
         if scale != "linear":
             raise ConfigError(f"{where}: step ranges are linear; use num with scale = 'log'")
         try:
-            step, u_step = parse_quantity(spec["step"])
-            step = _convert(step, u_step, u_start) if u_step or u_start else step
+            step, u_step = split_quantity(spec["step"])
+            step = convert(step, u_step, u_start) if u_step or u_start else step
         except ValueError as exc:
             raise ConfigError(f"{where}: step: {exc}") from None
         if step <= 0 or stop < start:
             raise ConfigError(f"{where}: empty range (start {spec['start']!r}, stop "
                               f"{spec['stop']!r}, step {spec['step']!r}); need step > 0 and "
                               "stop >= start")
-        n = int(math.floor((stop - start) / step * (1 + 1e-12) + 1e-9)) + 1
-        values = start + step * np.arange(n)
+        n_float = math.floor((stop - start) / step * (1 + 1e-12) + 1e-9) + 1
+        check_points(n_float, where)
+        values = start + step * np.arange(int(n_float))
     return [(float(v), u_start) for v in values]
 
 
@@ -1258,11 +1150,19 @@ def _point_path(out: Path, point: Point) -> Path:
 
 
 def _read_point(out: Path, point: Point) -> dict | None:
+    """A point's stored record, or None when there is none or it is unusable (not a JSON object
+    for this point: it is then computed again and the file replaced)."""
     path = _point_path(out, point)
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        rec = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return None
+    if (not isinstance(rec, dict) or rec.get("point_id") not in (None, point.point_id)
+            or not isinstance(rec.get("metrics", {}), dict) or not isinstance(rec.get("error", ""), str)
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                       for v in rec.get("metrics", {}).values())):
+        return None
+    return rec
 
 
 def pending_points(spec: SweepSpec, out: str | os.PathLike | None = None, *,
@@ -1398,9 +1298,21 @@ class _LocalOrRemote:
             except (OSError, TimeoutError) as exc:
                 raise ConfigError(f"--scheduler {self.scheduler}: cannot connect ({exc})") from None
         else:
-            self.cluster = LocalCluster(n_workers=self.n_workers, threads_per_worker=1,
-                                        processes=True, dashboard_address=":0",
-                                        silence_logs=logging.ERROR)
+            # worker processes start with Ctrl-C ignored (POSIX keeps an ignored signal ignored
+            # across exec, and Python then installs no KeyboardInterrupt handler): a Ctrl-C reaches
+            # only this process, which closes the cluster, instead of every worker printing a traceback
+            import signal
+            import threading
+
+            main = threading.current_thread() is threading.main_thread()
+            old = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+            try:
+                self.cluster = LocalCluster(n_workers=self.n_workers, threads_per_worker=1,
+                                            processes=True, dashboard_address=":0",
+                                            silence_logs=logging.CRITICAL)
+            finally:
+                if main:
+                    signal.signal(signal.SIGINT, old)
             self.client = Client(self.cluster)
         try:
             if self.brian2:
@@ -1413,10 +1325,26 @@ class _LocalOrRemote:
         return self.client
 
     def __exit__(self, *exc):
-        if self.client is not None:
-            self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
+        import contextlib
+        import logging
+
+        # closing while tasks run (Ctrl-C) makes distributed log cancelled-task and closed-stream
+        # noise; the interruption itself is reported by the caller
+        quiet = [logging.getLogger(n) for n in ("distributed", "distributed.client", "distributed.worker",
+                                                   "distributed.nanny", "distributed.scheduler", "tornado")]
+        levels = [lg.level for lg in quiet]
+        for lg in quiet:
+            lg.setLevel(logging.CRITICAL)
+        try:
+            if self.client is not None:
+                with contextlib.suppress(Exception):
+                    self.client.close()
+            if self.cluster is not None:
+                with contextlib.suppress(Exception):
+                    self.cluster.close()
+        finally:
+            for lg, level in zip(quiet, levels):
+                lg.setLevel(level)
         return False
 
 
@@ -1461,23 +1389,32 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike | None = None, *,
     if n_workers is not None and n_workers < 1:
         raise ConfigError(f"--workers {n_workers}: must be >= 1")
     target = spec.target
+    _check_sweep_dir(out)  # a file there, or a foreign folder: refused before anything starts
+    if spec.target_kind == "python":  # a spec is code: its module is imported only now, to run it
+        try:
+            _import_function(spec.target_cfg["function"])
+        except (ImportError, AttributeError, ValueError, SyntaxError) as exc:
+            raise ConfigError(f"sweep spec {spec.source}: [target] function = {spec.target_cfg['function']!r}: "
+                              f"cannot import it ({type(exc).__name__}: {exc})") from None
     points = expand_grid(spec)
     todo = pending_points(spec, out, retry_errors=retry_errors)
-    out.mkdir(parents=True, exist_ok=True)
     started = _utcnow()
-    _write_metadata(spec, out, points, status="running", started=started)
 
     n_errors_run, cluster_start_s, compute_wall_s, used_workers = 0, 0.0, 0.0, 0
-    if todo:
-        from tqdm.auto import tqdm
+    if not todo:
+        _prepare_sweep_dir(out)
+    else:
+        from hcs_neuro.core.progress import progress as progress_bar
 
         if n_workers is None:
             n_workers = max(1, min(os.cpu_count() or 1, len(todo)))
         t0 = time.perf_counter()
         manager = _LocalOrRemote(scheduler, n_workers, target.needs_brian2(spec.target_cfg)) \
             if client is None else None
-        cl = manager.__enter__() if manager is not None else client
+        cl = manager.__enter__() if manager is not None else client  # an unreachable scheduler fails here
         try:
+            _prepare_sweep_dir(out)  # written only once the cluster is there
+            _write_metadata(spec, out, points, status="running", started=started)
             from distributed import as_completed
 
             if client is not None and target.needs_brian2(spec.target_cfg):
@@ -1495,8 +1432,7 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike | None = None, *,
                 fut = cl.submit(run_point, target.evaluate, spec.target_cfg, p.params,
                                 p.eval_seed, key=f"hcs-sweep-{p.point_id}", pure=False)
                 futures[fut] = p
-            bar = tqdm(total=len(todo), disable=not progress, unit="point",
-                       desc=f"sweep {spec.name}")
+            bar = progress_bar(total=len(todo), enabled=progress, unit="point", desc=f"sweep {spec.name}")
             try:
                 for fut in as_completed(futures):
                     p = futures.pop(fut)
@@ -1533,6 +1469,47 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike | None = None, *,
                     run=result.summary())
     files["metadata"] = out / "sweep.json"
     return result
+
+
+#: Kind recorded in the marker of a sweep output folder.
+SWEEP_KIND = "sweep"
+
+
+def _is_legacy_sweep_dir(out: Path) -> bool:
+    """A sweep folder written before folders were marked: a sweep.json with a name and status."""
+    try:
+        meta = json.loads((out / "sweep.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(meta, dict) and "name" in meta and "status" in meta and "spec" in meta
+
+
+def _check_sweep_dir(out: Path) -> None:
+    """Refuse, before any work, an output folder that a sweep may not fill: a file, the current
+    folder, a place that cannot be written, or a non-empty folder that is not an earlier sweep's."""
+    from hcs_neuro.core.errors import OutputError
+    from hcs_neuro.core.io import output_dir_marker
+
+    if out.is_dir() and any(out.iterdir()):
+        marker = output_dir_marker(out)
+        if (marker is not None and marker.get("kind") == SWEEP_KIND) or _is_legacy_sweep_dir(out):
+            return
+        what = "was not written by hcs-neuro" if marker is None else f"holds an hcs-neuro {marker.get('kind')}"
+        raise OutputError(f"sweep output folder {str(out)!r}: the folder exists, is not empty and {what}; "
+                          "nothing was changed: name a new or empty folder (--out)")
+    check_output_dir(out, option="sweep output folder", kind=SWEEP_KIND)
+
+
+def _prepare_sweep_dir(out: Path) -> None:
+    """Create (or reuse) the sweep's output folder: new, empty, or an earlier sweep's (resumed).
+
+    A folder written by an older hcs-neuro (sweep.json, no marker) gets its marker now."""
+    from hcs_neuro.core.io import MARKER_NAME, output_dir_marker
+
+    if out.is_dir() and output_dir_marker(out) is None and _is_legacy_sweep_dir(out):
+        write_json_atomic(out / MARKER_NAME, {"written_by": "hcs-neuro", "kind": SWEEP_KIND, "files": []})
+        return
+    prepare_output_dir(out, option="sweep output folder", kind=SWEEP_KIND)
 
 
 def _write_metadata(spec: SweepSpec, out: Path, points: list[Point], *, status: str,
@@ -1657,12 +1634,13 @@ def load_metadata(path: str | os.PathLike) -> dict:
     path = Path(path)
     folder = path if path.is_dir() else path.parent
     meta_path = folder / "sweep.json"
-    try:
-        return json.loads(meta_path.read_text())
-    except OSError:
-        raise ConfigError(f"{meta_path}: no sweep metadata (is {path} a sweep output folder?)") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{meta_path}: not valid JSON ({exc})") from None
+    if not meta_path.is_file():
+        raise ConfigError(f"{meta_path}: no sweep metadata (is {path} a sweep output folder?)")
+    meta = read_json(meta_path, what="sweep metadata")
+    for key, typ in (("metrics", list), ("parameters", list)):
+        if key in meta and not isinstance(meta[key], typ):
+            raise ConfigError(f"{meta_path}: field {key!r} must be a {typ.__name__}; not an hcs-neuro sweep.json")
+    return meta
 
 
 def load_results(path: str | os.PathLike):
@@ -1678,15 +1656,24 @@ def load_results(path: str | os.PathLike):
     path = Path(path)
     if path.is_dir():
         path = path / "results.parquet"
-    if not path.exists():
+    if not path.is_file():
         raise ConfigError(f"{path}: no such results file (run `hcs-neuro sweep SPEC` first)")
-    if path.suffix == ".parquet":
-        table = pd.read_parquet(path)
-    elif path.suffix == ".csv":
-        table = pd.read_csv(path, keep_default_na=False, na_values=[""])
-        if "error" in table:
-            table["error"] = table["error"].fillna("").astype(str)
-    else:
+    if path.suffix not in (".parquet", ".csv"):
         raise ConfigError(f"{path}: unsupported results file; allowed: a sweep folder, "
                           ".parquet, .csv")
+    try:
+        if path.suffix == ".parquet":
+            table = pd.read_parquet(path)
+        else:
+            read_text(path, what="results table", limit=2 ** 30)  # UTF-8 check, one clear message
+            table = pd.read_csv(path, keep_default_na=False, na_values=[""])
+            if "error" in table:
+                table["error"] = table["error"].fillna("").astype(str)
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 (pyarrow/pandas raise many types for corrupt files)
+        raise ConfigError(f"{path}: not a readable results table ({type(exc).__name__}: "
+                          f"{' '.join(str(exc).split())[:200]})") from None
+    if len(table.columns) == 0 or "seed" not in table.columns:
+        raise ConfigError(f"{path}: not an hcs-neuro results table (no 'seed' column)")
     return table

@@ -38,6 +38,7 @@ def import_brian2() -> str:
     if "brian2" not in sys.modules and threading.current_thread() is not threading.main_thread():
         raise RuntimeError("Brian2 must first be imported in the worker's main thread "
                            "(it installs a SIGINT handler)")
+    import hcs_neuro.brian  # noqa: F401  (imports Brian2, configured)
     import brian2
 
     return brian2.__version__

@@ -53,7 +53,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hcs_neuro.architecture import Architecture, load_config
-from hcs_neuro.errors import ConfigError
+from hcs_neuro.core.errors import ConfigError
 from hcs_neuro.model import LayerParams, Model
 from hcs_neuro.quant import FLOAT_BITS, act_level_max, bias_level_range, weight_level_range
 
@@ -1271,9 +1271,9 @@ def train(arch: Architecture, cfg: TrainConfig, data_dir=None, progress: bool = 
     total = steps_per_epoch * cfg.epochs if max_steps is None else min(max_steps, steps_per_epoch * cfg.epochs)
     bar = None
     if progress:
-        from tqdm import tqdm
+        from hcs_neuro.core.progress import progress as progress_bar
 
-        bar = tqdm(total=total, desc=f"train {arch.name} ({learning})", unit="step", file=sys.stderr)
+        bar = progress_bar(total=total, desc=f"train {arch.name} ({learning})", unit="step", leave=True)
     step = 0
     t_train = 0.0
     images_seen = 0

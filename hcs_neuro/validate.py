@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from hcs_neuro import reference as ref_mod
-from hcs_neuro.errors import DataError
+from hcs_neuro.core.errors import DataError
 from hcs_neuro.quant import act_level_max
 
 __all__ = ["validate", "Validator", "analytic_fan_out", "conditional_layer"]

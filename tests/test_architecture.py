@@ -3,7 +3,7 @@
 import pytest
 
 from hcs_neuro.architecture import load_architecture, with_overrides
-from hcs_neuro.errors import ConfigError
+from hcs_neuro.core.errors import ConfigError
 
 BASE = {
     "name": "t",
@@ -61,7 +61,7 @@ def test_file_errors_name_file(tmp_path):
         load_architecture(p)
     assert str(p) in str(exc.value) and "bogus" in str(exc.value)
     p.write_text("name = [")
-    with pytest.raises(ConfigError, match="TOML syntax"):
+    with pytest.raises(ConfigError, match="not valid TOML"):
         load_architecture(p)
     with pytest.raises(ConfigError, match="not found"):
         load_architecture(tmp_path / "missing.toml")

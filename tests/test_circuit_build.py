@@ -10,7 +10,7 @@ b2 = pytest.importorskip("brian2")
 from hcs_neuro.circuit import attach_kwta, build_hypercolumns, make_exc_group  # noqa: E402
 from hcs_neuro.circuit_bench import reference_topk  # noqa: E402
 from hcs_neuro.circuit_spec import load_circuit  # noqa: E402
-from hcs_neuro.errors import ConfigError  # noqa: E402
+from hcs_neuro.core.errors import ConfigError  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.standalone
 SCRIPT = textwrap.dedent(
     """
     import json, os, sys, numpy as np
-    import brian2 as b2
+    from hcs_neuro.brian import b2
     # -O0: this test checks behaviour, not speed; unoptimised C++ compiles several times faster
     b2.prefs.codegen.cpp.extra_compile_args_gcc = ["-w", "-O0", "-std=c++11"]
     from hcs_neuro.circuit_spec import load_circuit

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from hcs_neuro.atomic import atomic_path, write_json_atomic
+from hcs_neuro.core.io import atomic_path, write_json_atomic
 from hcs_neuro.cli import main
 
 

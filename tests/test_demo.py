@@ -59,7 +59,7 @@ def test_demo_rejects_a_model_that_does_not_fit_digits(tmp_path, capsys):
     assert not out.exists()
 
 
-@pytest.mark.parametrize("args, message", [(["--n-images", "0"], "--n-images 0"),
+@pytest.mark.parametrize("args, message", [(["--n-images", "0"], "--n-images: 0"),
                                            (["--circuit", "lif_kwta"], "single-hypercolumn circuit"),
                                            (["--model", "no-such-model"], "not a shipped model")])
 def test_demo_bad_arguments(tmp_path, capsys, args, message):

@@ -15,7 +15,7 @@ from hcs_neuro.energy import (
     spiking_energy_pj,
     synaptic_ops,
 )
-from hcs_neuro.errors import ConfigError
+from hcs_neuro.core.errors import ConfigError
 
 
 def _brute_force_conv2d(w, x, stride, padding):

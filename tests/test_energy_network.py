@@ -14,7 +14,7 @@ import pytest
 from hcs_neuro import reference
 from hcs_neuro.architecture import load_architecture
 from hcs_neuro.energy import get_profile, layer_fan_out, network_energy, spiking_energy_pj
-from hcs_neuro.errors import ConfigError, DataError
+from hcs_neuro.core.errors import ConfigError, DataError
 from hcs_neuro.model import random_model
 from hcs_neuro.spiking_result import SpikingLayer, SpikingResult
 
@@ -278,7 +278,7 @@ def test_cli_energy_analytic_writes_json_and_folder(model_file, tmp_path, capsys
 
 @pytest.mark.parametrize("args, message", [
     (["--dataset", "digits", "--profile", "tpu"], "unknown energy profile 'tpu'"),
-    (["--dataset", "digits", "--n-images", "0"], "--n-images 0"),
+    (["--dataset", "digits", "--n-images", "0"], "--n-images: 0"),
     (["--dataset", "imagenet"], "dataset = 'imagenet'"),
 ])
 def test_cli_energy_bad_input_exit_2_no_output(model_file, tmp_path, capsys, args, message):

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from hcs_neuro.errors import ConfigError, HCSError
+from hcs_neuro.core.errors import ConfigError, HCSError
 from hcs_neuro.kwta import kwta_mask, resolve_k
 
 drives = arrays(np.int64, st.tuples(st.integers(1, 3), st.integers(1, 9), st.integers(1, 3), st.integers(1, 3)),

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from hcs_neuro.errors import ConfigError
+from hcs_neuro.core.errors import ConfigError
 from hcs_neuro.quant import (check_bits, probabilistic_step, quantize_levels, quantize_unsigned, stochastic_round,
                              weight_level_range)
 

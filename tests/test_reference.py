@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from hcs_neuro.architecture import load_architecture
-from hcs_neuro.errors import DataError
+from hcs_neuro.core.errors import DataError
 from hcs_neuro.kwta import kwta_mask
 from hcs_neuro.model import random_model
 from hcs_neuro.reference import evaluate, forward, layer_forward, quantize_input

@@ -294,7 +294,7 @@ def test_existing_scheduler_by_address(client, tmp_path):
     assert result.n_workers == 2 and result.n_rows == 12 and result.n_errors == 3
     local = run_sweep(_toy_spec(tmp_path / "local", seeds=(3,)), client=client, progress=False)
     pd.testing.assert_frame_equal(_comparable(result.table), _comparable(local.table))
-    from hcs_neuro.errors import ConfigError
+    from hcs_neuro.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="--workers applies to the local cluster only"):
         run_sweep(spec, scheduler=address, n_workers=2)

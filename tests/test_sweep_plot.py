@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from hcs_neuro.cli import main
-from hcs_neuro.errors import ConfigError
+from hcs_neuro.core.errors import ConfigError
 from hcs_neuro.plotting.sweep import (
     column_label,
     plot_sweep_heatmap,

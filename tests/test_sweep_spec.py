@@ -7,18 +7,18 @@ import json
 import numpy as np
 import pytest
 
-from hcs_neuro.errors import ConfigError
+from hcs_neuro.core.errors import ConfigError
+from hcs_neuro.core.units import split_quantity, unit_column_suffix
 from hcs_neuro.sweep import (
     ParamInfo,
     Target,
     expand_grid,
     load_sweep_spec,
-    parse_quantity,
     parse_sweep_spec,
     pending_points,
     register_target,
     run_point,
-    unit_column_suffix,
+    run_sweep,
 )
 
 
@@ -63,13 +63,13 @@ def _spec(params, **sweep):
 
 
 def test_parse_quantity_and_column_suffix():
-    assert parse_quantity("20 ms") == (20.0, "ms")
-    assert parse_quantity("1.5e-3 nS") == (1.5e-3, "nS")
-    assert parse_quantity(3) == (3.0, "")
-    assert parse_quantity("0.5 mV/ms") == (0.5, "mV/ms")
+    assert split_quantity("20 ms") == (20.0, "ms")
+    assert split_quantity("1.5e-3 nS") == (1.5e-3, "nS")
+    assert split_quantity(3) == (3.0, "")
+    assert split_quantity("0.5 mV/ms") == (0.5, "mV/ms")
     for bad in ("fast", "20 parsecs", "ms 20", True):
         with pytest.raises(ValueError):
-            parse_quantity(bad)
+            split_quantity(bad)
     assert unit_column_suffix("ms") == "_ms"
     assert unit_column_suffix("mV/ms") == "_mV_per_ms"
     assert unit_column_suffix("") == ""
@@ -141,18 +141,25 @@ def test_bad_spec_sections(raw_update, message):
 
 
 def test_load_errors_name_the_file(tmp_path):
-    with pytest.raises(ConfigError, match="cannot read"):
+    with pytest.raises(ConfigError, match="sweep spec not found"):
         load_sweep_spec(tmp_path / "missing.toml")
     bad = tmp_path / "bad.toml"
     bad.write_text("[sweep\nname=1")
-    with pytest.raises(ConfigError, match="bad.toml: invalid TOML"):
+    with pytest.raises(ConfigError, match="bad.toml: the sweep spec is not valid TOML"):
         load_sweep_spec(bad)
 
 
 def test_python_target_validation(tmp_path):
     raw = {"sweep": {"metrics": ["y"]}, "target": {"kind": "python", "function": "math:nope"},
            "parameters": {"x": [1, 2]}}
+    # validating a spec imports nothing (a spec is code: its module runs only with the sweep) ...
+    spec = parse_sweep_spec(raw, out=tmp_path / "out")
+    # ... and running it names the function that cannot be imported, before anything is written
     with pytest.raises(ConfigError, match="cannot import"):
+        run_sweep(spec)
+    assert not (tmp_path / "out").exists()
+    raw["target"]["function"] = "not a reference"
+    with pytest.raises(ConfigError, match="'module:function'"):
         parse_sweep_spec(raw)
     raw["target"]["function"] = "math:hypot"
     raw["target"]["parameters"] = {"x": "ms"}

@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 from conftest import fashion_test_split  # noqa: E402
 from hcs_neuro.architecture import load_architecture, with_overrides  # noqa: E402
 from hcs_neuro.datasets import load_dataset  # noqa: E402
-from hcs_neuro.errors import ConfigError  # noqa: E402
+from hcs_neuro.core.errors import ConfigError  # noqa: E402
 from hcs_neuro.model import load_model, random_model, save_model  # noqa: E402
 from hcs_neuro.reference import evaluate, forward  # noqa: E402
 from hcs_neuro.training import load_train_config, torch_forward, train  # noqa: E402

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hcs_neuro import reference
-from hcs_neuro.errors import DataError
+from hcs_neuro.core.errors import DataError
 from hcs_neuro.spiking_result import SpikingLayer, SpikingResult
 from hcs_neuro.validate import Validator, _tolerant, analytic_fan_out, validate
 

@@ -201,7 +201,7 @@ def save(fig, path_png) -> list:
     """Save ``fig`` as PNG (150 dpi) and PDF next to it, atomically; return the paths."""
     from pathlib import Path
 
-    from hcs_neuro.atomic import atomic_path
+    from hcs_neuro.core.io import atomic_path
 
     path_png = Path(path_png)
     out = []

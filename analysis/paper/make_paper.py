@@ -41,7 +41,7 @@ __all__ = ["main", "build_specs", "load_grid"]
 
 def load_grid(quick: bool, path=HERE / "experiments.toml") -> dict:
     """The ``[quick]`` or ``[full]`` section of the experiment grid file."""
-    from hcs_neuro.errors import ConfigError
+    from hcs_neuro.core.errors import ConfigError
 
     try:
         with open(path, "rb") as fh:
@@ -131,7 +131,7 @@ def _worker_probe(args):
     spec, cache, command = args
     import json
 
-    from hcs_neuro.atomic import write_json_atomic
+    from hcs_neuro.core.io import write_json_atomic
     from theory_probe import probe_training
 
     path = Path(cache) / f"theory-{run_key(spec)}.json"
@@ -188,7 +188,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", metavar="PATH", help="also write the aggregated numbers as JSON "
                                                    "(default: <out>/results/paper_summary.json)")
     args = ap.parse_args(argv)
-    from hcs_neuro.errors import ConfigError, HCSError
+    from hcs_neuro.core.errors import ConfigError, HCSError
 
     try:
         if args.jobs < 1:
@@ -276,7 +276,7 @@ def _sim_energy(ds: dict, studies: dict, cache: Path, command: str, report_only:
 
 def _dataset_available(name: str) -> bool:
     from hcs_neuro.datasets import find_idx_dir
-    from hcs_neuro.errors import DataError
+    from hcs_neuro.core.errors import DataError
 
     try:
         find_idx_dir(name)

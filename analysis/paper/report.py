@@ -113,7 +113,7 @@ def write_report(out: Path, results: dict, *, seeds, command: str, quick: bool, 
     import matplotlib.pyplot as plt
 
     import figures as F
-    from hcs_neuro.atomic import write_json_atomic, write_text_atomic
+    from hcs_neuro.core.io import write_json_atomic, write_text_atomic
 
     out = Path(out)
     figdir = out / "figures"

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hcs_neuro.atomic import write_json_atomic
-from hcs_neuro.errors import ConfigError
+from hcs_neuro.core.io import write_json_atomic
+from hcs_neuro.core.errors import ConfigError
 
 __all__ = ["SCHEMA", "run_key", "unique_specs", "read_cached", "build_architecture_dict", "stratified_subset", "run_point", "run_cached",
            "test_pass", "load_split", "energy_point", "ENERGY_IMAGES", "code_version"]

@@ -90,7 +90,7 @@ def _model_for(spec: dict, cache: Path, command: str):
     meta = {"retrained_test_accuracy": rec["test_accuracy"], "retrain_cpu_s": time.process_time() - t0,
             "retrained_code": rec["code"],
             "retrained_matches_record": None if rec_acc is None else bool(rec["test_accuracy"] == rec_acc)}
-    from hcs_neuro.atomic import write_json_atomic
+    from hcs_neuro.core.io import write_json_atomic
 
     write_json_atomic(retrained.with_suffix(".json"), meta)
     info.update(meta)
@@ -219,7 +219,7 @@ def simulate_point(spec: dict, model, n_images: int, device: str = "runtime", n_
 def sim_cached(spec: dict, cache, n_images: int, *, device: str = "runtime", n_jobs: int = 1, command: str = "",
                directory=None) -> dict:
     """The cached simulated-energy record of ``spec`` or compute (model: saved or retrained) and store it."""
-    from hcs_neuro.atomic import write_json_atomic
+    from hcs_neuro.core.io import write_json_atomic
 
     cache = Path(cache)
     path = cache / f"{sim_key(spec, n_images, device)}.json"

@@ -12,6 +12,8 @@ NumPy reference only: the reference accuracy is now printed beside the spiking a
 
 from __future__ import annotations
 
+from hcs_neuro.cli.args import add_json, add_overwrite, int_in, output_dir, seed
+
 __all__ = ["register", "run_demo", "DEMO_MODEL", "DEFAULT_MODEL", "QUICK_N_IMAGES"]
 
 #: The shipped model the demo runs (``models/digits_hcs.npz``, found by name).
@@ -34,23 +36,24 @@ def register(subparsers) -> None:
     )
     p.add_argument("--model", default=DEMO_MODEL, metavar="MODEL",
                    help=f"model file or shipped name (default: {DEMO_MODEL})")
-    p.add_argument("--n-images", type=int, metavar="N", help="first N test images (default: all 359)")
+    p.add_argument("--n-images", type=int_in(1), metavar="N", help="first N test images (default: all 359)")
     p.add_argument("--quick", action="store_true", help=f"smoke test: first {QUICK_N_IMAGES} images only")
-    p.add_argument("--out", default="hcs-neuro-demo", metavar="DIR",
-                   help="report folder (default: ./hcs-neuro-demo; replaced atomically)")
+    p.add_argument("--out", default="hcs-neuro-demo", metavar="DIR", type=output_dir,
+                   help="report folder, new or empty (default: ./hcs-neuro-demo; written atomically)")
+    add_overwrite(p)
     p.add_argument("--circuit", metavar="FILE", help="circuit .toml (default: simulate's)")
     p.add_argument("--device", choices=("cpp_standalone", "runtime"), default="cpp_standalone",
                    help="Brian2 device: cpp_standalone compiles once and runs fast (default); runtime needs "
                         "no compiler (NumPy code generation; about 1 s per image)")
-    p.add_argument("--n-jobs", type=int, default=2, metavar="N", help="simulation processes (default: 2)")
-    p.add_argument("--seed", type=int, default=0, help="simulation seed (default: 0)")
-    p.add_argument("--json", metavar="PATH", help="write the summary numbers as JSON")
+    p.add_argument("--n-jobs", type=int_in(1, 64), default=2, metavar="N", help="simulation processes (default: 2)")
+    p.add_argument("--seed", type=seed, default=0, help="simulation seed (default: 0)")
+    add_json(p, "write the summary numbers as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_handle)
 
 
 def run_demo(*, model=DEMO_MODEL, n_images=None, out="hcs-neuro-demo", circuit=None, n_jobs=2, seed=0,
-             progress=True, device="cpp_standalone", log=print) -> dict:
+             progress=True, device="cpp_standalone", log=print, overwrite: bool = False) -> dict:
     """Simulate, validate, count energy and write the report; return a JSON-able summary.
 
     Returns
@@ -72,6 +75,10 @@ def run_demo(*, model=DEMO_MODEL, n_images=None, out="hcs-neuro-demo", circuit=N
     from hcs_neuro.simulate import load_race_circuit, simulate
     from hcs_neuro.validate import validate
 
+    from hcs_neuro.core.io import check_output_dir
+    from hcs_neuro.report import REPORT_KIND
+
+    check_output_dir(out, overwrite=overwrite, kind=REPORT_KIND)  # before any work
     circuit = load_race_circuit(circuit)  # a bad circuit file: error before any work
     model = resolve_model(model)
     images, labels = load_images(model, "digits", "test", None, n_images)
@@ -84,7 +91,8 @@ def run_demo(*, model=DEMO_MODEL, n_images=None, out="hcs-neuro-demo", circuit=N
     validation = validate(model, images, labels, spiking, reference=ref)
     energy = network_energy(model, ref, spiking, input_levels=ref_mod.quantize_input(model, images))
     report = write_report(out, model=model, reference=ref, spiking=spiking, validation=validation, energy=energy,
-                          title=f"hcs-neuro demo: {model.architecture.name} as a spiking network")
+                          title=f"hcs-neuro demo: {model.architecture.name} as a spiking network",
+                          overwrite=overwrite)
     summary = {
         "report": str(report),
         "n_images": int(len(images)),
@@ -105,8 +113,8 @@ def run_demo(*, model=DEMO_MODEL, n_images=None, out="hcs-neuro-demo", circuit=N
 
 
 def _handle(args) -> int:
-    from hcs_neuro.atomic import write_json_atomic
-    from hcs_neuro.errors import ConfigError
+    from hcs_neuro.core.io import write_json_atomic
+    from hcs_neuro.core.errors import ConfigError
 
     n = args.n_images
     if args.quick:
@@ -114,7 +122,7 @@ def _handle(args) -> int:
     if n is not None and n < 1:
         raise ConfigError(f"--n-images {n}: allowed an integer >= 1")
     s = run_demo(model=args.model, n_images=n, out=args.out, circuit=args.circuit, n_jobs=args.n_jobs,
-                 seed=args.seed, progress=not args.no_progress, device=args.device)
+                 seed=args.seed, progress=not args.no_progress, device=args.device, overwrite=args.overwrite)
 
     def pct(v):
         return "n/a" if v is None else f"{100 * v:.2f} %"

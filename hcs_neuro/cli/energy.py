@@ -8,7 +8,13 @@ user's choices before anything runs, prints and writes.
 
 from __future__ import annotations
 
-__all__ = ["register", "resolve_model", "load_images", "energy_in_blocks", "print_energy", "write_energy_folder"]
+from hcs_neuro.cli.args import add_json, add_overwrite, existing_dir, int_in, output_dir, seed
+
+__all__ = ["register", "resolve_model", "load_images", "energy_in_blocks", "print_energy", "write_energy_folder",
+           "ENERGY_KIND"]
+
+#: Kind recorded in the marker of an ``energy --out`` folder.
+ENERGY_KIND = "energy"
 
 
 def register(subparsers) -> None:
@@ -32,14 +38,16 @@ def register(subparsers) -> None:
                         "(one spike per winner), without neuron updates")
     p.add_argument("--device", choices=("cpp_standalone", "runtime"), default="cpp_standalone",
                    help="Brian2 device (default: cpp_standalone, compiled once; runtime: no compiler, slow)")
-    p.add_argument("--n-jobs", type=int, default=2, metavar="N", help="simulation processes (default: 2)")
-    p.add_argument("--seed", type=int, default=0, help="simulation seed (default: 0)")
-    p.add_argument("--block", type=int, default=500, metavar="N",
+    p.add_argument("--n-jobs", type=int_in(1, 64), default=2, metavar="N", help="simulation processes (default: 2)")
+    p.add_argument("--seed", type=seed, default=0, help="simulation seed (default: 0)")
+    p.add_argument("--block", type=int_in(1, 1_000_000), default=500, metavar="N",
                    help="images simulated and counted per block (bounds memory; one compiled network for "
                         "all blocks; default: 500: 1.0 GB peak measured with --analytic for the 28x28 "
                         "Fashion-MNIST architecture, plus the simulation's spike arrays)")
-    p.add_argument("--json", metavar="PATH", help="write the full energy dict as JSON")
-    p.add_argument("--out", metavar="DIR", help="write a folder: energy.json, energy.md, energy.png, sops.png")
+    add_json(p, "write the full energy dict as JSON")
+    p.add_argument("--out", metavar="DIR", type=output_dir,
+                   help="write a folder (new or empty): energy.json, energy.md, energy.png, sops.png")
+    add_overwrite(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_handle)
 
@@ -48,9 +56,10 @@ def add_data_arguments(p, *, default_dataset: str | None = None) -> None:
     """``--dataset``, ``--data-dir``, ``--split``, ``--n-images`` (shared with ``demo``)."""
     p.add_argument("--dataset", required=default_dataset is None, default=default_dataset,
                    help="digits, fashion-mnist, mnist or idx")
-    p.add_argument("--data-dir", metavar="DIR", help="folder with the IDX files (fashion-mnist/mnist/idx)")
+    p.add_argument("--data-dir", metavar="DIR", type=existing_dir,
+                   help="folder with the IDX files (fashion-mnist/mnist/idx)")
     p.add_argument("--split", choices=("train", "test"), default="test", help="dataset split (default: test)")
-    p.add_argument("--n-images", type=int, metavar="N", help="first N images of the split (default: all)")
+    p.add_argument("--n-images", type=int_in(1), metavar="N", help="first N images of the split (default: all)")
 
 
 def resolve_model(arg: str):
@@ -58,13 +67,13 @@ def resolve_model(arg: str):
 
     Raises
     ------
-    hcs_neuro.errors.ModelError
+    hcs_neuro.core.errors.ModelError
         Neither a file nor a shipped model name (the message lists the shipped ones).
     """
     from importlib import resources
     from pathlib import Path
 
-    from hcs_neuro.errors import ModelError
+    from hcs_neuro.core.errors import ModelError
     from hcs_neuro.model import load_model
 
     path = Path(arg)
@@ -86,20 +95,20 @@ def load_images(model, dataset: str, split: str = "test", data_dir=None, n_image
 
     Raises
     ------
-    hcs_neuro.errors.DataError
+    hcs_neuro.core.errors.DataError
         Missing dataset, or images that do not fit the model input (e.g. a 28x28 model on 8x8
         digits), or labels outside the model's classes.
-    hcs_neuro.errors.ConfigError
+    hcs_neuro.core.errors.ConfigError
         ``n_images`` < 1.
     """
     import numpy as np
 
     from hcs_neuro.datasets import load_dataset
-    from hcs_neuro.errors import ConfigError, DataError
+    from hcs_neuro.core.errors import ConfigError, DataError
 
     if n_images is not None and n_images < 1:
         raise ConfigError(f"--n-images {n_images}: allowed an integer >= 1")
-    images, labels = load_dataset(dataset, split, data_dir)
+    images, labels = load_dataset(dataset, split, data_dir, limit=n_images)
     arch = model.architecture
     if tuple(images.shape[1:]) != tuple(arch.input_shape):
         raise DataError(f"dataset {dataset!r} has images of shape {tuple(images.shape[1:])} but model "
@@ -172,7 +181,7 @@ def print_energy(e: dict, file=None) -> None:
                   f"{'-' if eff is None else '%.4g' % (eff * 1e-6)} uJ zeros skipped", file=out)
 
 
-def write_energy_folder(out_dir, e: dict):
+def write_energy_folder(out_dir, e: dict, *, overwrite: bool = False):
     """Write ``energy.json``, ``energy.md`` (the printed table), ``energy.png`` and ``sops.png``
     into ``out_dir`` atomically; return the folder."""
     import io
@@ -180,11 +189,11 @@ def write_energy_folder(out_dir, e: dict):
 
     from matplotlib.figure import Figure
 
-    from hcs_neuro.atomic import atomic_dir, write_json_atomic
+    from hcs_neuro.core.io import atomic_dir, write_json_atomic
     from hcs_neuro.plotting.network import figure_profiles, plot_energy_bars, plot_sop_bars
 
     out_dir = Path(out_dir)
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, overwrite=overwrite, kind=ENERGY_KIND) as tmp:
         write_json_atomic(tmp / "energy.json", e)
         buf = io.StringIO()
         print_energy(e, file=buf)
@@ -212,7 +221,7 @@ def energy_in_blocks(model, images, *, profiles=None, circuit=None, analytic=Fal
 
     from hcs_neuro import reference as ref_mod
     from hcs_neuro.energy import merge_energy, network_energy
-    from hcs_neuro.errors import ConfigError
+    from hcs_neuro.core.errors import ConfigError
 
     if block < 1:
         raise ConfigError(f"--block {block}: allowed an integer >= 1")
@@ -228,9 +237,9 @@ def energy_in_blocks(model, images, *, profiles=None, circuit=None, analytic=Fal
                                     seed=seed)
     bar = None
     if progress and n > block:
-        from tqdm import tqdm
+        from hcs_neuro.core.progress import progress as progress_bar
 
-        bar = tqdm(total=n, desc="energy", unit="img")
+        bar = progress_bar(total=n, desc="energy", unit="img")
     with session as sess:
         for start in range(0, n, block):
             x = images[start:start + block]
@@ -255,9 +264,13 @@ def energy_in_blocks(model, images, *, profiles=None, circuit=None, analytic=Fal
 def _handle(args) -> int:
     import time
 
-    from hcs_neuro.atomic import write_json_atomic
-    from hcs_neuro.errors import ConfigError
+    from hcs_neuro.core.io import write_json_atomic
+    from hcs_neuro.core.errors import ConfigError
 
+    from hcs_neuro.core.io import check_output_dir
+
+    if args.out:
+        check_output_dir(args.out, overwrite=args.overwrite, kind=ENERGY_KIND)
     profiles = _check_profiles(args.profile)  # unknown profile: error before any work
     if args.block < 1:
         raise ConfigError(f"--block {args.block}: allowed an integer >= 1")
@@ -279,6 +292,6 @@ def _handle(args) -> int:
         write_json_atomic(args.json, e)
         print(f"wrote {args.json}")
     if args.out:
-        folder = write_energy_folder(args.out, e)
+        folder = write_energy_folder(args.out, e, overwrite=args.overwrite)
         print(f"wrote {folder}/energy.md")
     return 0

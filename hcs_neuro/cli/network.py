@@ -5,6 +5,8 @@ Heavy imports (Brian2, the simulator, matplotlib for reports) happen inside the 
 
 from __future__ import annotations
 
+from hcs_neuro.cli.args import add_json, add_overwrite, float_in, int_in, output_dir, seed
+
 __all__ = ["register", "run_validation"]
 
 
@@ -14,10 +16,11 @@ def _common(p) -> None:
     p.add_argument("model", metavar="MODEL", help="model .npz file, or the name of a shipped model (e.g. digits_hcs)")
     add_data_arguments(p)
     p.add_argument("--circuit", metavar="FILE", help="whole-network race circuit (default: circuits/network_race.toml)")
-    p.add_argument("--n-jobs", type=int, default=2, metavar="N", help="simulation processes (default: 2)")
-    p.add_argument("--chunk", type=int, metavar="N", help="images per run of the compiled binary (default: automatic)")
-    p.add_argument("--seed", type=int, default=0, help="Brian2 seed (the race itself draws no random numbers)")
-    p.add_argument("--json", metavar="PATH", help="write the numbers as JSON (stable snake_case keys)")
+    p.add_argument("--n-jobs", type=int_in(1, 64), default=2, metavar="N", help="simulation processes (default: 2)")
+    p.add_argument("--chunk", type=int_in(1, 100_000), metavar="N",
+                   help="images per run of the compiled binary (default: automatic)")
+    p.add_argument("--seed", type=seed, default=0, help="Brian2 seed (the race itself draws no random numbers)")
+    add_json(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -39,16 +42,19 @@ def register(subparsers) -> None:
         "latency (ms), spikes per neuron per image, and the SOP cross-check. Images are processed in blocks "
         "(memory bounded) by one compiled network.")
     _common(v)
-    v.add_argument("--tie-tol", type=float, default=0.01, metavar="F",
-                   help="near-tie tolerance as a fraction of each hypercolumn's drive range (default 0.01)")
-    v.add_argument("--block", type=int, default=500, metavar="N",
+    v.add_argument("--tie-tol", type=float_in(0, 1, hi_open=True), default=0.01, metavar="F",
+                   help="near-tie tolerance as a fraction of each hypercolumn's drive range, 0 <= F < 1 "
+                        "(default 0.01)")
+    v.add_argument("--block", type=int_in(1, 1_000_000), default=500, metavar="N",
                    help="images per validation block (bounds memory; default 500)")
-    v.add_argument("--out", metavar="DIR", help="write a report folder (report.md, figures, JSON) for the first block")
+    v.add_argument("--out", metavar="DIR", type=output_dir,
+                   help="write a report folder (new or empty: report.md, figures, JSON) for the first block")
+    add_overwrite(v)
     v.set_defaults(func=_validate)
 
 
 def _check_common(args):
-    from hcs_neuro.errors import ConfigError
+    from hcs_neuro.core.errors import ConfigError
 
     if args.n_jobs < 1:
         raise ConfigError(f"--n-jobs {args.n_jobs}: allowed an integer >= 1")
@@ -73,7 +79,7 @@ def _load(args):
 def _simulate(args) -> int:
     import numpy as np
 
-    from hcs_neuro.atomic import write_json_atomic
+    from hcs_neuro.core.io import write_json_atomic
     from hcs_neuro.simulate import simulate
 
     model, images, labels, race = _load(args)
@@ -125,7 +131,7 @@ def run_validation(model, images, labels, *, circuit=None, n_jobs=2, chunk=None,
     import time
 
     from hcs_neuro import reference as ref_mod
-    from hcs_neuro.errors import ConfigError
+    from hcs_neuro.core.errors import ConfigError
     from hcs_neuro.simulate import SimulationSession, default_chunk
     from hcs_neuro.validate import Validator
 
@@ -162,8 +168,13 @@ def run_validation(model, images, labels, *, circuit=None, n_jobs=2, chunk=None,
 def _validate(args) -> int:
     import importlib.util
 
-    from hcs_neuro.atomic import write_json_atomic
+    from hcs_neuro.core.io import write_json_atomic
 
+    if args.out:
+        from hcs_neuro.core.io import check_output_dir
+        from hcs_neuro.report import REPORT_KIND
+
+        check_output_dir(args.out, overwrite=args.overwrite, kind=REPORT_KIND)
     model, images, labels, race = _load(args)
     metrics, first = run_validation(model, images, labels, circuit=race, n_jobs=args.n_jobs, chunk=args.chunk,
                                     seed=args.seed, tie_tol=args.tie_tol, block=args.block,
@@ -185,7 +196,8 @@ def _validate(args) -> int:
             x, y, ref, sp = first
             energy = network_energy(model, ref, sp, input_levels=ref_mod.quantize_input(model, x))
             report = write_report(args.out, model=model, reference=ref, spiking=sp, validation=metrics, energy=energy,
-                                  title=f"hcs-neuro validate: {model.architecture.name} on {args.dataset}")
+                                  title=f"hcs-neuro validate: {model.architecture.name} on {args.dataset}",
+                                  overwrite=args.overwrite)
             print(f"report: {report}")
     return 0
 

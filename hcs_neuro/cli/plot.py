@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["register", "read_curve", "FIGURE_SUFFIXES"]
+from hcs_neuro.cli.args import FIGURE_SUFFIXES, add_json, int_in, output_file
 
-#: File types a figure may be written as (matplotlib picks the format from the suffix).
-FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+__all__ = ["register", "read_curve", "FIGURE_SUFFIXES"]
 
 
 def register(subparsers) -> None:
@@ -34,9 +33,9 @@ def register(subparsers) -> None:
     s.add_argument("--where", action="append", default=[], metavar="NAME=VALUE",
                    help="fix another varying parameter (repeatable)")
     s.add_argument("--logx", action="store_true", default=None, help="logarithmic x axis")
-    s.add_argument("--out", metavar="FILE",
+    s.add_argument("--out", metavar="FILE", type=output_file(FIGURE_SUFFIXES),
                    help="figure file (.png/.pdf/.svg; default: RESULTS folder/sweep_Y_vs_X.png)")
-    s.add_argument("--json", metavar="PATH", help="write the plotted means and bands as JSON")
+    add_json(s, "write the plotted means and bands as JSON")
     s.set_defaults(func=_handle_sweep)
 
     c = what.add_parser(
@@ -50,28 +49,22 @@ def register(subparsers) -> None:
     c.add_argument("--color", action="append", default=[], metavar="COLOR",
                    help="line colour per curve file, in order (a matplotlib colour: C0, tab:blue, #1f77b4; "
                    "give one per file or none), e.g. one colour per rule when several seeds are drawn")
-    c.add_argument("--offset", action="append", default=[], type=int, metavar="EPOCHS",
+    c.add_argument("--offset", action="append", default=[], type=int_in(0, 100_000), metavar="EPOCHS",
                    help="shift each curve file, in order, this many epochs to the right (give one per file or "
                    "none), e.g. 12 for the second stage of a run warm-started (train --init) from a 12-epoch model")
     c.add_argument("--title", help="figure title (default: dataset and test-set size)")
-    c.add_argument("--out", required=True, metavar="FILE", help="figure file (.png/.pdf/.svg)")
+    c.add_argument("--out", required=True, metavar="FILE", type=output_file(FIGURE_SUFFIXES),
+                   help="figure file (.png/.pdf/.svg)")
     c.set_defaults(func=_handle_curve)
 
 
 def read_curve(path):
     """A `hcs-neuro train --curve` file: ``(raw JSON, its epochs list)``; ConfigError naming the file
     when it cannot be read or is not such a file."""
-    import json
+    from hcs_neuro.core.errors import ConfigError
+    from hcs_neuro.core.io import read_json
 
-    from hcs_neuro.errors import ConfigError
-
-    try:
-        with open(path, encoding="utf-8") as fh:
-            raw = json.load(fh)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the curve file ({exc.strerror})") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: not a JSON curve file ({exc.msg} at line {exc.lineno})") from None
+    raw = read_json(path, what="curve file", expect=None)
     rows = raw.get("epochs") if isinstance(raw, dict) else None
     if not isinstance(rows, list) or not rows or not all(
             isinstance(r, dict) and isinstance(r.get("epoch"), int)
@@ -84,8 +77,8 @@ def read_curve(path):
 def _handle_curve(args) -> int:
     from pathlib import Path
 
-    from hcs_neuro.atomic import atomic_path
-    from hcs_neuro.errors import ConfigError
+    from hcs_neuro.core.io import atomic_path
+    from hcs_neuro.core.errors import ConfigError
 
     if args.label and len(args.label) != len(args.curves):
         raise ConfigError(f"--label given {len(args.label)} times for {len(args.curves)} curve files: "
@@ -98,8 +91,6 @@ def _handle_curve(args) -> int:
                           "give one per file or none")
     if any(o < 0 for o in args.offset):
         raise ConfigError(f"--offset {min(args.offset)}: allowed whole numbers of epochs >= 0")
-    if Path(args.out).suffix.lower() not in FIGURE_SUFFIXES:
-        raise ConfigError(f"--out {args.out!r}: allowed file types {', '.join(FIGURE_SUFFIXES)}")
     curves = [read_curve(p) for p in args.curves]
 
     import matplotlib
@@ -149,8 +140,8 @@ def _handle_curve(args) -> int:
 def _handle_sweep(args) -> int:
     from pathlib import Path
 
-    from hcs_neuro.atomic import atomic_path, write_json_atomic
-    from hcs_neuro.errors import ConfigError
+    from hcs_neuro.core.io import atomic_path, write_json_atomic
+    from hcs_neuro.core.errors import ConfigError
     from hcs_neuro.plotting.sweep import (
         check_free_parameters,
         filter_table,
@@ -161,6 +152,17 @@ def _handle_sweep(args) -> int:
     )
     from hcs_neuro.sweep import load_metadata, load_results
 
+    names = [("--x", args.x), ("--hue", args.hue), ("--facet", args.facet)]
+    given = [(opt, n) for opt, n in names if n]
+    for i, (opt, n) in enumerate(given):
+        for opt2, n2 in given[i + 1:]:
+            if n == n2:
+                raise ConfigError(f"{opt} and {opt2} name the same parameter {n!r}; give each role its own parameter")
+    folder = Path(args.results) if Path(args.results).is_dir() else Path(args.results).parent
+    if not args.out:  # the default figure goes into the results folder: check it before any work
+        from hcs_neuro.core.io import check_output_file
+
+        check_output_file(folder / f"sweep_{args.y}_vs_{args.x}.png", option="default --out")
     table = load_results(args.results)
     try:
         meta = load_metadata(args.results)
@@ -206,7 +208,6 @@ def _handle_sweep(args) -> int:
             summary.insert(0, facet, value)
         records.extend(summary.to_dict(orient="records"))
     fig.tight_layout()
-    folder = Path(args.results) if Path(args.results).is_dir() else Path(args.results).parent
     out = Path(args.out) if args.out else folder / f"sweep_{y}_vs_{x}.png"
     with atomic_path(out) as tmp:
         fig.savefig(tmp, dpi=150)

@@ -6,7 +6,7 @@ such errors as one line and exits with status 2, without a traceback; anything e
 keeps its traceback.
 """
 
-__all__ = ["HCSError", "ConfigError", "DataError", "ModelError"]
+__all__ = ["HCSError", "ConfigError", "DataError", "ModelError", "OutputError", "ResourceError"]
 
 
 class HCSError(Exception):
@@ -23,3 +23,13 @@ class DataError(HCSError, FileNotFoundError):
 
 class ModelError(HCSError, ValueError):
     """A model file that is truncated, malformed, or inconsistent with its architecture."""
+
+
+class OutputError(HCSError, OSError):
+    """An output path that cannot be written, or whose writing would destroy data hcs-neuro did not
+    create (a non-empty foreign folder, a folder where a file is expected, a read-only place)."""
+
+
+class ResourceError(HCSError, MemoryError):
+    """Work whose estimated memory or run time exceeds a limit; the message gives the estimate, the
+    limit and how to raise it."""
