@@ -37,10 +37,15 @@ __all__ = [
     "run_bench",
     "random_drives",
     "MARGIN_EDGES",
+    "DEFAULT_BATCH",
 ]
 
 #: Margin bin edges (drive units) of the psychometric curve: 0, then log-spaced 1e-7 .. 1.
 MARGIN_EDGES = np.concatenate([[0.0], np.logspace(-7, 0, 22)])
+
+
+#: Hypercolumns simulated together by default (bounds memory; see ``run_bench(batch_size=...)``).
+DEFAULT_BATCH = 10000
 
 
 def random_drives(n_trials: int, n_channels: int, seed: int) -> np.ndarray:
@@ -140,7 +145,7 @@ def _simulate_runtime(spec, drives, k, dt_ms, duration_ms, codegen_target, progr
 
 def run_bench(spec: CircuitSpec, *, k: int, n_channels: int = 32, trials: int = 2000, seed: int = 0,
               noise: float | None = None, dt_ms: float | None = None, device: str = "runtime",
-              duration_ms: float | None = None, tie_tol: float = 0.01, batch_size: int = 10000,
+              duration_ms: float | None = None, tie_tol: float = 0.01, batch_size: int = DEFAULT_BATCH,
               codegen_target: str = "numpy", progress: bool = False, return_raw: bool = False,
               standalone_dir=None, standalone_factory=None) -> dict[str, Any]:
     """Winner agreement, decision latency and wall time of ``spec`` on random drives.

@@ -230,7 +230,9 @@ def read_idx(path, *, limit: int | None = None) -> np.ndarray:
                 raise DataError(f"{path}: the IDX file holds more data than its header {shape} declares")
     except DataError:
         raise
-    except (OSError, EOFError, zlib.error) as exc:
+    except EOFError:
+        raise DataError(f"{path}: the compressed IDX file ends early (truncated download?)") from None
+    except (OSError, zlib.error) as exc:
         raise DataError(f"{path}: cannot read the IDX file ({exc}); is it a complete, uncorrupted "
                         "download?") from None
     return np.frombuffer(raw, dtype=dtype).reshape((n,) + shape[1:]).astype(dtype.newbyteorder("="))

@@ -1280,6 +1280,10 @@ class SweepResult:
                 "files": {k: str(v) for k, v in self.files.items()}}
 
 
+#: How long to try to reach an existing scheduler (``--scheduler``) before giving up.
+CONNECT_TIMEOUT = "20s"
+
+
 class _LocalOrRemote:
     """Context manager yielding a dask Client: a new LocalCluster or an existing scheduler."""
 
@@ -1294,7 +1298,7 @@ class _LocalOrRemote:
 
         if self.scheduler:
             try:
-                self.client = Client(self.scheduler, timeout="20s")
+                self.client = Client(self.scheduler, timeout=CONNECT_TIMEOUT)
             except (OSError, TimeoutError) as exc:
                 raise ConfigError(f"--scheduler {self.scheduler}: cannot connect ({exc})") from None
         else:

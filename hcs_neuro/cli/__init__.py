@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import signal
 import sys
-import threading
 
 from hcs_neuro import __version__
 from hcs_neuro.cli.args import Parser
+from hcs_neuro.core import interrupt
 from hcs_neuro.core.errors import HCSError
 
 __all__ = ["main", "build_parser"]
@@ -50,32 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _Interrupts:
-    """SIGINT handler of the command line: remembers that Ctrl-C came, then raises
-    KeyboardInterrupt as Python's default handler does. Installed before Brian2 is imported, it
-    is the handler Brian2 falls back to (Brian2 then never swallows the interrupt: see
-    :mod:`hcs_neuro.brian`)."""
-
-    def __init__(self):
-        self.seen = False
-
-    def __call__(self, signum, frame):
-        self.seen = True
-        raise KeyboardInterrupt
-
-
-_INTERRUPTS = _Interrupts()
-
-
 def _one_line(message) -> str:
     return " ".join(str(message).split())
 
 
 def main(argv: list[str] | None = None) -> int:
-    _INTERRUPTS.seen = False
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGINT, _INTERRUPTS)
+    interrupt.install()
     try:
         parser = build_parser()
         try:
@@ -83,25 +62,28 @@ def main(argv: list[str] | None = None) -> int:
         except SystemExit as exc:  # --help, --version, or a one-line parse error (Parser.error)
             return int(exc.code or 0) if not isinstance(exc.code, str) else 2
         try:
-            status = args.func(args)
+            try:
+                status = args.func(args)
+            finally:
+                interrupt.acknowledge()  # from here on, a Ctrl-C that came is being handled
+            interrupt.check()  # a swallowed Ctrl-C still counts: nothing was committed after it
         except KeyboardInterrupt:
             print("hcs-neuro: interrupted (nothing written)", file=sys.stderr)
             return 130
         except HCSError as exc:
-            if _INTERRUPTS.seen:
+            if interrupt.interrupted():
                 print("hcs-neuro: interrupted (nothing written)", file=sys.stderr)
                 return 130
             print(f"hcs-neuro: error: {_one_line(exc)}", file=sys.stderr)
             return 2
         except Exception:
-            if _INTERRUPTS.seen:  # a compiler or worker killed by the same Ctrl-C
+            if interrupt.interrupted():  # a compiler or worker killed by the same Ctrl-C
                 print("hcs-neuro: interrupted (nothing written)", file=sys.stderr)
                 return 130
             raise
         return int(status or 0)
     finally:
-        if previous is not None and signal.getsignal(signal.SIGINT) is _INTERRUPTS:
-            signal.signal(signal.SIGINT, previous)
+        interrupt.uninstall()
 
 
 if __name__ == "__main__":  # pragma: no cover

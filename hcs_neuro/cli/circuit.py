@@ -260,14 +260,18 @@ def _plot(args) -> int:
     import numpy as np
 
     from hcs_neuro.circuit import build_hypercolumns
-    from hcs_neuro.circuit_bench import random_drives, run_bench
+    from hcs_neuro.circuit_bench import DEFAULT_BATCH, random_drives, run_bench
     from hcs_neuro.circuit_spec import check_k, load_circuit
     from hcs_neuro.core.io import atomic_dir, check_output_dir
+    from hcs_neuro.core.limits import check_work
     from hcs_neuro.plotting import circuit as pc
 
     check_output_dir(args.out, overwrite=args.overwrite, kind=PLOT_KIND)
     n = args.n or load_circuit(args.file).n_channels
-    spec, duration = _prepare(args, n, max(1, args.trials))
+    spec, duration = _prepare(args, n, min(args.trials, DEFAULT_BATCH))
+    dt = 0.1 if args.dt is None else args.dt
+    check_work(2 * args.trials * (n + spec.n_interneurons) * duration / dt,
+               f"the plot's {args.trials:,} trials (twice: with and without refinement) x {n} channels")
     args.k = spec.k if args.k is None else args.k
     check_k(args.k, n)
     figures = []  # written together at the end: an interrupted or failed plot leaves no folder
@@ -276,6 +280,8 @@ def _plot(args) -> int:
         figures.append((fig, stem))
 
     # one hypercolumn, fully recorded
+    print(f"circuit plot {spec.name}: simulating one hypercolumn (N = {n}, k = {args.k}), then {args.trials} trials "
+          f"for latency and psychometric curves", flush=True)
     b2.prefs.codegen.target = "numpy"
     b2.seed(args.seed)
     drives = random_drives(1, n, args.seed)

@@ -9,7 +9,8 @@ Every command uses these, so the rules hold everywhere:
   that cannot be written is refused at once, naming the path.
 * **Write atomically.** :func:`atomic_path` writes to a temporary name in the target's folder and
   renames it over the target only when the block succeeds; an exception or Ctrl-C leaves
-  nothing behind (not even folders that were created for it).
+  nothing behind (not even folders that were created for it), and after a Ctrl-C nothing is put
+  in place even if the interrupt was swallowed on the way (:mod:`hcs_neuro.core.interrupt`).
 * **Never delete what hcs-neuro did not write.** Output folders (:func:`atomic_dir`) carry a
   marker file, :data:`MARKER_NAME`, that lists the files hcs-neuro wrote there. An existing
   folder is replaced only when it is empty, or when the user passed ``--overwrite`` *and* the
@@ -32,6 +33,7 @@ import tomllib
 from pathlib import Path
 from typing import Iterator
 
+from hcs_neuro.core import interrupt
 from hcs_neuro.core.errors import ConfigError, HCSError, OutputError, ResourceError
 
 __all__ = [
@@ -305,6 +307,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         yield tmp
         if tmp.exists():  # mkstemp creates 0600; give the result the usual umask-based mode
             os.chmod(tmp, 0o666 & ~_umask())
+        interrupt.check()  # interrupted work never puts a result in place
         try:
             os.replace(tmp, path)
         except OSError as exc:
@@ -345,6 +348,7 @@ def atomic_dir(path: str | os.PathLike, *, overwrite: bool = False, kind: str = 
         yield tmp
         _write_marker(tmp, kind, _listed_files(tmp))
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp creates 0700
+        interrupt.check()  # interrupted work never puts a result in place
         if path.is_dir():
             old_marker = output_dir_marker(path)
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))

@@ -17,7 +17,8 @@ LOG_INTERVAL_S = 30.0
 
 
 class Progress:
-    """The interface used everywhere: ``update(n)``, ``set_postfix_str(text)``, ``close()``, and
+    """The interface used everywhere: ``update(n)``, ``set_postfix(**values)``,
+    ``set_postfix_str(text)``, ``close()``, and
     iteration over ``iterable`` when one is given. Plain lines at most every ``interval`` seconds."""
 
     def __init__(self, iterable=None, *, total=None, desc: str = "", unit: str = "it", file=None,
@@ -60,6 +61,10 @@ class Progress:
 
     def set_postfix_str(self, text: str, refresh: bool = True) -> None:  # noqa: ARG002 (tqdm API)
         self.postfix = text
+
+    def set_postfix(self, **values) -> None:
+        """``set_postfix(epoch=2, loss="0.41")`` as tqdm does: ``epoch=2, loss=0.41``."""
+        self.postfix = ", ".join(f"{k}={v}" for k, v in values.items())
 
     def close(self) -> None:
         if not self._closed:
