@@ -46,10 +46,10 @@ def main(argv=None) -> int:
 
     from hcs_neuro.brian import b2
 
-    from hcs_neuro.circuit import build_hypercolumns
-    from hcs_neuro.circuit_bench import random_drives, reference_topk
-    from hcs_neuro.circuit_spec import load_circuit
-    from hcs_neuro.standalone import StandaloneCircuit
+    from hcs_neuro.brian.hypercolumn import build_hypercolumns
+    from hcs_neuro.brian.bench import random_drives, reference_topk
+    from hcs_neuro.core.circuit_file import load_circuit
+    from hcs_neuro.brian.device import StandaloneCircuit
 
     spec = load_circuit(args.circuit)
     H, N, k, T = args.hypercolumns, args.n, args.k, args.duration_ms

@@ -7,7 +7,7 @@ Usage::
 
 Runs the shipped model on the first ``--batch-size`` test images (the reference forward pass
 records every layer's integer drives), then times, per hypercolumn layer, on those drives:
-``kwta_select`` (winners + window surrogate, hcs_neuro/csrc/kwta.cpp), ``kwta_pool`` (the same
+``kwta_select`` (winners + window surrogate, hcs_neuro/train/csrc/kwta.cpp), ``kwta_pool`` (the same
 fused with the next layer's sum pooling, where one follows), the pure-PyTorch path
 (``_select_torch``, the specification of the kernels) and a ReLU of the same tensor for scale.
 Prints the median milliseconds over ``--rounds`` rounds (interleaved) and, with ``--json``,
@@ -33,10 +33,10 @@ def _time(fn, reps: int) -> float:
 def main(argv=None) -> int:
     import torch
 
-    from hcs_neuro import _kwta_ext
+    from hcs_neuro.train import ext as _kwta_ext
     from hcs_neuro.cli.energy import resolve_model
-    from hcs_neuro.datasets import load_dataset
-    from hcs_neuro.training import _select_torch, pools_compiled, torch_forward
+    from hcs_neuro.core.datasets import load_dataset
+    from hcs_neuro.train import _select_torch, pools_compiled, torch_forward
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="fashion_hcs_ternary", help="a shipped model's name or a file")

@@ -12,7 +12,7 @@ written as a user of PyTorch would (``nn.Sequential`` of ``Conv2d``/``ReLU``/sum
 float32 input, ``torch.optim.Adam``), with none of hcs-neuro's machinery. The full-precision run
 through hcs-neuro's own network class (``full_precision``) and its k-WTA variant are reported
 beside it. The probabilistic HCS model is run with the compiled kernels
-(hcs_neuro/csrc/kwta.cpp) and with the pure-PyTorch path. The CPU may be shared: rounds are
+(hcs_neuro/train/csrc/kwta.cpp) and with the pure-PyTorch path. The CPU may be shared: rounds are
 interleaved so that a load change hits every variant alike; the spread over rounds is reported
 too.
 """
@@ -26,11 +26,11 @@ import time
 
 import numpy as np
 
-from hcs_neuro import _kwta_ext
-from hcs_neuro.architecture import load_architecture, with_overrides
+from hcs_neuro.train import ext as _kwta_ext
+from hcs_neuro.core.architecture import load_architecture, with_overrides
 from hcs_neuro.core.io import write_json_atomic
-from hcs_neuro.datasets import load_dataset
-from hcs_neuro.training import load_train_config, measure_throughput
+from hcs_neuro.core.datasets import load_dataset
+from hcs_neuro.train import load_train_config, measure_throughput
 
 
 def plain_pytorch_net(arch):
@@ -64,7 +64,7 @@ def plain_pytorch_net(arch):
 
 def plain_pytorch_throughput(arch, cfg, x, y, steps: int) -> float:
     """Training images/s of :func:`plain_pytorch_net` with ``torch.optim.Adam`` (after one warm-up
-    step), timed like :func:`hcs_neuro.training.measure_throughput` (batch drawn, to tensors,
+    step), timed like :func:`hcs_neuro.train.measure_throughput` (batch drawn, to tensors,
     forward, backward, update)."""
     import torch
     import torch.nn.functional as F

@@ -45,8 +45,8 @@ def main(argv=None) -> int:
         return 0
 
     from hcs_neuro.core.io import write_json_atomic
-    from hcs_neuro.circuit_bench import run_bench
-    from hcs_neuro.circuit_spec import load_circuit
+    from hcs_neuro.brian.bench import run_bench
+    from hcs_neuro.core.circuit_file import load_circuit
 
     base = load_circuit(args.circuit)
     configs = []

@@ -9,7 +9,7 @@ Usage::
 
 With integer drives (low-precision weights, binary or multi-bit activities) several channels of a
 hypercolumn often share the k-th largest drive; the specification breaks such ties by channel
-index (the lower index wins, ``hcs_neuro.kwta``). For every k-WTA layer of each model this
+index (the lower index wins, ``hcs_neuro.core.kwta``). For every k-WTA layer of each model this
 prints, over the first ``--images`` test images (reference forward pass, integer arithmetic):
 
 * ``tied``: the fraction of hypercolumns whose k-th and (k+1)-th largest drives are equal and
@@ -38,13 +38,13 @@ from pathlib import Path
 
 import numpy as np
 
-from hcs_neuro import reference
+from hcs_neuro.core import reference
 from hcs_neuro.core.io import write_json_atomic
 from hcs_neuro.cli.plot import FIGURE_SUFFIXES
-from hcs_neuro.datasets import load_dataset
+from hcs_neuro.core.datasets import load_dataset
 from hcs_neuro.core.errors import HCSError
-from hcs_neuro.kwta import kwta_mask
-from hcs_neuro.model import load_model
+from hcs_neuro.core.kwta import kwta_mask
+from hcs_neuro.core.model import load_model
 
 RULES = ("index", "reverse", "random", "all")
 

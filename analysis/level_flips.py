@@ -23,10 +23,10 @@ import time
 
 import numpy as np
 
-from hcs_neuro.architecture import load_architecture
-from hcs_neuro.datasets import load_dataset
+from hcs_neuro.core.architecture import load_architecture
+from hcs_neuro.core.datasets import load_dataset
 from hcs_neuro.core.errors import ConfigError
-from hcs_neuro.training import load_train_config, parse_train_overrides, torch_forward, train
+from hcs_neuro.train import load_train_config, parse_train_overrides, torch_forward, train
 
 
 def main(argv=None) -> int:

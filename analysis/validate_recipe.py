@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from hcs_neuro.architecture import load_architecture
-from hcs_neuro.datasets import load_dataset
+from hcs_neuro.core.architecture import load_architecture
+from hcs_neuro.core.datasets import load_dataset
 from hcs_neuro.core.errors import ConfigError
-from hcs_neuro.training import load_train_config, parse_train_overrides, train
+from hcs_neuro.train import load_train_config, parse_train_overrides, train
 
 VAL_SPLIT_SEED = 1234
 

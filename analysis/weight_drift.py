@@ -7,7 +7,7 @@ Usage::
 For every low-precision weighted layer of each trained model: the share of weight levels that
 differ from the levels the training run started from, the mean absolute change in levels, and
 the spread of the bias levels (in accumulator units). The starting levels are rebuilt from the
-architecture and the seed that the model's metadata records (``hcs_neuro.training.HCSNet``
+architecture and the seed that the model's metadata records (``hcs_neuro.train.HCSNet``
 draws them from ``torch.Generator().manual_seed(seed)``, nothing else; layers trained with
 ``channel_gains`` start as ternary levels times their top level), so the model file is all that
 is needed; a warm-started model (``--init``) is compared with the levels of the file its
@@ -26,12 +26,12 @@ import numpy as np
 
 from hcs_neuro.core.io import write_json_atomic
 from hcs_neuro.core.errors import HCSError
-from hcs_neuro.model import load_model
+from hcs_neuro.core.model import load_model
 
 
 def drift(path: Path) -> dict:
     """Per low-precision layer: changed share, mean |change| and bias spread of one model file."""
-    from hcs_neuro.training import HCSNet, low_precision_layers, parse_channel_gains
+    from hcs_neuro.train import HCSNet, low_precision_layers, parse_channel_gains
 
     model = load_model(path)
     seed = model.metadata.get("seed")

@@ -24,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from hcs_neuro import reference
+from hcs_neuro.core import reference
 from hcs_neuro.core.io import atomic_path, write_json_atomic
 from hcs_neuro.cli.plot import FIGURE_SUFFIXES
-from hcs_neuro.datasets import load_dataset
+from hcs_neuro.core.datasets import load_dataset
 from hcs_neuro.core.errors import HCSError
-from hcs_neuro.model import load_model
+from hcs_neuro.core.model import load_model
 
 SILENT, ALWAYS = 0.01, 0.99
 

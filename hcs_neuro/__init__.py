@@ -2,7 +2,7 @@
 simulated as spiking networks on Brian2.
 
 Nothing heavy is imported here: Brian2 and PyTorch are imported only by the modules that need
-them (``hcs_neuro.circuit``, ``hcs_neuro.training``, ...).
+them (``hcs_neuro.brian.hypercolumn``, ``hcs_neuro.train``, ...).
 """
 
 __all__ = ["__version__", "HCSError"]

@@ -4,8 +4,8 @@ numbers, written atomically as one folder.
 Layout of the folder (``write_report``)::
 
     report.md          summary, per-layer agreement and cost tables, figures, run metadata
-    validation.json    the validation dict (hcs_neuro.validate.validate), as given
-    energy.json        the energy dict (hcs_neuro.energy.network_energy), as given
+    validation.json    the validation dict (hcs_neuro.measure.validate.validate), as given
+    energy.json        the energy dict (hcs_neuro.measure.energy.network_energy), as given
     raster.png         spike raster of one image, all layers
     agreement_L<i>.png strict winner agreement per location, layer i (reference layer applied
                        to the spiking layer i-1 output: conditional agreement)
@@ -40,12 +40,12 @@ def conditional_reference_winners(model, reference, spiking, i: int) -> np.ndarr
     """Reference winners of layer ``i`` given the *spiking* output of layer ``i - 1``.
 
     Layer 0 sees the same quantized input in both networks, so its reference winners are
-    returned as they are. The spiking output passed on follows :func:`hcs_neuro.validate`'s
+    returned as they are. The spiking output passed on follows :func:`hcs_neuro.measure.validate`'s
     ``conditional_layer``: binary layers pass their spiking winners; multi-bit layers the
     activity level of the (exactly integrated, conditional) drive at the spiking winners.
     """
-    from hcs_neuro.quant import act_level_max
-    from hcs_neuro.reference import layer_forward
+    from hcs_neuro.core.quant import act_level_max
+    from hcs_neuro.core.reference import layer_forward
 
     arch = model.architecture
     drive = np.asarray(reference.layers[0].drive)
@@ -137,15 +137,15 @@ def write_report(out_dir, *, model, reference, spiking, validation: dict, energy
     out_dir : str or Path
         The report folder. It is written under a temporary name and renamed when complete, so
         an error leaves no partial report (an existing folder is replaced only on success).
-    model : hcs_neuro.model.Model
-    reference : hcs_neuro.reference.ReferenceResult
+    model : hcs_neuro.core.model.Model
+    reference : hcs_neuro.core.reference.ReferenceResult
         Reference forward pass of the same images (``keep_layers=True``).
-    spiking : hcs_neuro.spiking_result.SpikingResult
+    spiking : hcs_neuro.core.spiking_result.SpikingResult
     validation : dict
-        From :func:`hcs_neuro.validate.validate`; rendered as given (known keys in the summary,
+        From :func:`hcs_neuro.measure.validate.validate`; rendered as given (known keys in the summary,
         every scalar in the appendix).
     energy : dict
-        From :func:`hcs_neuro.energy.network_energy`.
+        From :func:`hcs_neuro.measure.energy.network_energy`.
     title : str, optional
     image : int
         Image shown in the spike raster.

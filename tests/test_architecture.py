@@ -2,7 +2,7 @@
 
 import pytest
 
-from hcs_neuro.architecture import load_architecture, with_overrides
+from hcs_neuro.core.architecture import load_architecture, with_overrides
 from hcs_neuro.core.errors import ConfigError
 
 BASE = {

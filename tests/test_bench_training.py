@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from hcs_neuro.architecture import load_architecture  # noqa: E402
+from hcs_neuro.core.architecture import load_architecture  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

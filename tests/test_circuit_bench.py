@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from hcs_neuro.circuit_bench import psychometric, reference_topk, score_trials
+from hcs_neuro.brian.bench import psychometric, reference_topk, score_trials
 
 
 def test_reference_topk_ties_lower_index():
@@ -41,8 +41,8 @@ def test_psychometric_bins():
 
 def test_run_bench_small_exact_and_json_able():
     pytest.importorskip("brian2")
-    from hcs_neuro.circuit_bench import run_bench
-    from hcs_neuro.circuit_spec import load_circuit
+    from hcs_neuro.brian.bench import run_bench
+    from hcs_neuro.core.circuit_file import load_circuit
 
     r = run_bench(load_circuit("lif_kwta"), k=2, n_channels=16, trials=200, seed=7)
     json.dumps(r)
@@ -58,8 +58,8 @@ def test_run_bench_small_exact_and_json_able():
 
 def test_run_bench_noise_lowers_agreement():
     pytest.importorskip("brian2")
-    from hcs_neuro.circuit_bench import run_bench
-    from hcs_neuro.circuit_spec import load_circuit
+    from hcs_neuro.brian.bench import run_bench
+    from hcs_neuro.core.circuit_file import load_circuit
 
     r = run_bench(load_circuit("lif_kwta"), k=1, n_channels=32, trials=300, seed=1, noise=2.0)
     assert r["noise_mv"] == 2.0

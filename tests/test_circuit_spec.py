@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hcs_neuro.circuit_spec import check_k, list_builtin_circuits, load_circuit
+from hcs_neuro.core.circuit_file import check_k, list_builtin_circuits, load_circuit
 from hcs_neuro.core.units import CONDUCTANCE, DIMENSIONLESS, TIME, parse_quantity
 from hcs_neuro.core.errors import ConfigError, HCSError
 

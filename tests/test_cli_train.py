@@ -143,8 +143,8 @@ def test_train_bad_config(tmp_path, capsys):
 
 
 def test_evaluate_bad_models(tmp_path, capsys):
-    from hcs_neuro.architecture import load_architecture
-    from hcs_neuro.model import random_model, save_model
+    from hcs_neuro.core.architecture import load_architecture
+    from hcs_neuro.core.model import random_model, save_model
 
     arch = load_architecture({"input": {"shape": [1, 8, 8], "bits": 4},
                               "layers": [{"type": "conv2d", "channels": 8, "kernel": 3, "padding": 1},

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import fashion_test_split
-from hcs_neuro.datasets import find_idx_dir, load_dataset, read_idx
+from hcs_neuro.core.datasets import find_idx_dir, load_dataset, read_idx
 from hcs_neuro.core.errors import ConfigError, DataError
 
 
@@ -71,7 +71,7 @@ def test_missing_dataset_message(tmp_path, monkeypatch):
 
 def test_missing_fashion_names_every_place(tmp_path, monkeypatch):
     monkeypatch.setenv("HCS_NEURO_DATA", str(tmp_path / "env"))
-    import hcs_neuro.datasets as ds
+    import hcs_neuro.core.datasets as ds
 
     monkeypatch.setattr(ds, "DEBIAN_FASHION_DIR", tmp_path / "debian")
     with pytest.raises(DataError) as exc:
@@ -84,7 +84,7 @@ def test_missing_fashion_names_every_place(tmp_path, monkeypatch):
 def test_a_named_data_dir_is_the_only_place_searched(tmp_path, monkeypatch):
     """--data-dir names the data: a folder without the files is an error, never a silent fall-back
     to $HCS_NEURO_DATA or the system copy."""
-    import hcs_neuro.datasets as ds
+    import hcs_neuro.core.datasets as ds
 
     monkeypatch.setattr(ds, "DEBIAN_FASHION_DIR", tmp_path / "debian")
     with pytest.raises(DataError) as exc:

@@ -1,11 +1,11 @@
-"""Operation counting and energy profiles (hcs_neuro.energy)."""
+"""Operation counting and energy profiles (hcs_neuro.measure.energy)."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hcs_neuro.energy import (
+from hcs_neuro.measure.energy import (
     conv_dense_macs,
     conv_fan_out,
     get_profile,

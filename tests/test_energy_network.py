@@ -1,4 +1,4 @@
-"""Network-level spike, SOP, MAC and energy accounting (hcs_neuro.energy.network_energy).
+"""Network-level spike, SOP, MAC and energy accounting (hcs_neuro.measure.energy.network_energy).
 
 The spiking side is a synthetic :class:`SpikingResult` built from the reference forward pass the
 way a correct spiking network behaves (every winner spikes once, the readout's decision unit
@@ -11,12 +11,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hcs_neuro import reference
-from hcs_neuro.architecture import load_architecture
-from hcs_neuro.energy import get_profile, layer_fan_out, network_energy, spiking_energy_pj
+from hcs_neuro.core import reference
+from hcs_neuro.core.architecture import load_architecture
+from hcs_neuro.measure.energy import get_profile, layer_fan_out, network_energy, spiking_energy_pj
 from hcs_neuro.core.errors import ConfigError, DataError
-from hcs_neuro.model import random_model
-from hcs_neuro.spiking_result import SpikingLayer, SpikingResult
+from hcs_neuro.core.model import random_model
+from hcs_neuro.core.spiking_result import SpikingLayer, SpikingResult
 
 TINY_2D = {
     "name": "tiny2d",
@@ -252,7 +252,7 @@ DIGITS_LIKE = dict(TINY_2D, name="digits-like", input={"shape": [1, 8, 8], "bits
 
 @pytest.fixture()
 def model_file(tmp_path):
-    from hcs_neuro.model import save_model
+    from hcs_neuro.core.model import save_model
 
     return save_model(random_model(load_architecture(DIGITS_LIKE), seed=5), tmp_path / "m.npz")
 
@@ -307,7 +307,7 @@ def test_cli_energy_circuit_that_does_not_fit(model_file, tmp_path, capsys, circ
 
 def test_cli_energy_model_that_does_not_fit_the_dataset(tmp_path, capsys):
     from hcs_neuro.cli import main
-    from hcs_neuro.model import save_model
+    from hcs_neuro.core.model import save_model
 
     fashion_like = dict(DIGITS_LIKE, input={"shape": [1, 28, 28], "bits": 4})
     path = save_model(random_model(load_architecture(fashion_like), seed=0), tmp_path / "f.npz")
@@ -347,7 +347,7 @@ def test_cli_energy_simulated_counts_match_analytic(tmp_path, capsys):
 
 
 def test_merge_energy_of_blocks_equals_energy_of_all_images():
-    from hcs_neuro.energy import merge_energy
+    from hcs_neuro.measure.energy import merge_energy
 
     model = tiny_model()
     images, ref, x = _data(model, n=11)
@@ -412,7 +412,7 @@ def test_multibit_activities_follow_the_coding():
 
 
 def test_own_precision_profile_matches_the_arithmetic():
-    from hcs_neuro.energy import own_precision_profile
+    from hcs_neuro.measure.energy import own_precision_profile
 
     def arch(**prec):
         return load_architecture(dict(TINY_2D, precision=dict({"weight_bits": 2, "act_bits": 1}, **prec)))

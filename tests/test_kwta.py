@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from hcs_neuro.core.errors import ConfigError, HCSError
-from hcs_neuro.kwta import kwta_mask, resolve_k
+from hcs_neuro.core.kwta import kwta_mask, resolve_k
 
 drives = arrays(np.int64, st.tuples(st.integers(1, 3), st.integers(1, 9), st.integers(1, 3), st.integers(1, 3)),
                 elements=st.integers(-5, 5))
@@ -97,7 +97,7 @@ small_drives = arrays(np.int64, st.tuples(st.integers(1, 3), st.integers(1, 12),
 def test_torch_kwta_paths_equal_reference(d, data):
     """Both training k-WTA paths give the reference's winners and the k-th/(k+1)-th midpoint."""
     torch = pytest.importorskip("torch")
-    from hcs_neuro.training import _kwta_torch
+    from hcs_neuro.train import _kwta_torch
 
     k = data.draw(st.integers(1, d.shape[1]))
     t = torch.as_tensor(d, dtype=torch.float32)

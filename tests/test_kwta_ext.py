@@ -1,4 +1,4 @@
-"""The compiled k-WTA (hcs_neuro/csrc/kwta.cpp) equals the PyTorch path bit for bit.
+"""The compiled k-WTA (hcs_neuro/train/csrc/kwta.cpp) equals the PyTorch path bit for bit.
 
 In CI ``HCS_NEURO_KWTA_EXT=1`` (set by .ci/run) makes a failed build an error, so these tests
 cannot skip there; elsewhere they skip when no C++ toolchain is available.
@@ -12,10 +12,10 @@ from hypothesis.extra.numpy import arrays
 
 torch = pytest.importorskip("torch")
 
-from hcs_neuro import _kwta_ext  # noqa: E402
-from hcs_neuro.architecture import load_architecture, with_overrides  # noqa: E402
-from hcs_neuro.datasets import load_dataset  # noqa: E402
-from hcs_neuro.training import _select_torch, load_train_config, train  # noqa: E402
+from hcs_neuro.train import ext as _kwta_ext  # noqa: E402
+from hcs_neuro.core.architecture import load_architecture, with_overrides  # noqa: E402
+from hcs_neuro.core.datasets import load_dataset  # noqa: E402
+from hcs_neuro.train import _select_torch, load_train_config, train  # noqa: E402
 
 from test_training import IMG, SIG  # noqa: E402
 
@@ -183,7 +183,7 @@ def _data(arch, n=320):
     (IMG, {"hcs": False}, {}),                                # binarisation without k-WTA, pooled
 ])
 def test_training_with_compiled_kwta_is_bit_identical(ext, spec, overrides, train_over, monkeypatch):
-    import hcs_neuro.training as T
+    import hcs_neuro.train as T
 
     arch = load_architecture(spec)
     if overrides:

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from hcs_neuro.architecture import load_architecture
+from hcs_neuro.core.architecture import load_architecture
 from hcs_neuro.core.errors import ModelError
-from hcs_neuro.model import load_model, random_model, save_model
+from hcs_neuro.core.model import load_model, random_model, save_model
 
 ARCH = {"name": "io", "input": {"shape": [1, 8, 8], "bits": 4}, "precision": {"weight_bits": 2, "act_bits": 1},
         "layers": [{"type": "conv2d", "channels": 8, "kernel": 3, "padding": 1, "k": 2},

@@ -40,9 +40,9 @@ def test_stratified_subset_is_seeded_and_stratified(paper_mod):
 
 def test_pruning_counts_match_brute_force(paper_mod):
     """Never-used synapse counts of test_pass against an explicit per-synapse enumeration."""
-    from hcs_neuro.architecture import load_architecture
-    from hcs_neuro.model import random_model
-    from hcs_neuro.reference import forward, quantize_input
+    from hcs_neuro.core.architecture import load_architecture
+    from hcs_neuro.core.model import random_model
+    from hcs_neuro.core.reference import forward, quantize_input
 
     arch = load_architecture({"input": {"shape": [1, 6, 6], "bits": 2}, "precision": {"weight_bits": 2, "act_bits": 1},
                               "hcs": {"enabled": True, "k": 1},

@@ -75,7 +75,7 @@ def test_split_energy_prices_each_part():
         from sim_energy import split_energy
     finally:
         sys.path.remove(str(PAPER))
-    from hcs_neuro.energy import get_profile
+    from hcs_neuro.measure.energy import get_profile
 
     loihi = get_profile("loihi")
     counts = {"sops_feedforward_sim": 1000.0, "sops_analytic": 1000.0, "input_spikes_sim": 10.0,
@@ -102,8 +102,8 @@ def test_simulate_point_counts_agree_with_the_analytic_ones(paper):
     """A tiny random digits model, 3 images, Brian2 runtime device: the simulation's counts must
     equal the analytic ones image by image, and the energy split must add up to network_energy's."""
     runs, se = paper["runs"], paper["sim_energy"]
-    from hcs_neuro.architecture import load_architecture
-    from hcs_neuro.model import random_model
+    from hcs_neuro.core.architecture import load_architecture
+    from hcs_neuro.core.model import random_model
 
     spec = {"dataset": "digits", "base_config": "models/configs/digits.toml", "channels": 4, "layers": 0, "epochs": 1,
             "batch_size": 32, "train_subset": 0, "weight_bits": 3, "act_bits": 2, "hcs": True, "k": 0.5,

@@ -10,10 +10,10 @@ torch = pytest.importorskip("torch")
 
 from conftest import fashion_test_split  # noqa: E402
 from hcs_neuro.cli import main  # noqa: E402
-from hcs_neuro.datasets import load_dataset  # noqa: E402
-from hcs_neuro.model import load_model  # noqa: E402
-from hcs_neuro.reference import evaluate  # noqa: E402
-from hcs_neuro.training import torch_forward  # noqa: E402
+from hcs_neuro.core.datasets import load_dataset  # noqa: E402
+from hcs_neuro.core.model import load_model  # noqa: E402
+from hcs_neuro.core.reference import evaluate  # noqa: E402
+from hcs_neuro.train import torch_forward  # noqa: E402
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 MANIFEST = json.loads((MODELS / "MANIFEST.json").read_text())["models"]

@@ -238,8 +238,8 @@ def test_circuit_sweep_matches_direct_run_bench(client, tmp_path):
     result = run_sweep(parse_sweep_spec(raw, out=tmp_path / "c"), client=client, progress=False)
     table = result.table
     assert (table["error"] == "").all(), table["error"].tolist()
-    from hcs_neuro.circuit_bench import run_bench
-    from hcs_neuro.circuit_spec import load_circuit
+    from hcs_neuro.brian.bench import run_bench
+    from hcs_neuro.core.circuit_file import load_circuit
 
     for w_ie, seed in [(0.03, 1), (3.0, 0)]:
         spec = load_circuit("lif_kwta").with_overrides({"inhibition.w_ie": w_ie})
@@ -276,8 +276,8 @@ def test_standalone_points_reuse_one_compiled_network(tmp_path):
     assert len(pids) == 1
     assert not any(Path(tempfile.gettempdir(), f"hcs-neuro-standalone-{pid}").exists()
                    for pid in pids)
-    from hcs_neuro.circuit_bench import run_bench
-    from hcs_neuro.circuit_spec import load_circuit
+    from hcs_neuro.brian.bench import run_bench
+    from hcs_neuro.core.circuit_file import load_circuit
 
     for row in table.itertuples(index=False):
         direct = run_bench(load_circuit("lif_kwta"), k=int(row.k), n_channels=6, trials=20,
@@ -314,10 +314,10 @@ def test_network_sweep_compiles_once_and_matches_direct_validation(tmp_path):
     table = result.table
     assert (table["error"] == "").all(), table["error"].tolist()
     assert (table["compile_time_s"] > 0).sum() == 1
-    from hcs_neuro.datasets import load_dataset
-    from hcs_neuro.simulate import simulate
+    from hcs_neuro.core.datasets import load_dataset
+    from hcs_neuro.brian.session import simulate
     from hcs_neuro.sweep import _load_model_ref
-    from hcs_neuro.validate import validate
+    from hcs_neuro.measure.validate import validate
 
     model = _load_model_ref("shipped:digits_hcs")
     images, labels = load_dataset("digits", "test")
@@ -328,8 +328,8 @@ def test_network_sweep_compiles_once_and_matches_direct_validation(tmp_path):
     row = table[table["seed"] == 1].iloc[0]
     for m in ("class_agreement", "spiking_accuracy", "reference_accuracy"):
         assert row[m] == direct[m], m
-    from hcs_neuro import reference as ref_mod
-    from hcs_neuro.energy import network_energy
+    from hcs_neuro.core import reference as ref_mod
+    from hcs_neuro.measure.energy import network_energy
 
     e = network_energy(model, ref_mod.forward(model, x), spiking, ["loihi"],
                        input_levels=ref_mod.quantize_input(model, x))

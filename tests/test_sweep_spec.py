@@ -272,7 +272,7 @@ def test_circuit_target_errors(params, target, message):
 
 
 def test_circuit_target_defaults_and_known_metrics():
-    from hcs_neuro.circuit_spec import load_circuit
+    from hcs_neuro.core.circuit_file import load_circuit
     from hcs_neuro.sweep import _circuit_call
 
     raw = {"target": {"kind": "circuit", "circuit": "lif_kwta"}, "parameters": {"trials": [10]}}

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hcs_neuro import reference
+from hcs_neuro.core import reference
 from hcs_neuro.core.errors import DataError
-from hcs_neuro.spiking_result import SpikingLayer, SpikingResult
-from hcs_neuro.validate import Validator, _tolerant, analytic_fan_out, validate
+from hcs_neuro.core.spiking_result import SpikingLayer, SpikingResult
+from hcs_neuro.measure.validate import Validator, _tolerant, analytic_fan_out, validate
 
 from test_convert import tiny_model
 

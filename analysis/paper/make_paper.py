@@ -275,7 +275,7 @@ def _sim_energy(ds: dict, studies: dict, cache: Path, command: str, report_only:
 
 
 def _dataset_available(name: str) -> bool:
-    from hcs_neuro.datasets import find_idx_dir
+    from hcs_neuro.core.datasets import find_idx_dir
     from hcs_neuro.core.errors import DataError
 
     try:

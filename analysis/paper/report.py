@@ -155,7 +155,7 @@ def write_report(out: Path, results: dict, *, seeds, command: str, quick: bool, 
                 "the record was written, not when the worker process imported it (once, at its first run): a "
                 "second SHA-1 there can be a later edit on disk that the running workers never executed."
                 if n_late else ""))
-    L.append("- Learning: probabilistic level updates (`hcs_neuro.training`, Adam-normalised step in level "
+    L.append("- Learning: probabilistic level updates (`hcs_neuro.train`, Adam-normalised step in level "
              "units, stochastic rounding, seeded) unless a row says shadow; accuracy from the NumPy reference "
              "forward pass (integer arithmetic) on the test set named in each caption (the whole test split unless "
              "a caption names a fixed subset).")
@@ -306,7 +306,7 @@ def write_report(out: Path, results: dict, *, seeds, command: str, quick: bool, 
                               "never_used_synapse_fraction": mean_sd(unused)[0]})
             L.append("\n" + _caption(ds, seeds, "Conv active fraction: non-zero conv outputs / all conv outputs on the test set. "
                      "Synapses: non-zero weight instances of the weighted layers (convolution weights counted at "
-                     "every position they reach, `hcs_neuro.energy.layer_fan_out`); never used: presynaptic unit "
+                     "every position they reach, `hcs_neuro.measure.energy.layer_fan_out`); never used: presynaptic unit "
                      "inactive on every test image; left / dense: used non-zero synapses over all weight "
                      "instances.") + "\n")
             fig, axs = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -423,7 +423,7 @@ def write_report(out: Path, results: dict, *, seeds, command: str, quick: bool, 
                           "sops_analytic_per_image": mean_sd(e("sops_analytic_per_image"))[0] if spk else None})
         n_e = recs[0]["energy"]["n_images"]
         L.append(f"\n*{ds['dataset']}; the first {n_e} test images; mean ± sd over seeds. Spike counts are ANALYTIC "
-                 "(`hcs_neuro.energy.network_energy` without a simulation: one spike per winner, its activity level "
+                 "(`hcs_neuro.measure.energy.network_energy` without a simulation: one spike per winner, its activity level "
                  "carried as a multiplier (`single` coding), one spike per non-zero input pixel), priced with the Loihi profile (23.6 pJ per synaptic "
                  "op, 1.7 pJ per spike; Davies et al. 2018; neuron updates not counted without a simulation). "
                  "Reference: dense MACs at the `cmos45_fp32` profile (4.6 pJ per MAC, 45 nm, Horowitz 2014) and "
@@ -508,7 +508,7 @@ def _energy(rec, key):
     """
     if key != "reference_effective_own_precision_uj":
         return rec["energy"][key]
-    from hcs_neuro.energy import get_profile
+    from hcs_neuro.measure.energy import get_profile
 
     s = rec["spec"]
     name = "cmos45_fp32" if 32 in (int(s["weight_bits"]), int(s["act_bits"])) else "cmos45_lowprec"
@@ -530,7 +530,7 @@ def _pruning_verdict(L, verdicts, recs, ds):
     left_a = mean_sd([r["pruning"]["used_synapses"] for r in a])[0]
     left_b = mean_sd([r["pruning"]["used_synapses"] for r in b])[0]
     nz_a = mean_sd([r["pruning"]["nonzero_synapses"] for r in a])[0]
-    init = 1 / 3  # levels drawn uniformly from {-1, 0, +1} at initialisation (hcs_neuro.training.HCSNet)
+    init = 1 / 3  # levels drawn uniformly from {-1, 0, +1} at initialisation (hcs_neuro.train.HCSNet)
     holds = dz > 0 and (not math.isnan(pz) and pz < P_LEVEL)
     v = "holds in our measurements" if holds else ("holds only partly" if dz > 0 or du > 0 else
                                                   "does NOT hold in our measurements")
@@ -603,7 +603,7 @@ def _theory_section(L, verdicts, probes, ds, seeds, figdir, plt, F, tag):
         L.append("Where (b) or (c) fail, the argument's premise fails for the shared convolution weights: a conv "
                  "weight is touched by an example if *any* position has an active input and a non-zero error "
                  "signal, and the training's default `window` straight-through estimator "
-                 "(`hcs_neuro.training`) passes error to every unit within one unit of its hypercolumn's "
+                 "(`hcs_neuro.train`) passes error to every unit within one unit of its hypercolumn's "
                  "k-th/(k+1)-th boundary, losers included; with HCS every hypercolumn has such a boundary, "
                  "without HCS the boundary is drive = 0. This is a hypothesis for the failure, not measured "
                  "here.\n")
@@ -621,7 +621,7 @@ def _sim_rows(sims):
 
 
 def _sim_energy_section(L, verdicts, summary, results, figdir, plt, F):
-    """Energy per image from simulated spiking runs (hcs_neuro.simulate), beside the analytic counts."""
+    """Energy per image from simulated spiking runs (hcs_neuro.brian.session), beside the analytic counts."""
     L.append("## Energy per image from simulated spiking runs (chip level)\n")
     if not any(res.get("sims") for res in results.values()):
         wanted = [res["grid"]["dataset"] for res in results.values() if res.get("grid", {}).get("sim_energy_images")]
@@ -643,9 +643,9 @@ def _sim_energy_section(L, verdicts, summary, results, figdir, plt, F):
         seeds = sorted({r["spec"]["seed"] for r in sims})
         L.append(f"### {ds['dataset']}\n")
         L.append(f"Each trained model (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}) was run as "
-                 f"a Brian2 spiking network by `hcs_neuro.simulate.simulate` (whole-network phased race, "
+                 f"a Brian2 spiking network by `hcs_neuro.brian.session.simulate` (whole-network phased race, "
                  f"`circuits/network_race.toml`, Brian2 `{r0['device']}` device) on the first **{n_img} test images** "
-                 f"of its study's test set, and counted by `hcs_neuro.energy.network_energy` from the simulation; the "
+                 f"of its study's test set, and counted by `hcs_neuro.measure.energy.network_energy` from the simulation; the "
                  f"analytic counts are those of the same images from the reference network (one spike per winner, "
                  f"reference activity x exact fan-out). Counts are means per image.\n")
         L.append("**Counts, simulated vs analytic (side by side).**\n")
@@ -720,7 +720,7 @@ def _sim_energy_section(L, verdicts, summary, results, figdir, plt, F):
         L.append(f"\n*Energy constants from `hcs_neuro/data/energy_profiles.toml`: Loihi 23.6 pJ per synaptic op, "
                  f"1.7 pJ per spike, 52 pJ per neuron update ({prof['loihi']}); reference: dense MACs at "
                  f"`cmos45_fp32` (4.6 pJ per MAC) and the non-zero products (zero activities and weights skipped) at "
-                 f"the model's own precision (`hcs_neuro.energy.own_precision_profile`: `cmos45_lowprec`, 0.1 pJ, an "
+                 f"the model's own precision (`hcs_neuro.measure.energy.own_precision_profile`: `cmos45_lowprec`, 0.1 pJ, an "
                  f"int32 add, when every weighted layer multiplies a binary operand; else `cmos45_int8`, 0.3 pJ per "
                  f"MAC; {prof['cmos45_fp32']}). Loihi, analytic counts = feed-forward SOPs and input + excitatory "
                  f"spikes of the reference (no circuit, no neuron updates); ± = sd over the {n_img} images "

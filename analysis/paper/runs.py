@@ -67,7 +67,7 @@ def build_architecture_dict(spec: dict) -> tuple[dict, dict]:
     blocks (``layers``), weight/activity bits, HCS on/off and the k of the conv layers
     (pooling layers keep their own k from the base config).
     """
-    from hcs_neuro.architecture import load_config
+    from hcs_neuro.core.architecture import load_config
 
     raw, _ = load_config(spec["base_config"])
     raw = copy.deepcopy(raw)
@@ -102,7 +102,7 @@ def build_architecture_dict(spec: dict) -> tuple[dict, dict]:
 
 def load_split(dataset: str, split: str):
     """Images and labels of a dataset split (digits or fashion-mnist, no download)."""
-    from hcs_neuro.datasets import load_dataset
+    from hcs_neuro.core.datasets import load_dataset
 
     return load_dataset(dataset, split)
 
@@ -132,10 +132,10 @@ def stratified_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
 def test_pass(model, images, labels, batch_size: int = 500) -> dict:
     """Accuracy, activity sparsity, zero-level weights and never-used connections on a test set.
 
-    One batched pass of the NumPy reference forward pass (:func:`hcs_neuro.reference.layer_forward`).
+    One batched pass of the NumPy reference forward pass (:func:`hcs_neuro.core.reference.layer_forward`).
     A *synapse* is a non-zero weight instance of the spiking network (a convolution weight
     repeated at every position it reaches, counted per presynaptic unit with
-    :func:`hcs_neuro.energy.layer_fan_out`; border positions have fewer targets). A synapse is
+    :func:`hcs_neuro.measure.energy.layer_fan_out`; border positions have fewer targets). A synapse is
     *never used* when its presynaptic unit (an input pixel or a unit of the previous layer) has
     zero activity on every image of ``images``.
 
@@ -151,8 +151,8 @@ def test_pass(model, images, labels, batch_size: int = 500) -> dict:
         (1 - used / dense), ``never_active_unit_fraction`` (hidden units that never win), and
         the same per weighted layer in ``layers``.
     """
-    from hcs_neuro.energy import conv_fan_out, layer_fan_out
-    from hcs_neuro.reference import layer_forward, quantize_input
+    from hcs_neuro.measure.energy import conv_fan_out, layer_fan_out
+    from hcs_neuro.core.reference import layer_forward, quantize_input
 
     arch = model.architecture
     n_layers = len(arch.layers)
@@ -230,11 +230,11 @@ def run_point(spec: dict, command: str = "", threads: int = 1, model_path=None, 
     stratified, drawn with the run's seed), test_subset (optional: a fixed stratified subset of
     the test split, seed 0, in the split's order; default the whole test split).
 
-    ``model_path``: also save the trained model there (``.npz``, :func:`hcs_neuro.model.save_model`).
+    ``model_path``: also save the trained model there (``.npz``, :func:`hcs_neuro.core.model.save_model`).
     ``return_model``: return ``(record, model)`` instead of the record.
     """
-    from hcs_neuro.architecture import load_architecture
-    from hcs_neuro.training import load_train_config, train
+    from hcs_neuro.core.architecture import load_architecture
+    from hcs_neuro.train import load_train_config, train
 
     code = code_version()  # before training: identifies the imported code
     raw, training = build_architecture_dict(spec)
@@ -262,7 +262,7 @@ def run_point(spec: dict, command: str = "", threads: int = 1, model_path=None, 
     tp = test_pass(model, x_te, y_te)
     energy = energy_point(model, x_te[:ENERGY_IMAGES])
     if model_path is not None:
-        from hcs_neuro.model import save_model
+        from hcs_neuro.core.model import save_model
 
         save_model(model, model_path)
     rec = {
@@ -296,18 +296,18 @@ ENERGY_IMAGES = 200
 def energy_point(model, images) -> dict:
     """Analytic energy per image of the reference network and of its spiking twin.
 
-    Uses :func:`hcs_neuro.energy.network_energy` without a simulation: the spiking counts are
+    Uses :func:`hcs_neuro.measure.energy.network_energy` without a simulation: the spiking counts are
     the *analytic* ones (what a correct spiking network emits: one spike per activity level of
     every winner, ``single`` input coding), priced with the Loihi profile (synaptic ops and
     spikes; neuron updates are not counted without a simulation); the reference network is
     priced dense at fp32 (``cmos45_fp32``) and with zeros skipped at its own precision
     (``cmos45_lowprec`` when weights and activities are integer levels, ``cmos45_fp32`` when
     either is full precision).
-    Chip-level figures only (see :data:`hcs_neuro.energy.CHIP_LEVEL_NOTE`).
+    Chip-level figures only (see :data:`hcs_neuro.measure.energy.CHIP_LEVEL_NOTE`).
     """
-    from hcs_neuro.energy import network_energy
-    from hcs_neuro.reference import forward, quantize_input
-    from hcs_neuro.quant import FLOAT_BITS
+    from hcs_neuro.measure.energy import network_energy
+    from hcs_neuro.core.reference import forward, quantize_input
+    from hcs_neuro.core.quant import FLOAT_BITS
 
     ref = forward(model, images, keep_layers=True)
     e = network_energy(model, ref, None, ["loihi", "cmos45_fp32", "cmos45_lowprec"],
@@ -339,7 +339,7 @@ def code_version() -> dict:
     """
     import subprocess
 
-    import hcs_neuro.training as tr
+    import hcs_neuro.train as tr
 
     src = Path(tr.__file__).read_bytes()
     try:

@@ -3,8 +3,8 @@
 For the grid points named by the ``sim_energy_*`` keys of a dataset section of
 ``experiments.toml`` (weight x activity precision with and without HCS, and the k sweep), the
 trained model is run as a Brian2 spiking network by the package's own simulator
-(:func:`hcs_neuro.simulate.simulate`) on the first ``sim_energy_images`` test images, and
-:func:`hcs_neuro.energy.network_energy` counts, from that simulation, the spikes, synaptic
+(:func:`hcs_neuro.brian.session.simulate`) on the first ``sim_energy_images`` test images, and
+:func:`hcs_neuro.measure.energy.network_energy` counts, from that simulation, the spikes, synaptic
 operations (SOPs) and neuron updates per image, next to the *analytic* counts of the same images
 (what a network that reproduces the reference emits: one spike per winner, the reference
 activity times the exact fan-out). Both are priced with the profiles of
@@ -63,7 +63,7 @@ def sim_key(spec: dict, n_images: int, device: str) -> str:
 
 def _model_for(spec: dict, cache: Path, command: str):
     """The trained model of ``spec`` and where it came from (saved with the record, or retrained)."""
-    from hcs_neuro.model import load_model, save_model
+    from hcs_neuro.core.model import load_model, save_model
 
     key = run_key(spec)
     saved = cache / f"{key}.npz"
@@ -128,9 +128,9 @@ def simulate_point(spec: dict, model, n_images: int, device: str = "runtime", n_
     SOP cross-check, and energies per image (pJ) for Loihi (simulated and analytic) and the
     45 nm reference profiles (dense and zeros skipped).
     """
-    from hcs_neuro.energy import get_profile, network_energy, own_precision_profile
-    from hcs_neuro.reference import forward, quantize_input
-    from hcs_neuro.simulate import simulate
+    from hcs_neuro.measure.energy import get_profile, network_energy, own_precision_profile
+    from hcs_neuro.core.reference import forward, quantize_input
+    from hcs_neuro.brian.session import simulate
 
     x, y = load_split(spec["dataset"], "test")
     if spec.get("test_subset"):

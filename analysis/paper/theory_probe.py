@@ -1,7 +1,7 @@
 """Theory check: how hypercolumn sparsification changes probabilistic level updates.
 
-An instrumented copy of the training loop of :func:`hcs_neuro.training.train` (same network
-:func:`hcs_neuro.training.HCSNet`, same update rule) that records, per weighted layer:
+An instrumented copy of the training loop of :func:`hcs_neuro.train.train` (same network
+:func:`hcs_neuro.train.HCSNet`, same update rule) that records, per weighted layer:
 
 * ``input_active_fraction``: fraction of the layer's presynaptic units that are non-zero,
   per example;
@@ -18,7 +18,7 @@ respect to ``w[c, i]`` is ``(p_c - y_c) * a_i`` with ``p_c - y_c != 0`` for a so
 readout weight is touched by an example exactly when its presynaptic unit is active:
 ``touched_fraction == input_active_fraction`` for the readout.
 
-The update step is :class:`hcs_neuro.training.LevelUpdater`, the public hook for custom
+The update step is :class:`hcs_neuro.train.LevelUpdater`, the public hook for custom
 training loops (this loop needs per-step access to the levels).
 """
 
@@ -58,10 +58,10 @@ def probe_training(spec: dict, probe_examples: int = 32, probe_every: int = 0, t
     import torch
     import torch.nn.functional as F
 
-    from hcs_neuro.architecture import load_architecture
-    from hcs_neuro.model import Model
-    from hcs_neuro.reference import quantize_input
-    from hcs_neuro.training import HCSNet, LevelUpdater, load_train_config
+    from hcs_neuro.core.architecture import load_architecture
+    from hcs_neuro.core.model import Model
+    from hcs_neuro.core.reference import quantize_input
+    from hcs_neuro.train import HCSNet, LevelUpdater, load_train_config
 
     from runs import build_architecture_dict, load_split, test_pass
 

@@ -12,7 +12,7 @@ simulation processes:
   the running script (``/tmp/brian_script_*.py``) at import and keeps them after any crash or
   kill. Both are switched off and the files made at import are deleted at once.
 * **No warnings about unused objects.** A build that fails half-way (a user's equation Brian2
-  rejects, see :func:`hcs_neuro.circuit.check_with_brian`) leaves objects that were never added
+  rejects, see :func:`hcs_neuro.brian.hypercolumn.check_with_brian`) leaves objects that were never added
   to a network; Brian2 warns about each when it is collected. hcs-neuro builds every network
   explicitly, so these warnings say nothing to its users and are suppressed.
 * **Bounded compilation.** Brian2's default ``make`` arguments are ``['-j']``: an *unlimited*

@@ -78,7 +78,7 @@ def register(subparsers) -> None:
 
 
 def _spec(args):
-    from hcs_neuro.circuit_spec import load_circuit
+    from hcs_neuro.core.circuit_file import load_circuit
 
     spec = load_circuit(args.file)
     over = {}
@@ -116,7 +116,7 @@ def _prepare(args, n_channels: int, hypercolumns: int):
     Refuses, before anything is built: a time step not shorter than the run, and work (cells x
     steps) or memory beyond the limits of :mod:`hcs_neuro.core.limits`.
     """
-    from hcs_neuro.circuit import check_with_brian
+    from hcs_neuro.brian.hypercolumn import check_with_brian
     from hcs_neuro.core.limits import check_memory, check_work
 
     spec = _spec(args)
@@ -136,9 +136,9 @@ def _run(args) -> int:
     import numpy as np
 
     from hcs_neuro.core.io import write_json_atomic
-    from hcs_neuro.circuit_bench import random_drives, reference_topk, score_trials
+    from hcs_neuro.brian.bench import random_drives, reference_topk, score_trials
 
-    from hcs_neuro.circuit_spec import check_k, load_circuit
+    from hcs_neuro.core.circuit_file import check_k, load_circuit
 
     if args.drive != "random":
         try:
@@ -163,7 +163,7 @@ def _run(args) -> int:
     if args.device == "runtime":
         from hcs_neuro.brian import b2
 
-        from hcs_neuro.circuit import build_hypercolumns
+        from hcs_neuro.brian.hypercolumn import build_hypercolumns
 
         b2.prefs.codegen.target = "numpy"
         b2.seed(args.seed)
@@ -173,7 +173,7 @@ def _run(args) -> int:
         lat, levels = c.kwta.decision_time_ms(), c.kwta.levels()
         n_exc_spikes, n_inh_spikes = int(c.spikes_exc.num_spikes), int(c.spikes_inh.num_spikes)
     else:
-        from hcs_neuro.standalone import StandaloneCircuit
+        from hcs_neuro.brian.device import StandaloneCircuit
 
         with StandaloneCircuit(spec, H, N, args.k, duration_ms=duration, dt_ms=args.dt, seed=args.seed) as sa:
             res = sa.run(drives)
@@ -216,9 +216,9 @@ def _run(args) -> int:
 
 def _bench(args) -> int:
     from hcs_neuro.core.io import write_json_atomic
-    from hcs_neuro.circuit_bench import run_bench
+    from hcs_neuro.brian.bench import run_bench
 
-    from hcs_neuro.circuit_spec import check_k, load_circuit
+    from hcs_neuro.core.circuit_file import check_k, load_circuit
     from hcs_neuro.core.limits import check_work
     from hcs_neuro.core.progress import progress
 
@@ -259,9 +259,9 @@ def _plot(args) -> int:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from hcs_neuro.circuit import build_hypercolumns
-    from hcs_neuro.circuit_bench import DEFAULT_BATCH, random_drives, run_bench
-    from hcs_neuro.circuit_spec import check_k, load_circuit
+    from hcs_neuro.brian.hypercolumn import build_hypercolumns
+    from hcs_neuro.brian.bench import DEFAULT_BATCH, random_drives, run_bench
+    from hcs_neuro.core.circuit_file import check_k, load_circuit
     from hcs_neuro.core.io import atomic_dir, check_output_dir
     from hcs_neuro.core.limits import check_work
     from hcs_neuro.plotting import circuit as pc
@@ -333,7 +333,7 @@ def _plot(args) -> int:
                              r0["psychometric_n_trials"], label="plain race, max_levels = 0 (strict)", ax=ax)
         curves.append((plain, r0))
     try:
-        from hcs_neuro.theory import p_strict_given_margin, race_params
+        from hcs_neuro.brian.theory import p_strict_given_margin, race_params
 
         p = race_params(spec)
         xk = float(np.median(-np.sort(-raw["drives"], axis=1)[:, args.k - 1]))
@@ -343,7 +343,7 @@ def _plot(args) -> int:
             th = p_strict_given_margin(np.full(mm.size, xk), mm, p, dt, max_levels=sp.max_levels,
                                        factor=sp.refine_factor)
             ax.plot(mm, th, "k--", lw=1)
-        ax.plot([], [], "k--", lw=1, label="theory (hcs_neuro.theory)")
+        ax.plot([], [], "k--", lw=1, label="theory (hcs_neuro.brian.theory)")
         ax.legend(loc="lower right", fontsize=8)
     except ConfigError:
         pass  # not a lif-type circuit: no closed-form theory

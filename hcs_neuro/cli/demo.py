@@ -66,14 +66,14 @@ def run_demo(*, model=DEMO_MODEL, n_images=None, out="hcs-neuro-demo", circuit=N
     """
     import time
 
-    from hcs_neuro import reference as ref_mod
+    from hcs_neuro.core import reference as ref_mod
     from hcs_neuro.cli.energy import load_images, resolve_model
-    from hcs_neuro.energy import network_energy
+    from hcs_neuro.measure.energy import network_energy
     from hcs_neuro.report import write_report
 
     t0 = time.perf_counter()
-    from hcs_neuro.simulate import load_race_circuit, simulate
-    from hcs_neuro.validate import validate
+    from hcs_neuro.brian.session import load_race_circuit, simulate
+    from hcs_neuro.measure.validate import validate
 
     from hcs_neuro.core.io import check_output_dir
     from hcs_neuro.report import REPORT_KIND

@@ -1,8 +1,8 @@
 """``hcs-neuro energy MODEL --dataset D``: spikes, synaptic operations, neuron updates, MACs and
 energy per image, layer by layer, for a model simulated as a spiking network.
 
-The heavy lifting is :func:`hcs_neuro.simulate.simulate` (the spiking run) and
-:func:`hcs_neuro.energy.network_energy` (the accounting); this module only parses, checks the
+The heavy lifting is :func:`hcs_neuro.brian.session.simulate` (the spiking run) and
+:func:`hcs_neuro.measure.energy.network_energy` (the accounting); this module only parses, checks the
 user's choices before anything runs, prints and writes.
 """
 
@@ -74,7 +74,7 @@ def resolve_model(arg: str):
     from pathlib import Path
 
     from hcs_neuro.core.errors import ModelError
-    from hcs_neuro.model import load_model
+    from hcs_neuro.core.model import load_model
 
     path = Path(arg)
     if path.exists() or path.suffix == ".npz" or "/" in arg:
@@ -103,7 +103,7 @@ def load_images(model, dataset: str, split: str = "test", data_dir=None, n_image
     """
     import numpy as np
 
-    from hcs_neuro.datasets import load_dataset
+    from hcs_neuro.core.datasets import load_dataset
     from hcs_neuro.core.errors import ConfigError, DataError
 
     if n_images is not None and n_images < 1:
@@ -123,7 +123,7 @@ def load_images(model, dataset: str, split: str = "test", data_dir=None, n_image
 
 
 def _check_profiles(names):
-    from hcs_neuro.energy import get_profile
+    from hcs_neuro.measure.energy import get_profile
 
     return None if not names else [get_profile(n).name for n in names]
 
@@ -215,12 +215,12 @@ def energy_in_blocks(model, images, *, profiles=None, circuit=None, analytic=Fal
     """Simulate (unless ``analytic``) and count energy block by block, with one compiled network.
 
     Memory is bounded by ``block`` images (the dense spike arrays of one block), not by N.
-    Returns the :func:`hcs_neuro.energy.merge_energy` of the blocks' results.
+    Returns the :func:`hcs_neuro.measure.energy.merge_energy` of the blocks' results.
     """
     import contextlib
 
-    from hcs_neuro import reference as ref_mod
-    from hcs_neuro.energy import merge_energy, network_energy
+    from hcs_neuro.core import reference as ref_mod
+    from hcs_neuro.measure.energy import merge_energy, network_energy
     from hcs_neuro.core.errors import ConfigError
 
     if block < 1:
@@ -230,7 +230,7 @@ def energy_in_blocks(model, images, *, profiles=None, circuit=None, analytic=Fal
     parts = []
     session = contextlib.nullcontext(None)
     if not analytic and device == "cpp_standalone":
-        from hcs_neuro.simulate import SimulationSession, default_chunk
+        from hcs_neuro.brian.session import SimulationSession, default_chunk
 
         chunk = default_chunk(block, n_jobs)
         session = SimulationSession(model, circuit=circuit, n_jobs=min(n_jobs, -(-block // chunk)), chunk=chunk,
@@ -248,7 +248,7 @@ def energy_in_blocks(model, images, *, profiles=None, circuit=None, analytic=Fal
             if sess is not None:
                 spiking = sess.run(x, progress=progress and bar is None)
             elif not analytic:
-                from hcs_neuro.simulate import simulate
+                from hcs_neuro.brian.session import simulate
 
                 spiking = simulate(model, x, circuit=circuit, n_jobs=n_jobs, progress=progress and bar is None,
                                    seed=seed, device=device)
@@ -276,7 +276,7 @@ def _handle(args) -> int:
         raise ConfigError(f"--block {args.block}: allowed an integer >= 1")
     circuit = None
     if not args.analytic:
-        from hcs_neuro.simulate import load_race_circuit
+        from hcs_neuro.brian.session import load_race_circuit
 
         circuit = load_race_circuit(args.circuit)  # a bad circuit file: error before any work
     model = resolve_model(args.model)

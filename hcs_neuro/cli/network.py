@@ -65,8 +65,8 @@ def _check_common(args):
 def _load(args):
     """Model, images, labels and race circuit, all checked before anything is simulated."""
     from hcs_neuro.cli.energy import load_images, resolve_model
-    from hcs_neuro.convert import plan_network
-    from hcs_neuro.simulate import load_race_circuit
+    from hcs_neuro.core.topology import plan_network
+    from hcs_neuro.brian.session import load_race_circuit
 
     _check_common(args)
     model = resolve_model(args.model)
@@ -80,7 +80,7 @@ def _simulate(args) -> int:
     import numpy as np
 
     from hcs_neuro.core.io import write_json_atomic
-    from hcs_neuro.simulate import simulate
+    from hcs_neuro.brian.session import simulate
 
     model, images, labels, race = _load(args)
     sp = simulate(model, images, circuit=race, n_jobs=args.n_jobs, chunk=args.chunk, seed=args.seed,
@@ -124,16 +124,16 @@ def run_validation(model, images, labels, *, circuit=None, n_jobs=2, chunk=None,
     Returns
     -------
     metrics : dict
-        :func:`hcs_neuro.validate.validate`'s keys over all images, plus ``compile_time_s``.
+        :func:`hcs_neuro.measure.validate.validate`'s keys over all images, plus ``compile_time_s``.
     first : tuple or None
         ``(images, reference, spiking)`` of the first block (for reports), if ``keep_first``.
     """
     import time
 
-    from hcs_neuro import reference as ref_mod
+    from hcs_neuro.core import reference as ref_mod
     from hcs_neuro.core.errors import ConfigError
-    from hcs_neuro.simulate import SimulationSession, default_chunk
-    from hcs_neuro.validate import Validator
+    from hcs_neuro.brian.session import SimulationSession, default_chunk
+    from hcs_neuro.measure.validate import Validator
 
     if block < 1:
         raise ConfigError(f"--block {block}: allowed an integer >= 1")
@@ -189,8 +189,8 @@ def _validate(args) -> int:
         if importlib.util.find_spec("hcs_neuro.report") is None:
             print("note: hcs_neuro.report is not available in this installation; no report written")
         else:
-            from hcs_neuro import reference as ref_mod
-            from hcs_neuro.energy import network_energy
+            from hcs_neuro.core import reference as ref_mod
+            from hcs_neuro.measure.energy import network_energy
             from hcs_neuro.report import write_report
 
             x, y, ref, sp = first

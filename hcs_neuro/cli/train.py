@@ -95,7 +95,7 @@ def _curve_writer(path, test_data, cfg):
     import numpy as np
 
     from hcs_neuro.core.io import write_json_atomic
-    from hcs_neuro.training import torch_forward
+    from hcs_neuro.train import torch_forward
 
     x_test, y_test = test_data
     rows, t0 = [], time.perf_counter()
@@ -127,10 +127,10 @@ def _command_line(args) -> str:
 def _train(args) -> int:
     import dataclasses
 
-    from hcs_neuro.architecture import load_architecture, with_overrides
-    from hcs_neuro.datasets import DATASETS
+    from hcs_neuro.core.architecture import load_architecture, with_overrides
+    from hcs_neuro.core.datasets import DATASETS
     from hcs_neuro.core.errors import ConfigError
-    from hcs_neuro.quant import check_bits
+    from hcs_neuro.core.quant import check_bits
 
     for field, val in (("weight_bits", args.weight_bits), ("act_bits", args.act_bits),
                        ("input_bits", args.input_bits)):
@@ -146,9 +146,9 @@ def _train(args) -> int:
     except ConfigError as exc:
         raise ConfigError(f"command-line override on {args.config}: {exc}") from None
 
-    from hcs_neuro.datasets import load_dataset
-    from hcs_neuro.model import save_model
-    from hcs_neuro.training import load_train_config, parse_train_overrides, train
+    from hcs_neuro.core.datasets import load_dataset
+    from hcs_neuro.core.model import save_model
+    from hcs_neuro.train import load_train_config, parse_train_overrides, train
 
     # --set KEY=VALUE first, the named options (when given) over it; load_train_config skips Nones
     options = parse_train_overrides(args.overrides)
@@ -159,13 +159,13 @@ def _train(args) -> int:
     cfg = load_train_config(args.config, **options)
     teacher = None
     if cfg.teacher:  # a shipped name becomes its file; a bad teacher fails before any data are loaded
-        from hcs_neuro.training import load_teacher
+        from hcs_neuro.train import load_teacher
 
         cfg = dataclasses.replace(cfg, teacher=str(resolve_model_path(cfg.teacher)))
         teacher = load_teacher(cfg.teacher, arch)
     init = None
     if cfg.init:  # likewise for the warm start
-        from hcs_neuro.training import load_init
+        from hcs_neuro.train import load_init
 
         cfg = dataclasses.replace(cfg, init=str(resolve_model_path(cfg.init)))
         init = load_init(cfg.init, arch)
@@ -266,10 +266,10 @@ def format_table(rows) -> str:
 
 
 def _evaluate(args) -> int:
-    from hcs_neuro.datasets import load_dataset
+    from hcs_neuro.core.datasets import load_dataset
     from hcs_neuro.core.errors import ConfigError
-    from hcs_neuro.model import load_model
-    from hcs_neuro.reference import evaluate
+    from hcs_neuro.core.model import load_model
+    from hcs_neuro.core.reference import evaluate
 
     path = resolve_model_path(args.model)
     model = load_model(path)

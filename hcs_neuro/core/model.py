@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from hcs_neuro.architecture import Architecture, LayerSpec, load_architecture
+from hcs_neuro.core.architecture import Architecture, LayerSpec, load_architecture
 from hcs_neuro.core.io import atomic_path, json_default
 from hcs_neuro.core.errors import ConfigError, ModelError
-from hcs_neuro.quant import FLOAT_BITS, bias_level_range, storage_dtype, weight_level_range
+from hcs_neuro.core.quant import FLOAT_BITS, bias_level_range, storage_dtype, weight_level_range
 
 __all__ = ["LayerParams", "Model", "save_model", "load_model", "random_model", "FORMAT_VERSION"]
 

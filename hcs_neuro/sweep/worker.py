@@ -11,7 +11,7 @@ Two ways in, one effect:
   the cluster (local or remote) when the target needs Brian2; Dask calls its ``setup`` on every
   current and future worker, in the worker's event-loop (main) thread.
 * the preload-module hook :func:`dask_setup`, for workers you start yourself:
-  ``dask worker tcp://host:8786 --preload hcs_neuro.sweep_worker``.
+  ``dask worker tcp://host:8786 --preload hcs_neuro.sweep.worker``.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ class Brian2Preload(WorkerPlugin):
 
 
 def dask_setup(worker=None) -> None:
-    """Preload-module hook (``dask worker --preload hcs_neuro.sweep_worker``)."""
+    """Preload-module hook (``dask worker --preload hcs_neuro.sweep.worker``)."""
     import_brian2()
 
 

@@ -24,7 +24,7 @@ A file looks like this (``models/configs/digits.toml`` is a complete example)::
     [[layers]]
     type = "linear"
     channels = 10
-    [training]                 # optional, read by hcs_neuro.training
+    [training]                 # optional, read by hcs_neuro.train
     epochs = 20
 
 Pooling layers sum the incoming activity levels over the window (for binary activities: the
@@ -46,8 +46,8 @@ from pathlib import Path
 from hcs_neuro.core.errors import ConfigError
 from hcs_neuro.core.io import read_toml
 from hcs_neuro.core.limits import check_memory
-from hcs_neuro.kwta import resolve_k
-from hcs_neuro.quant import FLOAT_BITS, check_bits
+from hcs_neuro.core.kwta import resolve_k
+from hcs_neuro.core.quant import FLOAT_BITS, check_bits
 
 __all__ = ["LayerSpec", "Architecture", "load_architecture", "load_config", "with_overrides", "LAYER_TYPES",
            "MAX_CHANNELS", "MAX_SIZE"]
@@ -207,7 +207,7 @@ def load_architecture(path_or_dict) -> Architecture:
     ----------
     path_or_dict : str, Path or dict
         A TOML file path or its parsed content. A ``[training]`` table is allowed and ignored
-        here (see :mod:`hcs_neuro.training`).
+        here (see :mod:`hcs_neuro.train`).
 
     Returns
     -------

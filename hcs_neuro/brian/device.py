@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from hcs_neuro.brian import limit_compile_jobs
-from hcs_neuro.circuit_spec import CircuitSpec
+from hcs_neuro.core.circuit_file import CircuitSpec
 from hcs_neuro.core.errors import ConfigError
 
 __all__ = ["StandaloneCircuit"]
@@ -65,7 +65,7 @@ class StandaloneCircuit:
                  monitors: tuple[str, ...] = (), tie_break: bool = False):
         from hcs_neuro.brian import b2
 
-        from hcs_neuro.circuit import build_hypercolumns
+        from hcs_neuro.brian.hypercolumn import build_hypercolumns
 
         self._tmp = directory is None
         self.directory = Path(tempfile.mkdtemp(prefix="hcs_standalone_")) if directory is None else Path(directory)

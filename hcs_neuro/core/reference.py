@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hcs_neuro.core.errors import DataError
-from hcs_neuro.kwta import kwta_mask
-from hcs_neuro.quant import FLOAT_BITS, act_level_max, quantize_unsigned
+from hcs_neuro.core.kwta import kwta_mask
+from hcs_neuro.core.quant import FLOAT_BITS, act_level_max, quantize_unsigned
 
 __all__ = ["LayerResult", "ReferenceResult", "quantize_input", "layer_forward", "forward", "evaluate",
            "layer_macs"]
@@ -110,7 +110,7 @@ def layer_forward(model, i: int, x_in):
 
     Parameters
     ----------
-    model : hcs_neuro.model.Model
+    model : hcs_neuro.core.model.Model
     i : int
         Layer index.
     x_in : ndarray
@@ -168,7 +168,7 @@ def forward(model, images, keep_layers: bool = True, batch_size: int = 256) -> R
 
     Parameters
     ----------
-    model : hcs_neuro.model.Model
+    model : hcs_neuro.core.model.Model
     images : ndarray, shape (N, *input_shape)
         Images in [0, 1] (quantized here with :func:`quantize_input`).
     keep_layers : bool

@@ -1,10 +1,10 @@
 """Training in PyTorch: HCS (k-WTA) layers, low-precision forward pass, probabilistic learning.
 
-PyTorch is imported lazily (inside functions), so ``import hcs_neuro.training`` is cheap.
+PyTorch is imported lazily (inside functions), so ``import hcs_neuro.train`` is cheap.
 
 Forward pass
 ------------
-:class:`HCSNet` computes in the same *integer units* as :mod:`hcs_neuro.reference`: the input
+:class:`HCSNet` computes in the same *integer units* as :mod:`hcs_neuro.core.reference`: the input
 is quantized to integer levels, weights are integer levels, convolutions run in float32 (or
 float64 when an integer could exceed 2**24) and are rounded, so drives, k-WTA winners and logits
 equal the reference exactly (tested). The real-valued interpretation (``drive * scale`` with
@@ -52,10 +52,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hcs_neuro.architecture import Architecture, load_config
+from hcs_neuro.core.architecture import Architecture, load_config
 from hcs_neuro.core.errors import ConfigError
-from hcs_neuro.model import LayerParams, Model
-from hcs_neuro.quant import FLOAT_BITS, act_level_max, bias_level_range, weight_level_range
+from hcs_neuro.core.model import LayerParams, Model
+from hcs_neuro.core.quant import FLOAT_BITS, act_level_max, bias_level_range, weight_level_range
 
 __all__ = ["LEARNING_RULES", "TrainConfig", "load_train_config", "low_precision_layers", "parse_layer_weight_lr",
            "HCSNet", "LevelUpdater", "train", "chance_loss_warning", "torch_forward", "measure_throughput",
@@ -71,7 +71,7 @@ class TrainConfig:
     Attributes
     ----------
     dataset : str
-        Dataset name (see :func:`hcs_neuro.datasets.load_dataset`).
+        Dataset name (see :func:`hcs_neuro.core.datasets.load_dataset`).
     epochs : int
         Passes over the training set.
     batch_size : int
@@ -526,7 +526,7 @@ def _select_torch(torch, dd, k, exact: bool, window_surr: bool, scale: float, vm
     Winners: the k-WTA (``k`` None: all channels) and ``drive > 0``. With ``window_surr`` also the
     slope of the binary activities' straight-through estimator: a triangle of half-width 1 (real
     units, ``scale`` per drive unit) around the hypercolumn's decision boundary. The compiled
-    ``hcs_neuro/csrc/kwta.cpp`` computes the same, bit for bit, in one pass.
+    ``hcs_neuro/train/csrc/kwta.cpp`` computes the same, bit for bit, in one pass.
     """
     positive = dd > 0
     theta = None
@@ -551,7 +551,7 @@ def _select_torch(torch, dd, k, exact: bool, window_surr: bool, scale: float, vm
 def pools_compiled(arch: Architecture, j: int, shape) -> bool:
     """Whether layer ``j`` of ``arch`` pools the activities of shape ``shape`` (N, C, H, W) of the
     layer before with the compiled sum pooling of training (``kwta_pool``/``sum_pool2d`` of
-    hcs_neuro/csrc/kwta.cpp): non-overlapping 2-D windows tiling the map exactly."""
+    hcs_neuro/train/csrc/kwta.cpp): non-overlapping 2-D windows tiling the map exactly."""
     if j >= len(arch.layers):
         return False
     spec = arch.layers[j]
@@ -578,7 +578,7 @@ def _make_net_class():
 
     class _PoolSTE(torch.autograd.Function):
         """A binary layer's straight-through activities followed by sum pooling, fused (the
-        compiled kernels of hcs_neuro/csrc/kwta.cpp): forward the window sums of the winners,
+        compiled kernels of hcs_neuro/train/csrc/kwta.cpp): forward the window sums of the winners,
         backward the pooled gradient spread over each window times the surrogate slope. The same
         numbers as ``_STE`` then ``avg_pool2d(divisor_override=1)``, without the two passes over
         the full-resolution activities that those make."""
@@ -596,7 +596,7 @@ def _make_net_class():
 
     class _KWTAPool(torch.autograd.Function):
         """A binary hypercolumn layer's k-WTA, its straight-through activities and the sum pooling
-        of the next layer in one compiled pass (``kwta_pool`` of hcs_neuro/csrc/kwta.cpp): the
+        of the next layer in one compiled pass (``kwta_pool`` of hcs_neuro/train/csrc/kwta.cpp): the
         full-resolution winner map and surrogate are never written; backward recomputes the
         window surrogate from the drive. The same numbers as ``kwta_select``, ``_STE`` and
         ``avg_pool2d(divisor_override=1)`` (tests/test_kwta_ext.py)."""
@@ -687,10 +687,10 @@ def _make_net_class():
                     self.calibrated = True
 
         def _fused(self):
-            """The compiled k-WTA module (:mod:`hcs_neuro._kwta_ext`), or None for the PyTorch path."""
+            """The compiled k-WTA module (:mod:`hcs_neuro.train.ext`), or None for the PyTorch path."""
             if self.use_fused is False:
                 return None
-            from hcs_neuro import _kwta_ext
+            from hcs_neuro.train import ext as _kwta_ext
 
             module = _kwta_ext.load()
             self.use_fused = module is not None
@@ -884,8 +884,8 @@ def HCSNet(arch: Architecture, learning: str = "probabilistic", seed: int = 0, m
     """Build the PyTorch network for ``arch`` (random init from ``seed``, or the levels of ``model``).
 
     Returns a ``torch.nn.Module`` whose ``forward(x_levels, record=False)`` takes the quantized
-    input (float tensor of integer levels, as :func:`hcs_neuro.reference.quantize_input`) and
-    returns real-valued logits; ``to_model()`` converts it to a :class:`~hcs_neuro.model.Model`.
+    input (float tensor of integer levels, as :func:`hcs_neuro.core.reference.quantize_input`) and
+    returns real-valued logits; ``to_model()`` converts it to a :class:`~hcs_neuro.core.model.Model`.
     """
     global _NET_CLASS
     if _NET_CLASS is None:
@@ -898,12 +898,12 @@ def torch_forward(model: Model, images, batch_size: int = 512, keep_layers: bool
 
     Returns ``(logits_int, layers)``: integer logits (float64 array holding integers for
     low-precision models) and per layer ``(drive, winners, output)`` numpy arrays, for
-    comparison with :func:`hcs_neuro.reference.forward` (an empty list with
+    comparison with :func:`hcs_neuro.core.reference.forward` (an empty list with
     ``keep_layers=False``, which needs memory for the logits only).
     """
     import torch
 
-    from hcs_neuro.reference import quantize_input
+    from hcs_neuro.core.reference import quantize_input
 
     net = HCSNet(model.architecture, "probabilistic", 0, model=model)
     net.eval()
@@ -935,11 +935,11 @@ def load_teacher(path, arch: Architecture) -> Model:
     Raises
     ------
     ModelError
-        The file does not load (see :func:`hcs_neuro.model.load_model`).
+        The file does not load (see :func:`hcs_neuro.core.model.load_model`).
     ConfigError
         Its input shape or number of classes differs from ``arch``'s.
     """
-    from hcs_neuro.model import load_model
+    from hcs_neuro.core.model import load_model
 
     teacher = load_model(path)
     t_arch = teacher.architecture
@@ -955,12 +955,12 @@ def load_init(path, arch: Architecture) -> Model:
     Raises
     ------
     ModelError
-        The file does not load (see :func:`hcs_neuro.model.load_model`).
+        The file does not load (see :func:`hcs_neuro.core.model.load_model`).
     ConfigError
         A layer's type, shape or weight bits differ from ``arch``'s, or a bias level lies outside
         ``arch``'s bias range; the message names the layer.
     """
-    from hcs_neuro.model import load_model
+    from hcs_neuro.core.model import load_model
 
     init = load_model(path)
     i_arch = init.architecture
@@ -998,7 +998,7 @@ def _teacher_fn(teacher: Model):
     """``images -> teacher_logits(teacher, images)`` with the teacher's network built once."""
     import torch
 
-    from hcs_neuro.reference import quantize_input
+    from hcs_neuro.core.reference import quantize_input
 
     net = HCSNet(teacher.architecture, "probabilistic", 0, model=teacher)
     net.eval()
@@ -1216,14 +1216,14 @@ def train(arch: Architecture, cfg: TrainConfig, data_dir=None, progress: bool = 
         Stop after this many steps (benchmarks).
     on_epoch : callable, optional
         ``on_epoch(epoch, model)`` is called after each completed epoch (1-based) with a
-        snapshot :class:`~hcs_neuro.model.Model` of the current levels, e.g. to record a
+        snapshot :class:`~hcs_neuro.core.model.Model` of the current levels, e.g. to record a
         learning curve. Its time is not counted in ``train_images_per_s``.
     """
     import torch
     import torch.nn.functional as F
 
-    from hcs_neuro.datasets import load_dataset
-    from hcs_neuro.reference import evaluate, quantize_input
+    from hcs_neuro.core.datasets import load_dataset
+    from hcs_neuro.core.reference import evaluate, quantize_input
 
     shadow_layers = parse_shadow_layers(arch, cfg.shadow_layers)  # (a bad value fails before any work)
     parse_layer_weight_lr(arch, cfg.layer_weight_lr)
@@ -1378,7 +1378,7 @@ def measure_throughput(arch: Architecture, cfg: TrainConfig, x, y, steps: int, f
     import torch
     import torch.nn.functional as F
 
-    from hcs_neuro.reference import quantize_input
+    from hcs_neuro.core.reference import quantize_input
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)

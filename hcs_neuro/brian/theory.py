@@ -25,7 +25,7 @@ the defaults), where a plain leaky race (:math:`\rho = 0`) has
 
 **Selection.** Cells cross threshold in the order of their drives (the map is monotone in x).
 The interneuron fires in the step of the k-th crossing and its inhibition lands after a delay
-:math:`d` (0 for the same-step schedule of ``hcs_neuro.circuit``, one step :math:`h` for Brian2's
+:math:`d` (0 for the same-step schedule of ``hcs_neuro.brian.hypercolumn``, one step :math:`h` for Brian2's
 default schedule). The (k+1)-th cell wins too iff it crosses no later than that step plus
 :math:`d`. With step :math:`h` and a uniformly random phase of :math:`T_k` within its step, the
 probability of the exact top-k given the margin :math:`m = x_k - x_{k+1}` is
@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hcs_neuro.circuit_spec import CircuitSpec
+from hcs_neuro.core.circuit_file import CircuitSpec
 
 __all__ = ["RaceParams", "race_params", "first_spike_time_ms", "p_strict_given_margin", "predict_agreement",
            "predict_latency_ms"]

@@ -7,7 +7,7 @@ is rerun batch after batch with new drives (``device.run(run_args=...)``).
 Definitions (``docs/circuits.md``, ``/shared/DESIGN.md``):
 
 * reference top-k: the k largest drives; among exactly equal drives the lower channel index wins
-  (the tie rule of ``hcs_neuro.kwta``; with continuous random drives ties have probability 0);
+  (the tie rule of ``hcs_neuro.core.kwta``; with continuous random drives ties have probability 0);
 * strict agreement: winner set == reference set;
 * tie-tolerant agreement (``tie_tol`` = 1% of the hypercolumn's drive range): every channel whose
   drive exceeds the k-th largest by more than tie_tol wins, every channel more than tie_tol
@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from hcs_neuro.circuit_spec import CircuitSpec, check_k
+from hcs_neuro.core.circuit_file import CircuitSpec, check_k
 from hcs_neuro.core.errors import ConfigError
 
 __all__ = [
@@ -127,7 +127,7 @@ def psychometric(margin, correct, edges=MARGIN_EDGES) -> dict[str, list]:
 def _simulate_runtime(spec, drives, k, dt_ms, duration_ms, codegen_target, progress):
     from hcs_neuro.brian import b2
 
-    from hcs_neuro.circuit import build_hypercolumns
+    from hcs_neuro.brian.hypercolumn import build_hypercolumns
 
     b2.prefs.codegen.target = codegen_target
     H, N = drives.shape
@@ -179,7 +179,7 @@ def run_bench(spec: CircuitSpec, *, k: int, n_channels: int = 32, trials: int = 
         Project folder of the cpp_standalone build (default: a temporary one).
     standalone_factory : callable, optional
         Builds the compiled circuit on cpp_standalone; takes the arguments of
-        :class:`hcs_neuro.standalone.StandaloneCircuit` (the default) and returns an object with
+        :class:`hcs_neuro.brian.device.StandaloneCircuit` (the default) and returns an object with
         its ``compile_time_s``, ``run(drives)`` and ``close()``. Sweeps pass one that reuses a
         network compiled for an earlier point.
 
@@ -223,7 +223,7 @@ def run_bench(spec: CircuitSpec, *, k: int, n_channels: int = 32, trials: int = 
             sim_time += wall
             results.append(r)
     else:
-        from hcs_neuro.standalone import StandaloneCircuit
+        from hcs_neuro.brian.device import StandaloneCircuit
 
         size = len(batches[0])
         sa = (standalone_factory or StandaloneCircuit)(spec, size, n_channels, k, duration_ms=duration_ms, dt_ms=dt_ms, seed=seed,

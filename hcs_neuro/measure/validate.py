@@ -17,7 +17,7 @@ Definitions (``../shared/DESIGN.md``):
   the (k+1)-th largest drive of the hypercolumn (integer drive units).
 * **SOP cross-check**: for every image whose spiking winners of layer l equal the reference
   winners, the simulated SOPs of layer l must equal the reference winners times the analytic
-  fan-out of :mod:`hcs_neuro.energy` (``conv_fan_out``, ``linear_fan_out``).
+  fan-out of :mod:`hcs_neuro.measure.energy` (``conv_fan_out``, ``linear_fan_out``).
 
 Large runs are validated block by block with :class:`Validator` (memory bounded);
 :func:`validate` is one block.
@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from hcs_neuro import reference as ref_mod
+from hcs_neuro.core import reference as ref_mod
 from hcs_neuro.core.errors import DataError
-from hcs_neuro.quant import act_level_max
+from hcs_neuro.core.quant import act_level_max
 
 __all__ = ["validate", "Validator", "analytic_fan_out", "conditional_layer"]
 
@@ -39,8 +39,8 @@ MARGIN_EDGES = np.array([0, 1, 2, 3, 5, 9, 17, 33, 65, np.inf])
 
 def analytic_fan_out(model, i: int) -> np.ndarray:
     """Existing outgoing synapses of every unit of layer ``i`` (-1: the input), from
-    :mod:`hcs_neuro.energy` (independent of :mod:`hcs_neuro.convert`'s synapse lists)."""
-    from hcs_neuro.energy import conv_fan_out, linear_fan_out
+    :mod:`hcs_neuro.measure.energy` (independent of :mod:`hcs_neuro.core.topology`'s synapse lists)."""
+    from hcs_neuro.measure.energy import conv_fan_out, linear_fan_out
 
     arch = model.architecture
     shape = arch.input_shape if i < 0 else arch.layers[i].out_shape
@@ -111,7 +111,7 @@ class Validator:
 
     Parameters
     ----------
-    model : hcs_neuro.model.Model
+    model : hcs_neuro.core.model.Model
     tie_tol : float
         Tolerance as a fraction of each hypercolumn's drive range (default 0.01 = 1 %).
     """
@@ -271,7 +271,7 @@ def validate(model, images, labels, spiking, *, reference=None, tie_tol: float =
 
     Parameters
     ----------
-    model : hcs_neuro.model.Model
+    model : hcs_neuro.core.model.Model
     images : ndarray, shape (N, *input_shape)
         The images the simulation ran on (in [0, 1]).
     labels : ndarray of int, shape (N,)

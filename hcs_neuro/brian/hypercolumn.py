@@ -27,7 +27,7 @@ local adaptive time stepping, i.e. sub-step spike timing carried out by the neur
 the integration map of a cell is monotone in its drive and all cells of a hypercolumn share
 their state history, the set of cells that have crossed is always an upper set of the drives,
 and the race ends with exactly the top-k unless two drives differ by less than what the final
-level resolves (``hcs_neuro.theory``). With ``max_levels = 0`` the circuit is a plain race.
+level resolves (``hcs_neuro.brian.theory``). With ``max_levels = 0`` the circuit is a plain race.
 
 Drive enters as the dimensionless state variable ``drive`` of the excitatory cells (steady
 depolarisation ``drive_gain * drive``); synaptic input from another layer is added with
@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from hcs_neuro.circuit_spec import CircuitSpec, check_k
+from hcs_neuro.core.circuit_file import CircuitSpec, check_k
 from hcs_neuro.core.errors import ConfigError, HCSError
 
 __all__ = [
@@ -63,7 +63,7 @@ __all__ = [
 
 #: Per-channel bias step (mV) of the "lower channel index wins" tie-break: far below the drive
 #: differences that matter (1e-3 of a level of 20 mV / 2**8), far above what the deepest
-#: refinement level resolves (~1e-7 mV with the lif_kwta defaults; see hcs_neuro.theory).
+#: refinement level resolves (~1e-7 mV with the lif_kwta defaults; see hcs_neuro.brian.theory).
 TIE_BIAS_MV = 1e-5
 
 
@@ -426,7 +426,7 @@ def build_hypercolumns(spec: CircuitSpec, n_hypercolumns: int, n_channels: int, 
         Excitatory cells whose ``v`` (and ``u``) is recorded when ``"state"`` is requested.
     tie_break : bool
         Add a per-channel bias of ``-c * TIE_BIAS_MV`` mV so that among exactly equal drives
-        the lower channel index wins (the tie rule of ``hcs_neuro.kwta``).
+        the lower channel index wins (the tie rule of ``hcs_neuro.core.kwta``).
     name : str
         Prefix for Brian2 object names.
 

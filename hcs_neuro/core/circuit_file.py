@@ -137,7 +137,7 @@ class CircuitSpec:
         Synaptic effect of an excitatory spike on an interneuron, and of an interneuron spike on
         every excitatory cell of its hypercolumn.
     max_levels, refine_factor : int
-        Local time refinement (0 = a plain race; see :mod:`hcs_neuro.circuit`).
+        Local time refinement (0 = a plain race; see :mod:`hcs_neuro.brian.hypercolumn`).
     coding : str
         Input coding: ``"current"`` (constant drive), ``"poisson"`` (input spikes at rate
         ``drive * rate_max``, each adding ``w_in`` to ``I_syn``) or ``"latency"`` (one input
@@ -325,7 +325,7 @@ def list_builtin_circuits() -> list[str]:
     for p in root.iterdir():
         if not p.name.endswith(".toml"):
             continue
-        try:  # other TOML files there (e.g. network_race.toml, read by hcs_neuro.simulate) are skipped
+        try:  # other TOML files there (e.g. network_race.toml, read by hcs_neuro.brian.session) are skipped
             if "neuron" in tomllib.loads(p.read_text(encoding="utf-8")):
                 names.append(p.name[:-5])
         except (tomllib.TOMLDecodeError, UnicodeDecodeError):

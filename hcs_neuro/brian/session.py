@@ -1,6 +1,6 @@
 """Simulate a converted model as a Brian2 spiking network on many images.
 
-The network of :mod:`hcs_neuro.convert` (input neurons, one excitatory group and one
+The network of :mod:`hcs_neuro.core.topology` (input neurons, one excitatory group and one
 interneuron group per layer, feed-forward synapses for the non-zero weights, E->I and I->E
 synapses of every hypercolumn) is built once in one explicit :class:`brian2.Network`. Images are
 presented one after another, each in its own period of ``plan.steps_per_image`` time steps;
@@ -42,9 +42,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hcs_neuro.convert import NetworkPlan, RaceParams, plan_network
+from hcs_neuro.core.topology import NetworkPlan, RaceParams, plan_network
 from hcs_neuro.core.errors import ConfigError, DataError
-from hcs_neuro.spiking_result import SpikingLayer, SpikingResult
+from hcs_neuro.core.spiking_result import SpikingLayer, SpikingResult
 
 __all__ = ["load_race_circuit", "simulate", "SimulationSession", "NetworkRunner", "default_chunk", "DEFAULT_CIRCUIT"]
 
@@ -151,7 +151,7 @@ def _build(plan: NetworkPlan, chunk: int, b2, levels=None):
     interneuron group, so the compiled project has few code objects (compile time); per-cell
     constants hold each layer's k, windows and activity steps.
     """
-    from hcs_neuro.circuit import SAME_STEP_ORDER, in_same_step
+    from hcs_neuro.brian.hypercolumn import SAME_STEP_ORDER, in_same_step
 
     dt = plan.race.dt_ms * b2.ms
     T = plan.steps_per_image
@@ -516,7 +516,7 @@ class SimulationSession:
 
     Parameters
     ----------
-    model : hcs_neuro.model.Model
+    model : hcs_neuro.core.model.Model
     circuit : str, Path or RaceParams, optional
     n_jobs : int
         Worker processes (forked after the single compilation; each run writes its own results
@@ -547,7 +547,7 @@ class SimulationSession:
 
     def run(self, images, *, progress: bool = True) -> SpikingResult:
         """Simulate one block of images (float in [0, 1], shape (N, *input_shape))."""
-        from hcs_neuro.reference import quantize_input
+        from hcs_neuro.core.reference import quantize_input
 
         t0 = time.perf_counter()
         levels = np.asarray(quantize_input(self.model, images), dtype=np.int64)
@@ -589,7 +589,7 @@ class SimulationSession:
         The workers keep simulating later chunks while the caller processes a block (e.g.
         validates it), so validation overlaps with simulation. Results come in image order.
         """
-        from hcs_neuro.reference import quantize_input
+        from hcs_neuro.core.reference import quantize_input
 
         levels = np.asarray(quantize_input(self.model, images), dtype=np.int64)
         levels = levels.reshape(len(levels), -1)
@@ -656,7 +656,7 @@ def simulate(model, images, *, circuit=None, n_jobs: int = 2, progress: bool = T
 
     Parameters
     ----------
-    model : hcs_neuro.model.Model
+    model : hcs_neuro.core.model.Model
     images : ndarray, shape (N, *input_shape)
         Images in [0, 1] (quantized to the model's input levels as in the reference).
     circuit : str, Path or RaceParams, optional
@@ -691,7 +691,7 @@ def simulate(model, images, *, circuit=None, n_jobs: int = 2, progress: bool = T
     ConfigError, ModelError
         A bad circuit file or device, or a model that cannot be converted (full precision).
     """
-    from hcs_neuro.reference import quantize_input
+    from hcs_neuro.core.reference import quantize_input
 
     t0 = time.perf_counter()
     if device not in ("cpp_standalone", "runtime"):

@@ -251,7 +251,7 @@ register_target(Target(
 ))
 
 
-# -- the "circuit" target: hcs_neuro.circuit_bench.run_bench on one circuit file ---------------
+# -- the "circuit" target: hcs_neuro.brian.bench.run_bench on one circuit file ---------------
 
 #: Sweepable names that are arguments of ``circuit_bench.run_bench``, not circuit-file fields.
 CIRCUIT_BENCH_PARAMETERS: dict[str, ParamInfo] = {
@@ -282,9 +282,9 @@ _RESERVED_CIRCUIT_FIELDS = {  # non-parameter fields of circuit files that can b
 
 def _load_circuit_module():
     try:
-        from hcs_neuro import circuit_spec
+        from hcs_neuro.core import circuit_file as circuit_spec
     except ImportError as exc:  # pragma: no cover - only in a partial installation
-        raise ConfigError(f"[target] kind 'circuit' needs hcs_neuro.circuit_spec ({exc})") from None
+        raise ConfigError(f"[target] kind 'circuit' needs hcs_neuro.core.circuit_file ({exc})") from None
     return circuit_spec
 
 
@@ -411,7 +411,7 @@ def _circuit_group_key(cfg: dict, params: dict, seed: int) -> str:
 
 
 def _standalone_key(circuit, kw: dict) -> str:
-    from hcs_neuro.circuit import noise_enabled
+    from hcs_neuro.brian.hypercolumn import noise_enabled
 
     noise = kw.get("noise")
     random_inside = (noise is not None and noise > 0) or (noise is None and noise_enabled(circuit)) \
@@ -446,10 +446,10 @@ class _ReusedStandalone:
     ``compile_time_s`` is 0 for a reused network."""
 
     key: str = ""
-    real: type | None = None  # hcs_neuro.standalone.StandaloneCircuit, set before each use
+    real: type | None = None  # hcs_neuro.brian.device.StandaloneCircuit, set before each use
 
     def __init__(self, spec, n_hypercolumns, n_channels, k, **kwargs):
-        from hcs_neuro.sweep_worker import worker_scratch_dir
+        from hcs_neuro.sweep.worker import worker_scratch_dir
 
         real = type(self).real
 
@@ -474,14 +474,14 @@ class _ReusedStandalone:
 
 
 def _evaluate_circuit(cfg: dict, params: dict, seed: int) -> dict[str, float]:
-    from hcs_neuro.circuit_bench import run_bench
+    from hcs_neuro.brian.bench import run_bench
 
     circuit, kwargs = _circuit_call(cfg, params, seed)
     if cfg["device"] != "cpp_standalone":
         _CompiledCache.evict()  # back to the runtime device
         result = run_bench(circuit, **kwargs)
     else:
-        from hcs_neuro.standalone import StandaloneCircuit
+        from hcs_neuro.brian.device import StandaloneCircuit
 
         _ReusedStandalone.key = _standalone_key(circuit, kwargs)
         _ReusedStandalone.real = StandaloneCircuit
@@ -508,7 +508,7 @@ register_target(Target(
 
 # -- the "network" target: a trained model simulated as a spiking network and validated --------
 
-#: Scalar results of ``hcs_neuro.validate.validate`` a network sweep can record.
+#: Scalar results of ``hcs_neuro.measure.validate.validate`` a network sweep can record.
 NETWORK_METRICS = (
     "class_agreement", "spiking_accuracy", "reference_accuracy", "accuracy_difference",
     "undecided_fraction", "min_conditional_agreement_strict",
@@ -559,7 +559,7 @@ def _model_ref(name: str, spec_dir: Path | None) -> tuple[str, str]:
 
 
 def _load_model_ref(ref: str):
-    from hcs_neuro.model import load_model
+    from hcs_neuro.core.model import load_model
 
     if ref.startswith("shipped:"):
         entry = importlib.resources.files("hcs_neuro.models") / f"{ref[8:]}.npz"
@@ -582,7 +582,7 @@ def _prepare_network(table: dict, spec_dir: Path | None) -> dict:
     if not isinstance(cfg["chunk"], int) or cfg["chunk"] < 1:
         raise ConfigError(f"[target] chunk = {cfg['chunk']!r}; must be an integer >= 1")
     if cfg["circuit"] is not None:
-        from hcs_neuro.simulate import load_race_circuit
+        from hcs_neuro.brian.session import load_race_circuit
 
         circuit = Path(cfg["circuit"])
         if spec_dir is not None and (circuit.suffix == ".toml" or "/" in cfg["circuit"]) \
@@ -648,11 +648,11 @@ def _check_network(cfg: dict, parameters: tuple) -> None:
 
 
 def _evaluate_network(cfg: dict, params: dict, seed: int) -> dict[str, float]:
-    from hcs_neuro.datasets import load_dataset
+    from hcs_neuro.core.datasets import load_dataset
     from hcs_neuro.core.errors import DataError
-    from hcs_neuro.simulate import SimulationSession
-    from hcs_neuro.sweep_worker import worker_scratch_dir
-    from hcs_neuro.validate import validate
+    from hcs_neuro.brian.session import SimulationSession
+    from hcs_neuro.sweep.worker import worker_scratch_dir
+    from hcs_neuro.measure.validate import validate
 
     if cfg.get("model_template"):
         fields = _template_fields(cfg["model_template"])
@@ -691,8 +691,8 @@ def _evaluate_network(cfg: dict, params: dict, seed: int) -> dict[str, float]:
     except BaseException:
         _CompiledCache.evict()
         raise
-    from hcs_neuro import reference as ref_mod
-    from hcs_neuro.energy import network_energy
+    from hcs_neuro.core import reference as ref_mod
+    from hcs_neuro.measure.energy import network_energy
 
     reference = ref_mod.forward(model, images)
     result = validate(model, images, labels, spiking, reference=reference, tie_tol=tie_tol)
@@ -1320,7 +1320,7 @@ class _LocalOrRemote:
             self.client = Client(self.cluster)
         try:
             if self.brian2:
-                from hcs_neuro.sweep_worker import Brian2Preload
+                from hcs_neuro.sweep.worker import Brian2Preload
 
                 self.client.register_plugin(Brian2Preload())
         except BaseException:
@@ -1422,7 +1422,7 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike | None = None, *,
             from distributed import as_completed
 
             if client is not None and target.needs_brian2(spec.target_cfg):
-                from hcs_neuro.sweep_worker import Brian2Preload
+                from hcs_neuro.sweep.worker import Brian2Preload
 
                 cl.register_plugin(Brian2Preload())
             used_workers = len(cl.scheduler_info(n_workers=-1)["workers"])

@@ -2,7 +2,7 @@
 and ``validate``, ``energy`` reports and plots (which read it).
 
 All arrays are batch-first (one row per image) and indexed exactly like the reference network's
-arrays of :mod:`hcs_neuro.reference` (``ReferenceResult.layers[i].output``), so spiking and
+arrays of :mod:`hcs_neuro.core.reference` (``ReferenceResult.layers[i].output``), so spiking and
 reference quantities compare element by element. NumPy only.
 """
 

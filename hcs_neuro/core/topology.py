@@ -1,5 +1,5 @@
 """Convert a trained integer model into a spiking-network plan: synapses, bias levels, hypercolumns,
-and the time windows of a phased integer race (NumPy only; :mod:`hcs_neuro.simulate` builds it
+and the time windows of a phased integer race (NumPy only; :mod:`hcs_neuro.brian.session` builds it
 in Brian2).
 
 What becomes what
@@ -9,13 +9,13 @@ What becomes what
   synapse. The bias level of the output channel is the cell's constant bias current, expressed
   as the integrator's value at the start of each image.
 * Every **pooling** layer: unit synapses from the window's inputs (the reference's sum pooling
-  of activity levels; :func:`hcs_neuro.reference.layer_forward`).
+  of activity levels; :func:`hcs_neuro.core.reference.layer_forward`).
 * The **linear readout**: one synapse per non-zero weight, bias as for conv; the class is decided
   by a k = 1 race of the readout cells (first to cross wins), see below.
 * Every conv/pool **hypercolumn** (the C cells at one location): one k-WTA interneuron that
   counts its cells' threshold crossings and, at the k-th, inhibits the rest.
 * The **input**: one input neuron per pixel that emits one spike carrying the integer input
-  level (:func:`hcs_neuro.reference.quantize_input`) as a weight multiplier; zero pixels do not
+  level (:func:`hcs_neuro.core.reference.quantize_input`) as a weight multiplier; zero pixels do not
   spike.
 
 The phased integer race (one image)
@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hcs_neuro.core.errors import ConfigError, ModelError
-from hcs_neuro.quant import FLOAT_BITS, act_level_max
+from hcs_neuro.core.quant import FLOAT_BITS, act_level_max
 
 __all__ = ["RaceParams", "LayerPlan", "NetworkPlan", "plan_network", "race_window", "layer_synapses",
            "drive_bounds"]
@@ -319,7 +319,7 @@ def plan_network(model, race: RaceParams | None = None) -> NetworkPlan:
 
     Parameters
     ----------
-    model : hcs_neuro.model.Model
+    model : hcs_neuro.core.model.Model
         Integer model (low-precision weights, integer input and activity levels).
     race : RaceParams, optional
 

@@ -3,7 +3,7 @@
 A *hypercolumn* is the set of C channels at one spatial location of a convolutional or pooling
 layer. k-WTA keeps the k channels with the largest drive at each location and quenches the rest.
 
-Tie semantics (shared with the PyTorch layer in :mod:`hcs_neuro.training` and documented for
+Tie semantics (shared with the PyTorch layer in :mod:`hcs_neuro.train` and documented for
 the Brian2 circuits): among equal drives the **lower channel index wins**. Integer weight and
 activity levels make exact ties common, so the rule must be deterministic; "lower index wins"
 is what a stable sort gives and what a circuit with a tiny index-dependent bias realises.

@@ -1,6 +1,6 @@
-"""Optional compiled k-WTA for training (``hcs_neuro/csrc/kwta.cpp``), built on first use.
+"""Optional compiled k-WTA for training (``hcs_neuro/train/csrc/kwta.cpp``), built on first use.
 
-The pure-PyTorch k-WTA of :mod:`hcs_neuro.training` needs a ``topk`` and about a dozen
+The pure-PyTorch k-WTA of :mod:`hcs_neuro.train` needs a ``topk`` and about a dozen
 element-wise passes per layer and step; the extension does the selection, the winner mask and the
 window surrogate in one pass over the channels of every location, with bit-identical results
 (``tests/test_kwta_ext.py``). It is compiled once with PyTorch's C++ extension builder (needs a C++

@@ -13,7 +13,7 @@ Definitions (``docs/ARCHITECTURE.md``, shared design):
   event, each with its citation). Chip-level figures only.
 
 :func:`network_energy` puts it together for a whole network: per layer the spikes, SOPs and
-neuron updates counted in a simulation (:class:`hcs_neuro.spiking_result.SpikingResult`) beside the
+neuron updates counted in a simulation (:class:`hcs_neuro.core.spiking_result.SpikingResult`) beside the
 analytic counts from the reference activations, the reference's dense MACs and effective ops,
 an SOP cross-check, and the energy per image of every requested profile.
 
@@ -231,7 +231,7 @@ def layer_fan_out(model, i: int) -> np.ndarray:
 
     Parameters
     ----------
-    model : hcs_neuro.model.Model
+    model : hcs_neuro.core.model.Model
     i : int
         Layer index; its input is the network input (``i = 0``) or layer ``i - 1``'s output.
 
@@ -326,10 +326,10 @@ def network_energy(model, reference, spiking=None, profiles=None, *, input_level
 
     Parameters
     ----------
-    model : hcs_neuro.model.Model
-    reference : hcs_neuro.reference.ReferenceResult
+    model : hcs_neuro.core.model.Model
+    reference : hcs_neuro.core.reference.ReferenceResult
         Reference forward pass of the same images with ``keep_layers=True``.
-    spiking : hcs_neuro.spiking_result.SpikingResult, optional
+    spiking : hcs_neuro.core.spiking_result.SpikingResult, optional
         The simulation of the same images (same order). Without it only the analytic counts
         (what a correct spiking network with one spike per winner emits) and the reference
         costs are reported, and spiking profiles price the analytic counts without neuron
@@ -338,12 +338,12 @@ def network_energy(model, reference, spiking=None, profiles=None, *, input_level
         Hardware profiles to price with (default: every built-in profile). Unknown names raise
         :class:`~hcs_neuro.core.errors.ConfigError`.
     input_levels : ndarray, optional
-        Quantized input levels of the images (:func:`hcs_neuro.reference.quantize_input`); needed
+        Quantized input levels of the images (:func:`hcs_neuro.core.reference.quantize_input`); needed
         for the analytic input SOPs and the layer-0 effective operations.
     input_coding : {"count", "single"}, optional
         How integer activity levels (the input's, and those of multi-bit layers) become spikes
         (:data:`INPUT_CODINGS`): ``"single"`` (one spike per active unit, its level carried as a
-        weight multiplier; what :mod:`hcs_neuro.simulate` does) or ``"count"`` (``level``
+        weight multiplier; what :mod:`hcs_neuro.brian.session` does) or ``"count"`` (``level``
         spikes). Default ``spiking.metadata["input_coding"]`` if it is one of those, else
         ``"single"``. Binary layers emit one spike per winner either way.
 
