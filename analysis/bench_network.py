@@ -11,7 +11,7 @@ Measures, in one run, on the same machine:
 3. the speed-up ``naive s/image / compiled s/image`` on the naive subset's size and on all
    images (compilation included in both);
 4. the race cost model: simulated steps per image for refinement factors 2..8 and for a plain
-   ramp without refinement (computed from :func:`hcs_neuro.core.topology.race_window`, not simulated).
+   ramp without refinement (computed from :func:`hcs_neuro.brian.race.race_window`, not simulated).
 
 Usage::
 
@@ -52,8 +52,9 @@ def main(argv=None) -> int:
     from hcs_neuro.core.io import write_json_atomic
     from hcs_neuro.cli.energy import load_images, resolve_model
     from hcs_neuro.cli.network import print_validation, run_validation
-    from hcs_neuro.core.topology import plan_network, race_window
-    from hcs_neuro.brian.session import load_race_circuit, simulate
+    from hcs_neuro.brian.race import plan_network, race_window
+    from hcs_neuro.brian.session import simulate
+    from hcs_neuro.core.circuit_file import load_race_circuit
 
     model = resolve_model(args.model)
     images, labels = load_images(model, args.dataset, "test", args.data_dir, args.n_images)

@@ -145,7 +145,7 @@ def _standalone_reuse(tmp: Path, trials: int) -> dict:
         spec = tmp / f"reuse_{device}.toml"
         spec.write_text(
             '[sweep]\nname = "reuse"\nseeds = [0, 1, 2, 3]\n'
-            'metrics = ["strict_agreement", "latency_median_ms", "compile_time_s"]\n'
+            'metrics = ["strict_agreement", "latency_ms_median", "compile_time_s"]\n'
             '[target]\nkind = "circuit"\ncircuit = "lif_kwta"\nn_channels = 8\n'
             f'trials = {trials}\ndevice = "{device}"\n'
             '[parameters]\nk = [1, 2, 3, 4]\n')
@@ -157,7 +157,7 @@ def _standalone_reuse(tmp: Path, trials: int) -> dict:
                        "first_point_run_time_s": float(table.loc[compiled, "run_time_s"].sum())
                        if compiled.any() else None,
                        "per_point_run_time_s_mean": float(reused.mean()),
-                       "table": table[["k", "seed", "strict_agreement", "latency_median_ms"]]}
+                       "table": table[["k", "seed", "strict_agreement", "latency_ms_median"]]}
     a, b = (out[d].pop("table") for d in ("cpp_standalone", "runtime"))
     out["same_metrics_both_devices"] = bool(a.equals(b))
     return out

@@ -65,14 +65,14 @@ def main(argv=None) -> int:
             continue
         r = run_bench(spec, k=args.k, n_channels=args.n, trials=args.trials, seed=args.seed, dt_ms=dt)
         row = {key: r[key] for key in ("strict_agreement", "tie_tolerant_agreement", "over_selection",
-                                       "under_selection", "latency_median_ms", "latency_p95_ms",
+                                       "under_selection", "latency_ms_median", "latency_ms_p95",
                                        "wall_time_per_trial_s", "dt_ms", "max_levels", "refined_fraction",
                                        "max_level_used")}
         row["label"] = label
         row["overrides"] = over
         rows.append(row)
         print(f"{label:32s} strict {row['strict_agreement']:.4f} tie-tol {row['tie_tolerant_agreement']:.4f} "
-              f"latency median {row['latency_median_ms']:.2f} ms  wall {row['wall_time_per_trial_s'] * 1e3:.3f} ms/trial")
+              f"latency median {row['latency_ms_median']:.2f} ms  wall {row['wall_time_per_trial_s'] * 1e3:.3f} ms/trial")
     ref = next(r for r in rows if r["label"] == "race dt=0.1")
     for r in rows:
         r["wall_time_ratio_vs_race_dt01"] = r["wall_time_per_trial_s"] / ref["wall_time_per_trial_s"]
@@ -93,13 +93,13 @@ def main(argv=None) -> int:
             t_race.append(r0["wall_time_per_trial_s"])
             t_ref.append(r1["wall_time_per_trial_s"])
         m = {"k": k, "max_levels": lmax, "strict_agreement": r1["strict_agreement"],
-             "tie_tolerant_agreement": r1["tie_tolerant_agreement"], "latency_median_ms": r1["latency_median_ms"],
-             "latency_p95_ms": r1["latency_p95_ms"], "race_strict_agreement": r0["strict_agreement"],
+             "tie_tolerant_agreement": r1["tie_tolerant_agreement"], "latency_ms_median": r1["latency_ms_median"],
+             "latency_ms_p95": r1["latency_ms_p95"], "race_strict_agreement": r0["strict_agreement"],
              "race_wall_time_per_trial_s": t_race, "refined_wall_time_per_trial_s": t_ref,
              "wall_time_ratio_refined_vs_race": float(np.median(t_ref) / np.median(t_race))}
         moon.append(m)
         print(f"moonshot k={k}: refined L={lmax} strict {m['strict_agreement']:.4f} median latency "
-              f"{m['latency_median_ms']:.2f} ms, wall-time ratio vs plain race {m['wall_time_ratio_refined_vs_race']:.2f}")
+              f"{m['latency_ms_median']:.2f} ms, wall-time ratio vs plain race {m['wall_time_ratio_refined_vs_race']:.2f}")
     out = Path(args.out)
     write_json_atomic(out.with_suffix(".json"), {"circuit": base.name, "k": args.k, "n_channels": args.n,
                                                  "trials": args.trials, "seed": args.seed, "rows": rows,

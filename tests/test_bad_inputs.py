@@ -565,9 +565,9 @@ def _changed(before: dict, after: dict) -> list:
 
 
 def test_an_unreachable_scheduler_writes_nothing(work, capsys, monkeypatch):
-    import hcs_neuro.sweep as sweep
+    import hcs_neuro.sweep.runner as runner
 
-    monkeypatch.setattr(sweep, "CONNECT_TIMEOUT", "2s")
+    monkeypatch.setattr(runner, "CONNECT_TIMEOUT", "2s")
     spec = work / "s.toml"
     spec.write_text('[sweep]\nname = "s"\nmetrics = ["strict_agreement"]\nout = "sw"\n[target]\n'
                     'kind = "circuit"\ncircuit = "lif_kwta"\ntrials = 4\n[parameters]\nk = [1, 2]\n')

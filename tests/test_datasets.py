@@ -1,13 +1,12 @@
 """Datasets: digits split, IDX reader, missing-data errors, Fashion-MNIST when installed."""
 
 import gzip
-import os
 
 import numpy as np
 import pytest
 
 from conftest import fashion_test_split
-from hcs_neuro.core.datasets import find_idx_dir, load_dataset, read_idx
+from hcs_neuro.core.datasets import load_dataset, read_idx
 from hcs_neuro.core.errors import ConfigError, DataError
 
 

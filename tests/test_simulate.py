@@ -8,9 +8,10 @@ import pytest
 
 from hcs_neuro.core import reference
 from hcs_neuro.core.architecture import load_architecture
-from hcs_neuro.core.topology import RaceParams, plan_network
+from hcs_neuro.brian.race import plan_network
+from hcs_neuro.core.circuit_file import RaceParams, load_race_circuit
 from hcs_neuro.core.model import random_model
-from hcs_neuro.brian.session import load_race_circuit, simulate
+from hcs_neuro.brian.session import simulate
 from hcs_neuro.measure.validate import analytic_fan_out
 
 from test_convert import TINY, tiny_model

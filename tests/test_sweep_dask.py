@@ -17,7 +17,6 @@ import pytest
 from hcs_neuro.sweep import (
     ParamInfo,
     Target,
-    assemble_results,
     expand_grid,
     load_metadata,
     load_results,
@@ -231,7 +230,7 @@ def test_cli_ctrl_c_then_rerun_resumes(tmp_path):
 def test_circuit_sweep_matches_direct_run_bench(client, tmp_path):
     """The circuit target on workers (runtime device, numpy codegen: nothing compiled) gives
     exactly what circuit_bench.run_bench gives in this process for the same point and seed."""
-    raw = {"sweep": {"seeds": [0, 1], "metrics": ["strict_agreement", "latency_median_ms",
+    raw = {"sweep": {"seeds": [0, 1], "metrics": ["strict_agreement", "latency_ms_median",
                                                   "over_selection"]},
            "target": {"kind": "circuit", "circuit": "lif_kwta", "n_channels": 6, "trials": 30},
            "parameters": {"inhibition.w_ie": [0.03, 3.0], "k": [2]}}
@@ -245,7 +244,7 @@ def test_circuit_sweep_matches_direct_run_bench(client, tmp_path):
         spec = load_circuit("lif_kwta").with_overrides({"inhibition.w_ie": w_ie})
         direct = run_bench(spec, k=2, n_channels=6, trials=30, seed=seed)
         row = table[(table["inhibition.w_ie"] == w_ie) & (table["seed"] == seed)].iloc[0]
-        for m in ("strict_agreement", "latency_median_ms", "over_selection"):
+        for m in ("strict_agreement", "latency_ms_median", "over_selection"):
             assert row[m] == direct[m], (w_ie, seed, m)
     # the swept value reached the circuit: weak inhibition lets extra cells win
     weak = table[table["inhibition.w_ie"] == 0.03]
@@ -258,8 +257,8 @@ def test_circuit_sweep_matches_direct_run_bench(client, tmp_path):
 def test_standalone_points_reuse_one_compiled_network(tmp_path):
     """cpp_standalone: points differing only in k and seed (run-time settable for a noise-free
     circuit) reuse one compiled binary in a worker; results equal the runtime device's."""
-    raw = {"sweep": {"seeds": [0, 1], "metrics": ["strict_agreement", "latency_median_ms",
-                                                  "latency_p95_ms", "compile_time_s"]},
+    raw = {"sweep": {"seeds": [0, 1], "metrics": ["strict_agreement", "latency_ms_median",
+                                                  "latency_ms_p95", "compile_time_s"]},
            "target": {"kind": "circuit", "circuit": "lif_kwta", "n_channels": 6, "trials": 20,
                       "device": "cpp_standalone"},
            "parameters": {"k": [1, 2, 3]}}
@@ -282,8 +281,8 @@ def test_standalone_points_reuse_one_compiled_network(tmp_path):
     for row in table.itertuples(index=False):
         direct = run_bench(load_circuit("lif_kwta"), k=int(row.k), n_channels=6, trials=20,
                            seed=int(row.seed))
-        assert (row.strict_agreement, row.latency_median_ms, row.latency_p95_ms) == (
-            direct["strict_agreement"], direct["latency_median_ms"], direct["latency_p95_ms"])
+        assert (row.strict_agreement, row.latency_ms_median, row.latency_ms_p95) == (
+            direct["strict_agreement"], direct["latency_ms_median"], direct["latency_ms_p95"])
 
 
 def test_existing_scheduler_by_address(client, tmp_path):
@@ -316,10 +315,10 @@ def test_network_sweep_compiles_once_and_matches_direct_validation(tmp_path):
     assert (table["compile_time_s"] > 0).sum() == 1
     from hcs_neuro.core.datasets import load_dataset
     from hcs_neuro.brian.session import simulate
-    from hcs_neuro.sweep import _load_model_ref
+    from hcs_neuro.core.catalog import load_model_reference
     from hcs_neuro.measure.validate import validate
 
-    model = _load_model_ref("shipped:digits_hcs")
+    model = load_model_reference("shipped:digits_hcs")
     images, labels = load_dataset("digits", "test")
     pick = np.sort(np.random.default_rng(1).choice(len(images), 12, replace=False))
     x, y = np.ascontiguousarray(images[pick]), labels[pick]

@@ -249,7 +249,7 @@ def test_circuit_target_parameters_and_units():
     assert spec.parameters[0].values == (0.5, 2.0)
     assert spec.target_cfg["bench"] == {"k": 2, "n_channels": 8}
     assert len(spec.target_cfg["circuit_sha256"]) == 64
-    assert "strict_agreement" in spec.metrics and "latency_median_ms" in spec.metrics
+    assert "strict_agreement" in spec.metrics and "latency_ms_median" in spec.metrics
 
 
 @pytest.mark.parametrize("params, target, message", [
@@ -273,11 +273,11 @@ def test_circuit_target_errors(params, target, message):
 
 def test_circuit_target_defaults_and_known_metrics():
     from hcs_neuro.core.circuit_file import load_circuit
-    from hcs_neuro.sweep import _circuit_call
+    from hcs_neuro.sweep.targets.circuit import circuit_call
 
     raw = {"target": {"kind": "circuit", "circuit": "lif_kwta"}, "parameters": {"trials": [10]}}
     spec = parse_sweep_spec(raw)  # k and n_channels default to the circuit file's
-    circuit, kwargs = _circuit_call(spec.target_cfg, expand_grid(spec)[0].params, 0)
+    circuit, kwargs = circuit_call(spec.target_cfg, expand_grid(spec)[0].params, 0)
     builtin = load_circuit("lif_kwta")
     assert (kwargs["k"], kwargs["n_channels"], kwargs["trials"]) == (builtin.k, builtin.n_channels, 10)
     raw["target"]["k"] = 1
@@ -312,7 +312,7 @@ def test_network_target_validation(tmp_path):
     assert len(spec.target_cfg["model_sha256"]["shipped:digits_hcs"]) == 64
     assert "class_agreement" in spec.metrics and "spiking_accuracy" in spec.metrics
     bad = {**base, "target": {"kind": "network", "model": "nope_model"}}
-    with pytest.raises(ConfigError, match="not a shipped model; shipped: .*digits_hcs"):
+    with pytest.raises(ConfigError, match="not a shipped model; shipped models: .*digits_hcs"):
         parse_sweep_spec(bad)
     with pytest.raises(ConfigError, match=r"\[target\] model: required"):
         parse_sweep_spec({**base, "target": {"kind": "network"}})

@@ -61,4 +61,4 @@ def test_measured_plain_race_matches_theory():
             checked += 1
     assert checked >= 3
     lat_pred = np.median(predict_latency_ms(d, k, p, dt))
-    assert abs(r["latency_median_ms"] - lat_pred) <= 0.35
+    assert abs(r["latency_ms_median"] - lat_pred) <= 0.35

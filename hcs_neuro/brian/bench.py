@@ -189,7 +189,7 @@ def run_bench(spec: CircuitSpec, *, k: int, n_channels: int = 32, trials: int = 
         Stable keys: ``circuit``, ``k``, ``n_channels``, ``trials``, ``seed``, ``dt_ms``,
         ``duration_ms``, ``noise_mv``, ``device``, ``tie_tol``, ``strict_agreement``,
         ``tie_tolerant_agreement``, ``over_selection``, ``under_selection`` (trial counts),
-        ``undecided``, ``latency_median_ms``, ``latency_p95_ms``, ``latency_local_median_ms``,
+        ``undecided``, ``latency_ms_median``, ``latency_ms_p95``, ``latency_local_ms_median``,
         ``refined_fraction``, ``max_level_used``, ``wall_time_s``, ``wall_time_per_trial_s``,
         ``sim_time_per_trial_s``, ``compile_time_s``, ``psychometric_margin_lo`` /
         ``_margin_hi`` / ``_margin_center`` / ``_strict`` / ``_tie_tolerant`` / ``_n_trials``.
@@ -264,9 +264,9 @@ def run_bench(spec: CircuitSpec, *, k: int, n_channels: int = 32, trials: int = 
         "over_selection": int((sc["n_winners"] > k).sum()),
         "under_selection": int((sc["n_winners"] < k).sum()),
         "undecided": int((~decided).sum()),
-        "latency_median_ms": float(np.median(lat[decided])) if decided.any() else None,
-        "latency_p95_ms": float(np.percentile(lat[decided], 95)) if decided.any() else None,
-        "latency_local_median_ms": float(np.median(lat_local[decided])) if decided.any() else None,
+        "latency_ms_median": float(np.median(lat[decided])) if decided.any() else None,
+        "latency_ms_p95": float(np.percentile(lat[decided], 95)) if decided.any() else None,
+        "latency_local_ms_median": float(np.median(lat_local[decided])) if decided.any() else None,
         "refined_fraction": float((levels > 0).mean()),
         "max_level_used": int(levels.max()) if levels.size else 0,
         "max_levels": int(spec.max_levels),

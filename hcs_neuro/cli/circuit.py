@@ -6,7 +6,6 @@ Heavy imports (Brian2, matplotlib) happen inside the handlers.
 from __future__ import annotations
 
 import argparse
-import sys
 
 from hcs_neuro.cli.args import add_json, add_overwrite, csv_floats, csv_ints, float_in, int_in, output_dir, seed
 from hcs_neuro.core.errors import ConfigError
@@ -238,8 +237,8 @@ def _bench(args) -> int:
         r = run_bench(spec, k=k, n_channels=n, trials=args.trials, seed=args.seed, noise=nz, dt_ms=args.dt,
                       device=args.device, duration_ms=duration, tie_tol=args.tie_tol, batch_size=args.batch)
         rows.append(r)
-        lat = r["latency_median_ms"]
-        p95 = r["latency_p95_ms"]
+        lat = r["latency_ms_median"]
+        p95 = r["latency_ms_p95"]
         print(f"{k:>2} {'-' if nz is None else f'{nz:g}':>8} {r['strict_agreement']:>8.4f} "
               f"{r['tie_tolerant_agreement']:>8.4f} {r['over_selection']:>5} {r['under_selection']:>5} "
               f"{'nan' if lat is None else f'{lat:.2f}':>10} {'nan' if p95 is None else f'{p95:.2f}':>10} "

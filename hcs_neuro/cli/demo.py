@@ -72,7 +72,8 @@ def run_demo(*, model=DEMO_MODEL, n_images=None, out="hcs-neuro-demo", circuit=N
     from hcs_neuro.report import write_report
 
     t0 = time.perf_counter()
-    from hcs_neuro.brian.session import load_race_circuit, simulate
+    from hcs_neuro.brian.session import simulate
+    from hcs_neuro.core.circuit_file import load_race_circuit
     from hcs_neuro.measure.validate import validate
 
     from hcs_neuro.core.io import check_output_dir

@@ -276,7 +276,7 @@ def _handle(args) -> int:
         raise ConfigError(f"--block {args.block}: allowed an integer >= 1")
     circuit = None
     if not args.analytic:
-        from hcs_neuro.brian.session import load_race_circuit
+        from hcs_neuro.core.circuit_file import load_race_circuit
 
         circuit = load_race_circuit(args.circuit)  # a bad circuit file: error before any work
     model = resolve_model(args.model)

@@ -65,8 +65,8 @@ def _check_common(args):
 def _load(args):
     """Model, images, labels and race circuit, all checked before anything is simulated."""
     from hcs_neuro.cli.energy import load_images, resolve_model
-    from hcs_neuro.core.topology import plan_network
-    from hcs_neuro.brian.session import load_race_circuit
+    from hcs_neuro.brian.race import plan_network
+    from hcs_neuro.core.circuit_file import load_race_circuit
 
     _check_common(args)
     model = resolve_model(args.model)

@@ -26,25 +26,31 @@ names are unique across sections because they share one Brian2 namespace.
 from __future__ import annotations
 
 import dataclasses
-import importlib.resources
 import json
 import re
-import tomllib
 from pathlib import Path
 from typing import Any, Mapping
 
 from hcs_neuro.core.errors import ConfigError
-from hcs_neuro.core.io import parse_toml, read_text
-from hcs_neuro.core.units import (CAPACITANCE, CONDUCTANCE, DIMENSIONLESS, DISPLAY_UNITS, RATE, TIME, VOLTAGE,
+from hcs_neuro.core.catalog import circuit_text, shipped_circuit_names
+from hcs_neuro.core.io import parse_toml
+from hcs_neuro.core.units import (CAPACITANCE, CONDUCTANCE, DISPLAY_UNITS, RATE, TIME, VOLTAGE,
                                   dimension_name,
-                                  format_quantity, parse_quantity, parse_unit)
+                                  parse_quantity, parse_unit)
 
 __all__ = [
     "Param",
     "CircuitSpec",
+    "RaceParams",
+    "DEFAULT_NETWORK_CIRCUIT",
+    "load_circuit_file",
     "load_circuit",
+    "load_race_circuit",
     "list_builtin_circuits",
 ]
+
+#: The built-in whole-network circuit: the exact race (``circuits/network_race.toml``).
+DEFAULT_NETWORK_CIRCUIT = "network_race"
 
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 
@@ -313,49 +319,149 @@ class CircuitSpec:
         return json.dumps(self.to_dict(), sort_keys=True)
 
 
+@dataclasses.dataclass(frozen=True)
+class RaceParams:
+    """Parameters of the phased integer race (``circuits/network_race.toml``).
+
+    Attributes
+    ----------
+    dt_ms : float
+        Simulation time step in ms (time is reported in ms; the race itself is exact at any dt
+        because it counts steps).
+    refine_factor : int
+        Factor f by which the threshold step g shrinks on an overshoot (>= 2).
+    max_levels : int or None
+        Refinement levels L (g0 = f**L); None chooses the L that minimises the window.
+    float32 : bool
+        Compile the network with float32 state variables (scores must stay below 2**24).
+    name, source : str
+        Circuit name and file.
+    """
+
+    dt_ms: float = 0.1
+    refine_factor: int = 4
+    max_levels: int | None = None
+    float32: bool = False
+    name: str = "network_race"
+    source: str = "<defaults>"
+
+    def __post_init__(self):
+        if not (isinstance(self.dt_ms, (int, float)) and 0 < self.dt_ms <= 10):
+            raise ConfigError(f"{self.source}: race.dt = {self.dt_ms!r} ms: allowed 0 < dt <= 10 ms")
+        if isinstance(self.refine_factor, bool) or not isinstance(self.refine_factor, int) or self.refine_factor < 2:
+            raise ConfigError(f"{self.source}: race.refine_factor = {self.refine_factor!r}: allowed an integer >= 2")
+        if self.max_levels is not None and (isinstance(self.max_levels, bool) or not isinstance(self.max_levels, int)
+                                            or not 0 <= self.max_levels <= 40):
+            raise ConfigError(f"{self.source}: race.max_levels = {self.max_levels!r}: allowed an integer 0..40 "
+                              f"or \"auto\"")
+
+
+
 # ----------------------------------------------------------------------------------------------
 def list_builtin_circuits() -> list[str]:
     """Names of the hypercolumn circuits shipped in ``circuits/`` (installed as ``hcs_neuro.circuits``).
 
-    Only files with a ``[neuron]`` section are hypercolumn circuits; other TOML files in that
-    folder (the whole-network ``network_race.toml``) are not listed.
+    Only files with a ``[neuron]`` section are hypercolumn circuits; the whole-network race
+    (``network_race.toml``, a ``[race]`` section) is listed by
+    ``hcs_neuro.core.catalog.shipped_circuit_names("race")``.
     """
-    root = importlib.resources.files("hcs_neuro.circuits")
-    names = []
-    for p in root.iterdir():
-        if not p.name.endswith(".toml"):
-            continue
-        try:  # other TOML files there (e.g. network_race.toml, read by hcs_neuro.brian.session) are skipped
-            if "neuron" in tomllib.loads(p.read_text(encoding="utf-8")):
-                names.append(p.name[:-5])
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
-            continue
-    return sorted(names)
+    return shipped_circuit_names("hypercolumn")
+
+
+def load_circuit_file(path_or_name=None) -> "CircuitSpec | RaceParams":
+    """The one loader of circuit files: a hypercolumn circuit (``[neuron]`` section) as a
+    :class:`CircuitSpec`, the exact whole-network race (``[race]`` section) as :class:`RaceParams`.
+
+    Parameters
+    ----------
+    path_or_name : str or Path, optional
+        A TOML file or a built-in name (default: the exact race, ``network_race``).
+
+    Raises
+    ------
+    ConfigError
+        Missing or unreadable file, TOML syntax, unknown section or field, a value out of range,
+        a missing citation (the message names the file and the field).
+    """
+    text, source = circuit_text(DEFAULT_NETWORK_CIRCUIT if path_or_name is None else path_or_name)
+    raw = parse_toml(text, source, what="circuit file")
+    if "race" in raw:
+        return _race_from_raw(raw, source)
+    return _from_raw(raw, source)
 
 
 def load_circuit(path_or_name: str | Path) -> CircuitSpec:
-    """Load and validate a circuit file, or a built-in circuit by name (``"lif_kwta"``).
+    """Load and validate a hypercolumn circuit file, or a built-in circuit by name (``"lif_kwta"``).
 
     Raises
     ------
     ConfigError
         Missing file, TOML syntax error, unknown field, missing or wrong unit, negative time
-        constant, missing citation, unknown variable in an equation.
+        constant, missing citation, unknown variable in an equation; a race file (no ``[neuron]``).
     """
-    p = Path(str(path_or_name))
-    if p.suffix != ".toml" and not p.exists():
-        name = str(path_or_name)
-        res = importlib.resources.files("hcs_neuro.circuits") / f"{name}.toml"
-        if res.is_file() and name not in list_builtin_circuits():
-            raise ConfigError(f"{name}.toml (built-in) is not a hypercolumn circuit (it has no [neuron] section)")
-        if name in list_builtin_circuits():
-            res = importlib.resources.files("hcs_neuro.circuits") / f"{name}.toml"
-            return _from_text(res.read_text(encoding="utf-8"), f"{name}.toml (built-in)")
-        raise ConfigError(
-            f"circuit {name!r} is neither a file nor a built-in circuit "
-            f"(built-in: {', '.join(list_builtin_circuits())})"
-        )
-    return _from_text(read_text(p, what="circuit file"), str(p))
+    spec = load_circuit_file(path_or_name)
+    if isinstance(spec, RaceParams):
+        raise ConfigError(f"{spec.source} is not a hypercolumn circuit (it has no [neuron] section; it is the "
+                          "whole-network race, for simulate/validate/energy --circuit)")
+    return spec
+
+
+def load_race_circuit(path_or_name=None) -> RaceParams:
+    """Load a whole-network race circuit file (``circuits/network_race.toml`` by default).
+
+    Raises
+    ------
+    ConfigError
+        As :func:`load_circuit_file`, or a single-hypercolumn circuit file (``[neuron]`` section)
+        where a race is needed.
+    """
+    text, source = circuit_text(DEFAULT_NETWORK_CIRCUIT if path_or_name is None else path_or_name)
+    raw = parse_toml(text, source, what="circuit file")
+    if "race" not in raw:
+        if "neuron" in raw:
+            raise ConfigError(f"{source}: a single-hypercolumn circuit ([neuron] section); whole networks need a "
+                              f"network race circuit with a [race] section, e.g. {DEFAULT_NETWORK_CIRCUIT}")
+        raise ConfigError(f"{source}: missing section [race]")
+    return _race_from_raw(raw, source)
+
+
+_RACE_KEYS = {"dt": str, "refine_factor": int, "max_levels": (int, str), "float32": bool}
+
+
+def _race_from_raw(raw: dict, src: str) -> "RaceParams":
+    for section in raw:
+        if section not in ("circuit", "race", "citations"):
+            raise ConfigError(f"{src}: unknown section [{section}] (allowed: circuit, race, citations)")
+    race = raw["race"]
+    if not isinstance(race, dict):
+        raise ConfigError(f"{src}: [race] must be a table")
+    for key in race:
+        if key not in _RACE_KEYS:
+            raise ConfigError(f"{src}: unknown field race.{key} (allowed: {', '.join(_RACE_KEYS)})")
+    cites = raw.get("citations", {})
+    if not isinstance(cites, dict):
+        raise ConfigError(f"{src}: [citations] must be a table of \"section.name\" = \"source\"")
+    for key in race:
+        if f"race.{key}" not in cites:
+            raise ConfigError(f"{src}: race.{key} needs a citation (citations.\"race.{key}\")")
+    dt_ms = 0.1
+    if "dt" in race:
+        si, dim = parse_quantity(race["dt"], f"{src}: race.dt")
+        if dim != TIME:
+            raise ConfigError(f"{src}: race.dt must be a time such as \"0.1 ms\", got {race['dt']!r}")
+        dt_ms = si * 1e3
+    levels = race.get("max_levels", "auto")
+    if isinstance(levels, str):
+        if levels != "auto":
+            raise ConfigError(f"{src}: race.max_levels = {levels!r}: allowed an integer 0..40 or \"auto\"")
+        levels = None
+    f = race.get("refine_factor", 4)
+    f32 = race.get("float32", False)
+    if not isinstance(f32, bool):
+        raise ConfigError(f"{src}: race.float32 must be true or false, got {f32!r}")
+    circuit = raw.get("circuit", {})
+    name = circuit.get("name", Path(src.split(" ")[0]).stem) if isinstance(circuit, dict) else Path(src).stem
+    return RaceParams(dt_ms=float(dt_ms), refine_factor=f, max_levels=levels, float32=f32, name=str(name), source=src)
 
 
 def _from_text(text: str, source: str) -> CircuitSpec:

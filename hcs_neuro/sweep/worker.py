@@ -66,9 +66,10 @@ def cleanup_worker() -> None:
     import shutil
     import sys
 
-    sweep = sys.modules.get("hcs_neuro.sweep")
-    if sweep is not None:
-        sweep._CompiledCache.evict()
+    if "hcs_neuro.brian.device" in sys.modules:  # only a worker that built something holds one
+        from hcs_neuro.brian.device import WORKER_CACHE
+
+        WORKER_CACHE.evict()
     for path in sorted(_SCRATCH_DIRS):
         shutil.rmtree(path, ignore_errors=True)
     _SCRATCH_DIRS.clear()
