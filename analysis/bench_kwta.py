@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     import torch
 
     from hcs_neuro.train import ext as _kwta_ext
-    from hcs_neuro.cli.energy import resolve_model
+    from hcs_neuro.pipeline import resolve_model
     from hcs_neuro.core.datasets import load_dataset
     from hcs_neuro.train import _select_torch, pools_compiled, torch_forward
 

@@ -4,7 +4,7 @@ Measures, in one run, on the same machine:
 
 1. **naive**: the runtime-mode network (Brian2 runtime device, NumPy code generation) built and
    run per image, on the first ``--naive-images`` images: seconds per image (build + run);
-2. **compiled**: :func:`hcs_neuro.cli.network.run_validation`: one cpp_standalone compilation,
+2. **compiled**: :func:`hcs_neuro.pipeline.run_network`: one cpp_standalone compilation,
    chunks of images rerun through ``run_args`` by ``--n-jobs`` forked processes, validated block
    by block against the reference: class agreement, conditional per-layer agreement (strict and
    tie-tolerant), latency, spikes; seconds per image with and without the compilation;
@@ -47,12 +47,11 @@ def main(argv=None) -> int:
     p.add_argument("--json", help="write the results here")
     args = p.parse_args(argv)
 
-    import numpy as np
 
-    from hcs_neuro.core.io import write_json_atomic
-    from hcs_neuro.cli.energy import load_images, resolve_model
-    from hcs_neuro.cli.network import print_validation, run_validation
     from hcs_neuro.brian.race import plan_network, race_window
+    from hcs_neuro.core.io import write_json_atomic
+    from hcs_neuro.pipeline import load_images, resolve_model, run_network, validation_summary
+    from hcs_neuro.report import print_validation
     from hcs_neuro.brian.session import simulate
     from hcs_neuro.core.circuit_file import load_race_circuit
 
@@ -79,8 +78,8 @@ def main(argv=None) -> int:
 
     # 2. compiled: one standalone compilation, all images in blocks, validated
     t0 = time.perf_counter()
-    metrics, _ = run_validation(model, images, labels, circuit=race, n_jobs=args.n_jobs, block=args.block,
-                                progress=True, keep_first=False)
+    metrics = validation_summary(run_network(model, images, labels, circuit=race, n_jobs=args.n_jobs,
+                                             block=args.block, energy=False, progress=True))
     total_s = time.perf_counter() - t0
     print_validation(metrics)
     compile_s = metrics["compile_time_s"]

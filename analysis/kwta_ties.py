@@ -40,7 +40,7 @@ import numpy as np
 
 from hcs_neuro.core import reference
 from hcs_neuro.core.io import write_json_atomic
-from hcs_neuro.cli.plot import FIGURE_SUFFIXES
+from hcs_neuro.core.io import FIGURE_SUFFIXES
 from hcs_neuro.core.datasets import load_dataset
 from hcs_neuro.core.errors import HCSError
 from hcs_neuro.core.kwta import kwta_mask

@@ -34,7 +34,8 @@ import sys
 from pathlib import Path
 
 from hcs_neuro.core.io import write_json_atomic
-from hcs_neuro.cli.plot import FIGURE_SUFFIXES, read_curve
+from hcs_neuro.core.curve import read_curve
+from hcs_neuro.core.io import FIGURE_SUFFIXES
 from hcs_neuro.core.errors import HCSError
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from hcs_neuro.core import reference
 from hcs_neuro.core.io import atomic_path, write_json_atomic
-from hcs_neuro.cli.plot import FIGURE_SUFFIXES
+from hcs_neuro.core.io import FIGURE_SUFFIXES
 from hcs_neuro.core.datasets import load_dataset
 from hcs_neuro.core.errors import HCSError
 from hcs_neuro.core.model import load_model
@@ -82,7 +82,7 @@ def plot_rates(models: list, labels: list, out) -> None:
 
 
 def main(argv=None) -> int:
-    from hcs_neuro.cli.train import resolve_model_path
+    from hcs_neuro.core.catalog import model_path as resolve_model_path
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("models", nargs="+", help="model files (.npz) or shipped model names")

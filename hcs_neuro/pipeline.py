@@ -32,11 +32,16 @@ __all__ = [
     "run_network",
     "simulate_images",
     "write_network_report",
+    "validation_summary",
+    "run_demo",
+    "DEMO_MODEL",
     "DEVICES",
 ]
 
 #: Brian2 devices a network runs on.
 DEVICES = ("cpp_standalone", "runtime")
+#: The shipped model the demo runs (``models/digits_hcs.npz``, found by name).
+DEMO_MODEL = "digits_hcs"
 
 
 def resolve_model(name_or_path):
@@ -218,6 +223,16 @@ def run_network(model, images, labels=None, *, circuit=None, device: str = "cpp_
                       metadata=meta)
 
 
+def validation_summary(run: NetworkRun) -> dict:
+    """The validation dict of a run with its timing: ``compile_time_s``, ``total_time_s``,
+    ``wall_time_s`` (everything after compiling: simulation overlaps validation) and
+    ``images_per_s``."""
+    out = dict(run.validation or {})
+    out.update(compile_time_s=run.compile_time_s, total_time_s=run.total_time_s, wall_time_s=run.wall_time_s,
+               images_per_s=run.images_per_s)
+    return out
+
+
 def simulate_images(model, images, *, circuit=None, device: str = "cpp_standalone", n_jobs: int = 2,
                     chunk: int | None = None, seed: int = 0, progress: bool = True):
     """Spikes only: :func:`hcs_neuro.brian.session.simulate` (one :class:`SpikingResult` for all
@@ -241,3 +256,56 @@ def write_network_report(run: NetworkRun, model, out, *, title: str, overwrite: 
     energy = network_energy(model, ref, sp, input_levels=ref_mod.quantize_input(model, x))
     return write_report(out, model=model, reference=ref, spiking=sp, validation=run.validation, energy=energy,
                         title=title, overwrite=overwrite)
+
+
+def run_demo(*, model=DEMO_MODEL, n_images=None, out="hcs-neuro-demo", circuit=None, n_jobs: int = 2, seed: int = 0,
+             progress: bool = True, device: str = "cpp_standalone", log=print, overwrite: bool = False) -> dict:
+    """The main job on the embedded default: the shipped digits model (scikit-learn's bundled 8x8
+    digits, nothing downloaded) simulated as a spiking network on the digits test split, validated,
+    counted and priced; a report folder is written.
+
+    Returns
+    -------
+    dict
+        ``report`` (path of report.md), ``n_images``, ``class_agreement``, ``spiking_accuracy``,
+        ``reference_accuracy``, ``sops_per_image``, ``spikes_per_image``, ``effective_ops_per_image``,
+        ``energy_per_image_uj`` (per profile), ``sops_equal_where_winners_agree``, ``wall_time_s``
+        (simulation, with the build), ``compile_time_s``, ``device``, ``circuit`` and
+        ``total_time_s`` (everything, this call).
+    """
+    from hcs_neuro.brian.session import make_network
+    from hcs_neuro.core.io import check_output_dir
+    from hcs_neuro.report import REPORT_KIND
+
+    t0 = time.perf_counter()
+    check_output_dir(out, overwrite=overwrite, kind=REPORT_KIND)  # before any work
+    model = resolve_model(model)
+    race = make_network(model, circuit).race  # a bad circuit file: error before any work
+    images, labels = load_images(model, "digits", "test", None, n_images)
+    log(f"demo: {model.architecture.name} on {len(images)} digits test images "
+        f"(8x8, scikit-learn's bundled set), circuit {race.name}")
+    log(f"demo: spiking simulation (Brian2 {device}"
+        f"{'; compiles the C++ project once first' if device == 'cpp_standalone' else ''})")
+    run = run_network(model, images, labels, circuit=race, device=device, n_jobs=n_jobs, seed=seed,
+                      block=len(images), keep_first=True, progress=progress)
+    report = write_network_report(run, model, out, overwrite=overwrite,
+                                  title=f"hcs-neuro demo: {model.architecture.name} as a spiking network")
+    validation, energy = run.validation, run.energy
+    meta = run.metadata
+    return {
+        "report": str(report),
+        "n_images": int(len(images)),
+        "class_agreement": validation.get("class_agreement"),
+        "spiking_accuracy": validation.get("spiking_accuracy"),
+        "reference_accuracy": validation.get("reference_accuracy"),
+        "spikes_per_image": energy["totals"]["spikes_per_image"],
+        "sops_per_image": energy["totals"]["sops_per_image"],
+        "effective_ops_per_image": energy["totals"]["effective_ops_per_image"],
+        "sops_equal_where_winners_agree": energy["sop_check"]["sops_equal_where_winners_agree"],
+        "energy_per_image_uj": {name: p["per_image_uj"] for name, p in energy["energy"].items()},
+        "wall_time_s": float(meta.get("compile_time_s") or 0.0) + float(meta.get("run_time_s") or 0.0),
+        "compile_time_s": meta.get("compile_time_s"),
+        "device": device,
+        "circuit": race.name,
+        "total_time_s": time.perf_counter() - t0,
+    }

@@ -1,5 +1,5 @@
-"""One-page report of a spiking-network validation run: Markdown with PNG figures and the JSON
-numbers, written atomically as one folder.
+"""Reports of spiking-network runs: the one-page validation report folder, the energy folder, and
+the text tables the command line prints.
 
 Layout of the folder (``write_report``)::
 
@@ -15,25 +15,43 @@ Layout of the folder (``write_report``)::
     psychometric.png   conditional strict agreement against the margin between the k-th and
                        (k+1)-th drive, per layer (if the validation dict carries the tables)
 
-Figures are drawn on :class:`matplotlib.figure.Figure` objects (no pyplot state, any backend).
+The energy folder (``write_energy_report``) holds ``energy.json``, ``energy.md`` (the printed
+table), ``energy.png`` and ``sops.png``. Figures are drawn on :class:`matplotlib.figure.Figure`
+objects (no pyplot state, any backend).
 """
 
 from __future__ import annotations
 
+import io
 import math
 import numbers
+import sys
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from hcs_neuro.core.io import atomic_dir, write_json_atomic
+from hcs_neuro.plotting.network import (
+    figure_profiles,
+    layer_label,
+    plot_agreement_map,
+    plot_energy_bars,
+    plot_latency_histogram,
+    plot_psychometric_layers,
+    plot_raster,
+    plot_sop_bars,
+)
 
-__all__ = ["write_report", "conditional_reference_winners", "REPORT_NAME", "REPORT_KIND"]
+__all__ = ["write_report", "write_energy_report", "print_validation", "print_energy", "conditional_reference_winners",
+           "REPORT_NAME", "REPORT_KIND", "ENERGY_KIND"]
 
 #: File name of the Markdown page inside the report folder.
 REPORT_NAME = "report.md"
 #: Kind recorded in a report folder's marker (``--overwrite`` replaces only folders of this kind).
 REPORT_KIND = "report"
+#: Kind recorded in the marker of an energy folder (``hcs-neuro energy --out``).
+ENERGY_KIND = "energy"
 
 
 def conditional_reference_winners(model, reference, spiking, i: int) -> np.ndarray:
@@ -158,19 +176,6 @@ def write_report(out_dir, *, model, reference, spiking, validation: dict, energy
     Path
         ``out_dir / "report.md"``.
     """
-    from matplotlib.figure import Figure
-
-    from hcs_neuro.plotting.network import (
-        figure_profiles,
-        layer_label,
-        plot_agreement_map,
-        plot_energy_bars,
-        plot_latency_histogram,
-        plot_psychometric_layers,
-        plot_raster,
-        plot_sop_bars,
-    )
-
     out_dir = Path(out_dir)
     arch = model.architecture
     title = title or f"Spiking network report: {arch.name}"
@@ -304,3 +309,104 @@ def _markdown(title, model, spiking, validation, energy, figs, agree_figs, meta,
     lines.append(_table(["key", "value"], [[k, val] for k, val in _scalars(v)]))
     lines += ["", "Full numbers: `validation.json`, `energy.json` in this folder.", ""]
     return "\n".join(lines)
+
+
+def print_validation(m: dict, file=None) -> None:
+    """Human-readable summary of a validation (:func:`hcs_neuro.pipeline.run_network`'s metrics)."""
+    out = file or sys.stdout
+
+    def pct(v):
+        return "n/a" if v is None else f"{100 * v:.2f} %"
+
+    def ms(v):  # 18.4, not the float sum's 18.400000000000002
+        return "n/a" if v is None else f"{v:g}"
+
+    print(f"validated {m['n_images']} images (circuit {m.get('circuit')}, dt {ms(m.get('dt_ms'))} ms, "
+          f"window {ms(m.get('window_ms'))} ms per image, tie_tol {m['tie_tol']:g} of each drive range)", file=out)
+    print(f"class agreement {pct(m['class_agreement'])}; spiking accuracy {pct(m['spiking_accuracy'])} "
+          f"(reference {pct(m['reference_accuracy'])}); undecided {pct(m['undecided_fraction'])}", file=out)
+    print(f"{'layer':<12}{'k':>5}{'cond. strict':>14}{'cond. tol.':>12}{'spikes/neuron':>15}{'SOP check':>12}",
+          file=out)
+    for l in m["layers"]:
+        sop = f"{l['sop_check_equal']}/{l['sop_check_images']}" if l["type"] != "linear" else "-"
+        print(f"{'L%d %s' % (l['index'], l['type']):<12}{l['k']:>5}{pct(l['conditional_agreement_strict']):>14}"
+              f"{pct(l['conditional_agreement_tie_tolerant']):>12}{l['spikes_per_neuron_per_image']:>15.3f}{sop:>12}",
+              file=out)
+    if m.get("latency_ms_median") is not None:
+        print(f"decision latency (ms from stimulus onset): median {m['latency_ms_median']:.2f}, "
+              f"p95 {m['latency_ms_p95']:.2f}, max {m['latency_ms_max']:.2f}", file=out)
+    print(f"spikes per neuron per image {m['spikes_per_neuron_per_image']:.3f}; simulation {m['wall_time_s']:.1f} s "
+          f"({m['images_per_s']:.1f} images/s), compile {m.get('compile_time_s', 0):.1f} s", file=out)
+
+
+def print_energy(e: dict, file=None) -> None:
+    """Print the per-layer table, totals, SOP check and energy per profile (of
+    :func:`hcs_neuro.measure.energy.network_energy`)."""
+    out = file or sys.stdout
+
+    def f(v, width=11):
+        if v is None:
+            return "-".rjust(width)
+        return (f"{v:,.0f}" if abs(v) >= 100 else f"{v:.2f}").rjust(width)
+
+    sim = e["has_spiking"]
+    print(f"energy: {e['model']}, {e['n_images']} images, "
+          f"{'simulated' if sim else 'analytic (no simulation)'}; counts are means per image", file=out)
+    hdr = (f"{'layer':<12}{'spikes':>11}{'inh spikes':>11}{'SOPs in':>11}{'SOPs an.':>11}{'circ SOPs':>11}"
+           f"{'updates':>11}{'dense ops':>11}{'eff. ops':>11}")
+    print(hdr, file=out)
+    inp = e["input"]
+    print(f"{'input':<12}{f(inp['spikes_per_image'] if sim else inp['spikes_analytic_per_image'])}"
+          f"{f(None)}{f(None)}{f(None)}{f(None)}{f(None)}{f(None)}{f(None)}", file=out)
+    for l in e["layers"]:
+        spikes = l["spikes_per_image"] if sim else l["spikes_analytic_per_image"]
+        print(f"{'L%d %s' % (l['index'], l['type']):<12}{f(spikes)}{f(l['interneuron_spikes_per_image'])}"
+              f"{f(l['sops_in_per_image'])}{f(l['sops_in_analytic_per_image'])}{f(l['sops_circuit_per_image'])}"
+              f"{f(l['neuron_updates_per_image'])}{f(l['dense_ops_per_image'])}{f(l['effective_ops_per_image'])}",
+              file=out)
+    t = e["totals"]
+    if sim:
+        print(f"total: {t['spikes_per_image']:,.1f} spikes, {t['sops_per_image']:,.1f} SOPs "
+              f"({t['sops_feedforward_per_image']:,.1f} feed-forward + {t['sops_circuit_per_image']:,.1f} circuit), "
+              f"{t['neuron_updates_per_image']:,.0f} neuron updates per image", file=out)
+        sc = e["sop_check"]
+        print(f"SOP check: simulated = analytic wherever a layer's winners agree: "
+              f"{'yes' if sc['sops_equal_where_winners_agree'] else 'NO'} "
+              f"({sc['n_sop_mismatches_where_winners_agree']} mismatches in {sc['n_image_layers_winners_agree']:,} "
+              f"agreeing image-layers; {sc['n_recount_mismatches']} recount mismatches)", file=out)
+    print(f"reference: {t['dense_ops_per_image']:,.0f} dense ops ({t['dense_macs_per_image']:,.0f} MACs + "
+          f"{t['dense_adds_per_image']:,.0f} adds), {t['effective_ops_per_image'] or 0:,.1f} effective ops per image",
+          file=out)
+    print(f"energy per image ({e['note']}); the reference at its own precision: "
+          f"{e['reference_profile_own_precision']}", file=out)
+    for name, p in e["energy"].items():
+        pj = p["per_image_pj"]
+        if p["kind"] == "spiking":
+            print(f"  {name:<16} spiking    {pj['total_pj'] * 1e-6:10.4g} uJ  (SOPs {pj['synaptic_ops_pj'] * 1e-6:.4g}, "
+                  f"spikes {pj['spikes_pj'] * 1e-6:.4g}, neuron updates {pj['neuron_updates_pj'] * 1e-6:.4g} uJ)",
+                  file=out)
+        else:
+            eff = pj["effective_pj"]
+            print(f"  {name:<16} reference  {pj['dense_pj'] * 1e-6:10.4g} uJ dense, "
+                  f"{'-' if eff is None else '%.4g' % (eff * 1e-6)} uJ zeros skipped", file=out)
+
+
+def write_energy_report(out_dir, e: dict, *, overwrite: bool = False) -> Path:
+    """Write ``energy.json``, ``energy.md`` (the printed table), ``energy.png`` and ``sops.png``
+    into ``out_dir`` atomically; return the folder."""
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir, overwrite=overwrite, kind=ENERGY_KIND) as tmp:
+        write_json_atomic(tmp / "energy.json", e)
+        buf = io.StringIO()
+        print_energy(e, file=buf)
+        (tmp / "energy.md").write_text(f"# Energy: {e['model']}\n\n```\n{buf.getvalue()}```\n\n"
+                                       "![energy per layer](energy.png)\n\n![SOPs per layer](sops.png)\n")
+        fig = Figure(figsize=(7.5, 4.0))
+        plot_energy_bars(e, profiles=figure_profiles(e), ax=fig.add_subplot())
+        fig.tight_layout()
+        fig.savefig(tmp / "energy.png", dpi=110)
+        fig = Figure(figsize=(7.5, 4.0))
+        plot_sop_bars(e, ax=fig.add_subplot())
+        fig.tight_layout()
+        fig.savefig(tmp / "sops.png", dpi=110)
+    return out_dir

@@ -142,7 +142,7 @@ def test_train_config_errors():
 
 
 def test_shipped_digits_model_torch_equals_reference():
-    from hcs_neuro.cli.train import resolve_model_path
+    from hcs_neuro.core.catalog import model_path as resolve_model_path
 
     model = load_model(resolve_model_path("digits_hcs"))
     images = load_dataset("digits", "test")[0]
@@ -151,7 +151,7 @@ def test_shipped_digits_model_torch_equals_reference():
 
 @pytest.mark.fashion
 def test_shipped_fashion_model_torch_equals_reference():
-    from hcs_neuro.cli.train import resolve_model_path
+    from hcs_neuro.core.catalog import model_path as resolve_model_path
 
     images = fashion_test_split()[0][:300]
     model = load_model(resolve_model_path("fashion_hcs_ternary"))

@@ -188,7 +188,7 @@ def test_kwta_ties_counts_ties_of_identical_channels(ties, tmp_path, capsys):
     from hcs_neuro.core.datasets import load_dataset
     from hcs_neuro.core.model import load_model, random_model
     from hcs_neuro.core import reference
-    from hcs_neuro.cli.train import resolve_model_path
+    from hcs_neuro.core.catalog import model_path as resolve_model_path
 
     cfg_path = tmp_path / "tiny.toml"
     cfg_path.write_text(TINY)
@@ -286,7 +286,7 @@ def test_win_rates_counts_silent_and_always_on_channels(cfg, tmp_path, capsys):
 
     from hcs_neuro.core import reference
     from hcs_neuro.core.architecture import load_architecture
-    from hcs_neuro.cli.train import resolve_model_path
+    from hcs_neuro.core.catalog import model_path as resolve_model_path
     from hcs_neuro.core.datasets import load_dataset
     from hcs_neuro.core.model import load_model, random_model
 

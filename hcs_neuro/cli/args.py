@@ -12,6 +12,7 @@ import math
 import sys
 
 from hcs_neuro.core.errors import HCSError
+from hcs_neuro.core.io import FIGURE_SUFFIXES, JSON_SUFFIXES
 
 __all__ = [
     "Parser",
@@ -28,14 +29,12 @@ __all__ = [
     "FIGURE_SUFFIXES",
     "add_json",
     "add_overwrite",
+    "add_data_arguments",
+    "add_network_arguments",
 ]
 
 #: Largest seed (NumPy and Brian2 seed generators take unsigned 32-bit integers).
 SEED_MAX = 2 ** 32 - 1
-#: Suffixes of ``--json`` files.
-JSON_SUFFIXES = (".json",)
-#: File types a figure may be written as (matplotlib picks the format from the suffix).
-FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 
 
 class Parser(argparse.ArgumentParser):
@@ -182,3 +181,28 @@ def add_overwrite(p) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing output folder that hcs-neuro wrote earlier (recognised by its "
                         ".hcs-neuro-output.json marker; a folder holding anything else is never replaced)")
+
+
+def add_data_arguments(p, *, default_dataset: str | None = None) -> None:
+    """``--dataset``, ``--data-dir``, ``--split``, ``--n-images``."""
+    p.add_argument("--dataset", required=default_dataset is None, default=default_dataset,
+                   help="digits, fashion-mnist, mnist or idx")
+    p.add_argument("--data-dir", metavar="DIR", type=existing_dir,
+                   help="folder with the IDX files (fashion-mnist/mnist/idx)")
+    p.add_argument("--split", choices=("train", "test"), default="test", help="dataset split (default: test)")
+    p.add_argument("--n-images", type=int_in(1), metavar="N", help="first N images of the split (default: all)")
+
+
+def add_network_arguments(p, *, device: bool = True) -> None:
+    """``--circuit``, ``--device``, ``--n-jobs``, ``--seed``, ``--no-progress`` of the commands that
+    run a model as a spiking network."""
+    p.add_argument("--circuit", metavar="FILE",
+                   help="whole-network circuit, a .toml file or a built-in name (default: network_race, the "
+                        "exact mode)")
+    if device:
+        p.add_argument("--device", choices=("cpp_standalone", "runtime"), default="cpp_standalone",
+                       help="Brian2 device: cpp_standalone compiles once and runs fast (default); runtime needs "
+                            "no compiler (NumPy code generation, slow)")
+    p.add_argument("--n-jobs", type=int_in(1, 64), default=2, metavar="N", help="simulation processes (default: 2)")
+    p.add_argument("--seed", type=seed, default=0, help="Brian2 seed (default: 0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")

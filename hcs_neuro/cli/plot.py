@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from hcs_neuro.cli.args import FIGURE_SUFFIXES, add_json, int_in, output_file
+from hcs_neuro.cli.args import add_json, int_in, output_file
+from hcs_neuro.core.curve import read_curve
+from hcs_neuro.core.io import FIGURE_SUFFIXES
 
-__all__ = ["register", "read_curve", "FIGURE_SUFFIXES"]
+__all__ = ["register"]
 
 
 def register(subparsers) -> None:
@@ -56,22 +58,6 @@ def register(subparsers) -> None:
     c.add_argument("--out", required=True, metavar="FILE", type=output_file(FIGURE_SUFFIXES),
                    help="figure file (.png/.pdf/.svg)")
     c.set_defaults(func=_handle_curve)
-
-
-def read_curve(path):
-    """A `hcs-neuro train --curve` file: ``(raw JSON, its epochs list)``; ConfigError naming the file
-    when it cannot be read or is not such a file."""
-    from hcs_neuro.core.errors import ConfigError
-    from hcs_neuro.core.io import read_json
-
-    raw = read_json(path, what="curve file", expect=None)
-    rows = raw.get("epochs") if isinstance(raw, dict) else None
-    if not isinstance(rows, list) or not rows or not all(
-            isinstance(r, dict) and isinstance(r.get("epoch"), int)
-            and isinstance(r.get("test_accuracy"), (int, float)) for r in rows):
-        raise ConfigError(f"{path}: expected a 'hcs-neuro train --curve' file: an 'epochs' list of "
-                          "{{epoch, test_accuracy}} entries")
-    return raw, rows
 
 
 def _handle_curve(args) -> int:

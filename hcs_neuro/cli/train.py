@@ -8,9 +8,10 @@ from __future__ import annotations
 import shlex
 import sys
 
+from hcs_neuro.core.catalog import model_path
 from hcs_neuro.cli.args import JSON_SUFFIXES, add_json, existing_dir, float_in, int_in, output_file, seed
 
-__all__ = ["register", "format_table", "resolve_model_path"]
+__all__ = ["register", "format_table"]
 
 
 def register(subparsers) -> None:
@@ -94,7 +95,7 @@ def _curve_writer(path, test_data, cfg):
 
     import numpy as np
 
-    from hcs_neuro.core.io import write_json_atomic
+    from hcs_neuro.core.curve import write_curve
     from hcs_neuro.train import torch_forward
 
     x_test, y_test = test_data
@@ -104,8 +105,7 @@ def _curve_writer(path, test_data, cfg):
         logits, _ = torch_forward(model, x_test, keep_layers=False)
         rows.append({"epoch": epoch, "test_accuracy": float((np.argmax(logits, axis=1) == y_test).mean()),
                      "wall_s": time.perf_counter() - t0})
-        write_json_atomic(path, {"dataset": cfg.dataset, "n_test": int(len(y_test)), "seed": cfg.seed,
-                                 "epochs": rows})
+        write_curve(path, dataset=cfg.dataset, n_test=len(y_test), seed=cfg.seed, rows=rows)
 
     return on_epoch
 
@@ -161,13 +161,13 @@ def _train(args) -> int:
     if cfg.teacher:  # a shipped name becomes its file; a bad teacher fails before any data are loaded
         from hcs_neuro.train import load_teacher
 
-        cfg = dataclasses.replace(cfg, teacher=str(resolve_model_path(cfg.teacher)))
+        cfg = dataclasses.replace(cfg, teacher=str(model_path(cfg.teacher)))
         teacher = load_teacher(cfg.teacher, arch)
     init = None
     if cfg.init:  # likewise for the warm start
         from hcs_neuro.train import load_init
 
-        cfg = dataclasses.replace(cfg, init=str(resolve_model_path(cfg.init)))
+        cfg = dataclasses.replace(cfg, init=str(model_path(cfg.init)))
         init = load_init(cfg.init, arch)
     # load both splits first: a missing dataset fails before any training
     train_data = load_dataset(cfg.dataset, "train", args.data_dir)
@@ -242,23 +242,6 @@ def _manifest_relative(file, manifest) -> str:
         return target.as_posix()
 
 
-def resolve_model_path(name_or_path):
-    """A model file path, or the shipped model of that name (``models/<name>.npz``)."""
-    from pathlib import Path
-
-    from hcs_neuro.core.errors import ModelError
-
-    p = Path(name_or_path)
-    if p.exists() or p.suffix == ".npz" or "/" in str(name_or_path):
-        return p
-    from importlib.resources import files
-
-    cand = files("hcs_neuro.models") / f"{name_or_path}.npz"
-    if cand.is_file():
-        return Path(str(cand))
-    raise ModelError(f"{name_or_path!r}: neither a model file nor a shipped model (models/{name_or_path}.npz)")
-
-
 def format_table(rows) -> str:
     """Two-column text table."""
     width = max(len(str(k)) for k, _ in rows)
@@ -271,7 +254,7 @@ def _evaluate(args) -> int:
     from hcs_neuro.core.model import load_model
     from hcs_neuro.core.reference import evaluate
 
-    path = resolve_model_path(args.model)
+    path = model_path(args.model)
     model = load_model(path)
     dataset = args.dataset or model.metadata.get("dataset")
     if not dataset:

@@ -38,6 +38,8 @@ from hcs_neuro.core.errors import ConfigError, HCSError, OutputError, ResourceEr
 
 __all__ = [
     "MARKER_NAME",
+    "JSON_SUFFIXES",
+    "FIGURE_SUFFIXES",
     "TEXT_LIMIT_BYTES",
     "check_output_file",
     "check_output_dir",
@@ -57,6 +59,10 @@ __all__ = [
 
 #: File that marks a folder written by hcs-neuro (JSON: tool, kind, the files it wrote).
 MARKER_NAME = ".hcs-neuro-output.json"
+#: Suffixes of JSON output files (``--json``).
+JSON_SUFFIXES = (".json",)
+#: File types a figure may be written as (matplotlib picks the format from the suffix).
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 #: Largest text file (config, circuit, sweep spec, curve, record) read, in bytes.
 TEXT_LIMIT_BYTES = 64 * 2 ** 20
 
