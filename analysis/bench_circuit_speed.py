@@ -47,7 +47,8 @@ def main(argv=None) -> int:
     from hcs_neuro.brian import b2
 
     from hcs_neuro.brian.hypercolumn import build_hypercolumns
-    from hcs_neuro.brian.bench import random_drives, reference_topk
+    from hcs_neuro.brian.bench import random_drives
+    from hcs_neuro.core.agreement import topk_mask as reference_topk
     from hcs_neuro.core.circuit_file import load_circuit
     from hcs_neuro.brian.device import StandaloneCircuit
 

@@ -32,6 +32,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from hcs_neuro.core.io import atomic_dir, write_json_atomic
+from hcs_neuro.core.reference import layer_forward, spiking_output
 from hcs_neuro.plotting.network import (
     figure_profiles,
     layer_label,
@@ -55,28 +56,13 @@ ENERGY_KIND = "energy"
 
 
 def conditional_reference_winners(model, reference, spiking, i: int) -> np.ndarray:
-    """Reference winners of layer ``i`` given the *spiking* output of layer ``i - 1``.
-
-    Layer 0 sees the same quantized input in both networks, so its reference winners are
-    returned as they are. The spiking output passed on follows :func:`hcs_neuro.measure.validate`'s
-    ``conditional_layer``: binary layers pass their spiking winners; multi-bit layers the
-    activity level of the (exactly integrated, conditional) drive at the spiking winners.
-    """
-    from hcs_neuro.core.quant import act_level_max
-    from hcs_neuro.core.reference import layer_forward
-
-    arch = model.architecture
+    """Reference winners of layer ``i`` given the *spiking* output of layer ``i - 1``
+    (:func:`hcs_neuro.core.reference.conditional_layer`). Layer 0 sees the same quantized input in
+    both networks, so its reference winners are returned as they are."""
     drive = np.asarray(reference.layers[0].drive)
     winners = np.asarray(reference.layers[0].winners, dtype=bool)
     for j in range(1, i + 1):
-        prev_spec = arch.layers[j - 1]
-        won = np.asarray(spiking.layers[j - 1].winners, dtype=bool)
-        if prev_spec.act_bits == 1:
-            x = won.astype(np.int64)
-        else:
-            step = int(model.layers[j - 1].act_step)
-            levels = np.clip(-((-drive) // step), 0, act_level_max(prev_spec.act_bits))
-            x = np.where(won, levels, 0).astype(np.int64)
+        x = spiking_output(model, j - 1, drive, np.asarray(spiking.layers[j - 1].winners, dtype=bool))
         drive, winners, _ = layer_forward(model, j, x)
         winners = np.asarray(winners, dtype=bool) if winners is not None else None
     return winners

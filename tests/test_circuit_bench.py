@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from hcs_neuro.brian.bench import psychometric, reference_topk, score_trials
+from hcs_neuro.core.agreement import psychometric, score_trials, topk_mask as reference_topk
 
 
 def test_reference_topk_ties_lower_index():

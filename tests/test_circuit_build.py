@@ -8,7 +8,7 @@ import pytest
 b2 = pytest.importorskip("brian2")
 
 from hcs_neuro.brian.hypercolumn import attach_kwta, build_hypercolumns, make_exc_group  # noqa: E402
-from hcs_neuro.brian.bench import reference_topk  # noqa: E402
+from hcs_neuro.core.agreement import topk_mask as reference_topk  # noqa: E402
 from hcs_neuro.core.circuit_file import load_circuit  # noqa: E402
 from hcs_neuro.core.errors import ConfigError  # noqa: E402
 
@@ -116,7 +116,7 @@ def test_same_seed_same_result_with_noise():
 
 
 def test_conductance_circuit_runs_tie_tolerant():
-    from hcs_neuro.brian.bench import score_trials
+    from hcs_neuro.core.agreement import score_trials
 
     spec = load_circuit("cond_kwta")
     d = _clear_margin_drives(20, 10, 2, seed=5, gap=0.05)

@@ -20,7 +20,7 @@ SCRIPT = textwrap.dedent(
     b2.prefs.codegen.cpp.extra_compile_args_gcc = ["-w", "-O0", "-std=c++11"]
     from hcs_neuro.core.circuit_file import load_circuit
     from hcs_neuro.brian.device import StandaloneCircuit
-    from hcs_neuro.brian.bench import reference_topk
+    from hcs_neuro.core.agreement import topk_mask as reference_topk
     H, N = 200, 16
     out = {}
     with StandaloneCircuit(load_circuit("lif_kwta"), H, N, 2, duration_ms=30, directory=sys.argv[1]) as sa:

@@ -10,7 +10,7 @@ from hcs_neuro.core.architecture import load_architecture
 from hcs_neuro.brian.race import plan_network, race_window
 from hcs_neuro.core.circuit_file import RaceParams
 from hcs_neuro.core.topology import layer_synapses
-from hcs_neuro.measure.energy import conv_fan_out, linear_fan_out
+from hcs_neuro.core.topology import conv_fan_out, linear_fan_out
 from hcs_neuro.core.errors import ConfigError, ModelError
 from hcs_neuro.core.model import random_model
 

@@ -37,7 +37,8 @@ def test_measured_plain_race_matches_theory():
     closed-form solution).
     """
     pytest.importorskip("brian2")
-    from hcs_neuro.brian.bench import MARGIN_EDGES, psychometric, random_drives, run_bench
+    from hcs_neuro.brian.bench import random_drives, run_bench
+    from hcs_neuro.core.agreement import CIRCUIT_MARGIN_EDGES as MARGIN_EDGES, psychometric
 
     spec = load_circuit("lif_kwta").with_overrides({"refinement.max_levels": 0})
     k, n, trials, seed, dt = 1, 32, 4000, 11, 0.1

@@ -306,7 +306,7 @@ def write_report(out: Path, results: dict, *, seeds, command: str, quick: bool, 
                               "never_used_synapse_fraction": mean_sd(unused)[0]})
             L.append("\n" + _caption(ds, seeds, "Conv active fraction: non-zero conv outputs / all conv outputs on the test set. "
                      "Synapses: non-zero weight instances of the weighted layers (convolution weights counted at "
-                     "every position they reach, `hcs_neuro.measure.energy.layer_fan_out`); never used: presynaptic unit "
+                     "every position they reach, `hcs_neuro.core.topology.layer_fan_out`); never used: presynaptic unit "
                      "inactive on every test image; left / dense: used non-zero synapses over all weight "
                      "instances.") + "\n")
             fig, axs = plt.subplots(1, 2, figsize=(10, 3.8))

@@ -135,7 +135,7 @@ def test_pass(model, images, labels, batch_size: int = 500) -> dict:
     One batched pass of the NumPy reference forward pass (:func:`hcs_neuro.core.reference.layer_forward`).
     A *synapse* is a non-zero weight instance of the spiking network (a convolution weight
     repeated at every position it reaches, counted per presynaptic unit with
-    :func:`hcs_neuro.measure.energy.layer_fan_out`; border positions have fewer targets). A synapse is
+    :func:`hcs_neuro.core.topology.layer_fan_out`; border positions have fewer targets). A synapse is
     *never used* when its presynaptic unit (an input pixel or a unit of the previous layer) has
     zero activity on every image of ``images``.
 
@@ -151,7 +151,7 @@ def test_pass(model, images, labels, batch_size: int = 500) -> dict:
         (1 - used / dense), ``never_active_unit_fraction`` (hidden units that never win), and
         the same per weighted layer in ``layers``.
     """
-    from hcs_neuro.measure.energy import conv_fan_out, layer_fan_out
+    from hcs_neuro.core.topology import conv_fan_out, layer_fan_out
     from hcs_neuro.core.reference import layer_forward, quantize_input
 
     arch = model.architecture

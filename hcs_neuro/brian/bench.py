@@ -28,21 +28,14 @@ from typing import Any
 import numpy as np
 
 from hcs_neuro.core.circuit_file import CircuitSpec, check_k
+from hcs_neuro.core.agreement import psychometric, score_trials
 from hcs_neuro.core.errors import ConfigError
 
 __all__ = [
-    "reference_topk",
-    "score_trials",
-    "psychometric",
     "run_bench",
     "random_drives",
-    "MARGIN_EDGES",
     "DEFAULT_BATCH",
 ]
-
-#: Margin bin edges (drive units) of the psychometric curve: 0, then log-spaced 1e-7 .. 1.
-MARGIN_EDGES = np.concatenate([[0.0], np.logspace(-7, 0, 22)])
-
 
 #: Hypercolumns simulated together by default (bounds memory; see ``run_bench(batch_size=...)``).
 DEFAULT_BATCH = 10000
@@ -51,77 +44,6 @@ DEFAULT_BATCH = 10000
 def random_drives(n_trials: int, n_channels: int, seed: int) -> np.ndarray:
     """Drives i.i.d. uniform in [0, 1), shape (n_trials, n_channels), from ``seed``."""
     return np.random.default_rng(seed).uniform(0.0, 1.0, (n_trials, n_channels))
-
-
-def reference_topk(drives, k: int) -> np.ndarray:
-    """Boolean mask of the k largest drives per row; equal drives: lower index wins."""
-    d = np.asarray(drives, dtype=float)
-    order = np.argsort(-d, axis=1, kind="stable")[:, :k]
-    ref = np.zeros(d.shape, dtype=bool)
-    np.put_along_axis(ref, order, True, axis=1)
-    return ref
-
-
-def score_trials(drives, winners, k: int, tie_tol: float = 0.01) -> dict[str, np.ndarray]:
-    """Per-trial scores.
-
-    Parameters
-    ----------
-    drives : (T, N) array
-    winners : (T, N) bool array
-    k : int
-    tie_tol : float
-        Tolerance as a fraction of each row's drive range (max - min).
-
-    Returns
-    -------
-    dict of (T,) arrays
-        ``strict``, ``tie_tolerant`` (bool), ``n_winners`` (int), ``margin`` (k-th minus
-        (k+1)-th drive).
-    """
-    d = np.asarray(drives, dtype=float)
-    w = np.asarray(winners, dtype=bool)
-    if d.shape != w.shape:
-        raise ConfigError(f"drives {d.shape} and winners {w.shape} differ in shape")
-    srt = -np.sort(-d, axis=1)
-    xk = srt[:, k - 1 : k]
-    tol = tie_tol * (d.max(1, keepdims=True) - d.min(1, keepdims=True))
-    must_win = d > xk + tol
-    must_lose = d < xk - tol
-    tie_ok = ~((must_win & ~w).any(1) | (must_lose & w).any(1))
-    strict = (w == reference_topk(d, k)).all(1)
-    return {
-        "strict": strict,
-        "tie_tolerant": tie_ok,
-        "n_winners": w.sum(1),
-        "margin": srt[:, k - 1] - srt[:, k],
-    }
-
-
-def psychometric(margin, correct, edges=MARGIN_EDGES) -> dict[str, list]:
-    """Agreement per margin bin (bins with no trial are dropped).
-
-    Returns
-    -------
-    dict
-        ``margin_lo``, ``margin_hi``, ``margin_center`` (geometric centre; half the upper edge
-        for the first bin), ``agreement``, ``n_trials``.
-    """
-    margin = np.asarray(margin)
-    correct = np.asarray(correct, dtype=float)
-    idx = np.clip(np.searchsorted(edges, margin, side="right") - 1, 0, len(edges) - 2)
-    out: dict[str, list] = {"margin_lo": [], "margin_hi": [], "margin_center": [], "agreement": [], "n_trials": []}
-    for b in range(len(edges) - 1):
-        m = idx == b
-        if not m.any():
-            continue
-        lo, hi = float(edges[b]), float(edges[b + 1])
-        out["margin_lo"].append(lo)
-        out["margin_hi"].append(hi)
-        out["margin_center"].append(float(np.sqrt(lo * hi)) if lo > 0 else hi / 2)
-        out["agreement"].append(float(correct[m].mean()))
-        out["n_trials"].append(int(m.sum()))
-    return out
 
 
 def _simulate_runtime(spec, drives, k, dt_ms, duration_ms, codegen_target, progress):

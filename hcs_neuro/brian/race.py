@@ -76,7 +76,7 @@ from hcs_neuro.brian.device import project_key
 from hcs_neuro.brian.hypercolumn import SAME_STEP_ORDER, in_same_step
 from hcs_neuro.core.circuit_file import RaceParams
 from hcs_neuro.core.errors import ConfigError, ModelError
-from hcs_neuro.core.quant import FLOAT_BITS, act_level_max
+from hcs_neuro.core.quant import ACTIVITY_LEVEL_CODE, FLOAT_BITS, act_level_max
 from hcs_neuro.core.spiking_result import SpikingLayer, SpikingResult
 from hcs_neuro.core.topology import drive_bounds, layer_synapses
 
@@ -408,7 +408,7 @@ def _build(plan: NetworkPlan, chunk: int, b2, levels=None):
         race_end : 1 (constant)
         emit_step : 1 (constant)
         racing = (t_in_timesteps % n_steps) >= race_start and (t_in_timesteps % n_steps) < race_end : boolean
-        level = clip(ceil(acc / act_step), 0, act_top) : 1""",
+        level = """ + ACTIVITY_LEVEL_CODE.format(drive="acc", step="act_step", top="act_top") + " : 1",
         threshold="done > 0.5 and (t_in_timesteps % n_steps) == emit_step", reset="",
         events={"cross": "racing and done < 0.5 and inhibited < 0.5 and acc > acc_floor and acc * C + tie >= theta"},
         namespace=ns, clock=clock, name="hcs_exc")

@@ -135,7 +135,8 @@ def _run(args) -> int:
     import numpy as np
 
     from hcs_neuro.core.io import write_json_atomic
-    from hcs_neuro.brian.bench import random_drives, reference_topk, score_trials
+    from hcs_neuro.brian.bench import random_drives
+    from hcs_neuro.core.agreement import score_trials, topk_mask
 
     from hcs_neuro.core.circuit_file import check_k, load_circuit
 
@@ -179,7 +180,7 @@ def _run(args) -> int:
         winners, win_t, lat, levels = res["winners"], res["win_time_ms"], res["decision_time_ms"], res["levels"]
         n_exc_spikes = n_inh_spikes = None
     sc = score_trials(drives, winners, args.k)
-    ref = reference_topk(drives, args.k)
+    ref = topk_mask(drives, args.k)
     out = {
         "circuit": spec.name,
         "k": args.k,

@@ -26,6 +26,8 @@ import numpy as np
 from hcs_neuro.core.errors import ConfigError
 
 __all__ = [
+    "activity_levels",
+    "ACTIVITY_LEVEL_CODE",
     "FLOAT_BITS",
     "check_bits",
     "is_float",
@@ -200,3 +202,20 @@ def storage_dtype(lo: int, hi: int) -> np.dtype:
         if info.min <= lo and hi <= info.max:
             return np.dtype(dt)
     raise ValueError(f"range {lo}..{hi} does not fit in int64")
+
+
+#: The same formula as Brian2 code, for the spiking networks (``{drive}``, ``{step}``, ``{top}`` are
+#: the names of the variables that hold them).
+ACTIVITY_LEVEL_CODE = "clip(ceil({drive} / {step}), 0, {top})"
+
+
+def activity_levels(drive, step: int, top: int) -> np.ndarray:
+    """Activity level of a winner with this drive: ``clip(ceil(drive / step), 0, top)``.
+
+    Integer drives use integer ceiling division (exact for any magnitude); float drives (a
+    calibration on real-valued drives) use ``ceil``.
+    """
+    d = np.asarray(drive)
+    if d.dtype.kind in "iu":
+        return np.clip(-((-d) // int(step)), 0, int(top))
+    return np.clip(np.ceil(d / step), 0, int(top)).astype(np.int64)

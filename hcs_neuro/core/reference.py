@@ -32,10 +32,10 @@ import numpy as np
 
 from hcs_neuro.core.errors import DataError
 from hcs_neuro.core.kwta import kwta_mask
-from hcs_neuro.core.quant import FLOAT_BITS, act_level_max, quantize_unsigned
+from hcs_neuro.core.quant import FLOAT_BITS, act_level_max, activity_levels, quantize_unsigned
 
-__all__ = ["LayerResult", "ReferenceResult", "quantize_input", "layer_forward", "forward", "evaluate",
-           "layer_macs"]
+__all__ = ["LayerResult", "ReferenceResult", "quantize_input", "layer_forward", "spiking_output", "conditional_layer",
+           "forward", "evaluate", "layer_macs"]
 
 
 @dataclass
@@ -153,14 +153,36 @@ def layer_forward(model, i: int, x_in):
     elif spec.act_bits == FLOAT_BITS:
         output = np.where(winners, drive, 0).astype(np.float64)
     else:
-        top = act_level_max(spec.act_bits)
-        step = int(p.act_step)
-        if exact:
-            levels = np.clip(-((-drive) // step), 0, top)
-        else:
-            levels = np.clip(np.ceil(drive / step), 0, top).astype(np.int64)
+        levels = activity_levels(drive if exact else drive.astype(np.float64), int(p.act_step),
+                                 act_level_max(spec.act_bits))
         output = np.where(winners, levels, 0).astype(np.int64)
     return drive, winners, output
+
+
+def spiking_output(model, i: int, drive, spiking_winners) -> np.ndarray:
+    """What a spiking network passes on from layer ``i``, as activity levels: binary layers their
+    spiking winners; multi-bit layers the activity level of the (exactly integrated) drive at the
+    spiking winners."""
+    spec = model.architecture.layers[i]
+    if spec.act_bits == 1:
+        return np.asarray(spiking_winners).astype(np.int64)
+    levels = activity_levels(drive, int(model.layers[i].act_step), act_level_max(spec.act_bits))
+    return np.where(spiking_winners, levels, 0).astype(np.int64)
+
+
+def conditional_layer(model, i: int, x_in, spiking_winners):
+    """The reference layer ``i`` applied to a spiking network's layer ``i - 1`` output ``x_in``
+    (*conditional* on the spiking input), and the spiking output of layer ``i`` passed on.
+
+    Returns
+    -------
+    drive, winners : ndarray
+        Conditional drive and reference winners of layer ``i`` (:func:`layer_forward`).
+    out : ndarray
+        :func:`spiking_output` of layer ``i``.
+    """
+    drive, winners, _ = layer_forward(model, i, x_in)
+    return drive, winners, spiking_output(model, i, drive, spiking_winners)
 
 
 def forward(model, images, keep_layers: bool = True, batch_size: int = 256) -> ReferenceResult:

@@ -32,6 +32,7 @@ from importlib import resources
 import numpy as np
 
 from hcs_neuro.core.errors import ConfigError
+from hcs_neuro.core.topology import conv_dense_macs, conv_fan_out, layer_fan_out, linear_fan_out
 
 __all__ = [
     "EnergyProfile",
@@ -113,69 +114,6 @@ def get_profile(name: str, kind: str | None = None) -> EnergyProfile:
     return profiles[name]
 
 
-def _axis_reach(n_in: int, n_out: int, kernel: int, stride: int, padding: int) -> np.ndarray:
-    """reach[d, i] = 1 where input index i feeds an output through kernel offset d.
-
-    Output o reads input ``i = o * stride - padding + d``; the input reaches an output through
-    offset d if ``(i + padding - d)`` is a non-negative multiple of stride below ``n_out * stride``.
-    """
-    reach = np.zeros((kernel, n_in), dtype=np.int64)
-    i = np.arange(n_in)
-    for d in range(kernel):
-        q = i + padding - d
-        ok = (q >= 0) & (q % stride == 0) & (q // stride < n_out)
-        reach[d] = ok
-    return reach
-
-
-def _out_size(n_in: int, kernel: int, stride: int, padding: int) -> int:
-    return (n_in + 2 * padding - kernel) // stride + 1
-
-
-def conv_fan_out(weight_levels: np.ndarray, in_spatial: tuple[int, ...], stride=1, padding=0) -> np.ndarray:
-    """Existing outgoing synapses of every input unit of a 1-D or 2-D convolution.
-
-    Parameters
-    ----------
-    weight_levels : ndarray, shape (C_out, C_in, *kernel)
-        Integer weight levels; zero levels are pruned connections and are not counted.
-    in_spatial : tuple of int
-        Input spatial shape, ``(H, W)`` or ``(L,)``.
-    stride, padding : int or tuple of int
-        As in the convolution (zero padding; padded positions have no neurons).
-
-    Returns
-    -------
-    ndarray of int64, shape (C_in, *in_spatial)
-        Number of non-zero synapses leaving each input unit.
-    """
-    w = np.asarray(weight_levels)
-    nd = w.ndim - 2
-    if nd not in (1, 2) or len(in_spatial) != nd:
-        raise ConfigError(f"conv_fan_out: weights of shape {w.shape} do not fit input {in_spatial}")
-    stride = (stride,) * nd if np.isscalar(stride) else tuple(stride)
-    padding = (padding,) * nd if np.isscalar(padding) else tuple(padding)
-    nz = (w != 0).astype(np.int64).sum(axis=0)  # (C_in, *kernel): how many output channels per offset
-    reaches = [
-        _axis_reach(n, _out_size(n, k, s, p), k, s, p)
-        for n, k, s, p in zip(in_spatial, w.shape[2:], stride, padding)
-    ]
-    if nd == 1:
-        return np.einsum("cd,di->ci", nz, reaches[0])
-    return np.einsum("cde,di,ej->cij", nz, reaches[0], reaches[1])
-
-
-def linear_fan_out(weight_levels: np.ndarray) -> np.ndarray:
-    """Existing outgoing synapses of every input of a dense layer with weights (out, in)."""
-    return (np.asarray(weight_levels) != 0).sum(axis=0).astype(np.int64)
-
-
-def conv_dense_macs(weight_shape: tuple[int, ...], in_spatial: tuple[int, ...], stride=1, padding=0) -> int:
-    """Dense multiply-accumulates of a convolution, counting only taps on real (unpadded) inputs."""
-    ones = np.ones(weight_shape, dtype=np.int8)
-    return int(conv_fan_out(ones, in_spatial, stride, padding).sum())
-
-
 def synaptic_ops(spike_counts: np.ndarray, fan_out: np.ndarray) -> int:
     """SOPs: spikes of each presynaptic unit times its number of existing outgoing synapses.
 
@@ -224,34 +162,6 @@ INPUT_CODINGS = ("count", "single")
 #: Note printed beside every energy figure (shared design: never mix chip and system level).
 CHIP_LEVEL_NOTE = ("chip-level energy per event only (no data movement, no host, no static power); "
                    "system-level figures are 3-5 orders of magnitude higher and are not comparable")
-
-
-def layer_fan_out(model, i: int) -> np.ndarray:
-    """Existing feed-forward synapses from each input unit of layer ``i`` into layer ``i``.
-
-    Parameters
-    ----------
-    model : hcs_neuro.core.model.Model
-    i : int
-        Layer index; its input is the network input (``i = 0``) or layer ``i - 1``'s output.
-
-    Returns
-    -------
-    ndarray of int64, shape ``model.architecture.layers[i].in_shape``
-        Convolutions: non-zero weight taps reaching real outputs (exact at borders); pooling:
-        one unit synapse per window containing the unit (pooling synapses all exist); readout:
-        non-zero weights of the unit's column.
-    """
-    spec = model.architecture.layers[i]
-    params = model.layers[i]
-    spatial = tuple(spec.in_shape[1:])
-    if spec.type == "linear":
-        return linear_fan_out(params.weight_levels).reshape(spec.in_shape)
-    if spec.type.startswith("conv"):
-        return conv_fan_out(params.weight_levels, spatial, spec.stride, spec.padding)
-    ones = np.ones((1, 1) + (spec.kernel,) * spec.spatial_dims, dtype=np.int8)
-    per_channel = conv_fan_out(ones, spatial, spec.stride, spec.padding)[0]
-    return np.broadcast_to(per_channel, spec.in_shape).astype(np.int64)
 
 
 def _dense_ops(spec) -> int:

@@ -17,7 +17,7 @@ Definitions (``../shared/DESIGN.md``):
   the (k+1)-th largest drive of the hypercolumn (integer drive units).
 * **SOP cross-check**: for every image whose spiking winners of layer l equal the reference
   winners, the simulated SOPs of layer l must equal the reference winners times the analytic
-  fan-out of :mod:`hcs_neuro.measure.energy` (``conv_fan_out``, ``linear_fan_out``).
+  fan-out of :mod:`hcs_neuro.core.topology` (``output_fan_out``).
 
 Large runs are validated block by block with :class:`Validator` (memory bounded);
 :func:`validate` is one block.
@@ -28,83 +28,11 @@ from __future__ import annotations
 import numpy as np
 
 from hcs_neuro.core import reference as ref_mod
+from hcs_neuro.core.agreement import NETWORK_MARGIN_EDGES, hypercolumn_rows, kth_margin, margin_bins, tie_tolerant
 from hcs_neuro.core.errors import DataError
-from hcs_neuro.core.quant import act_level_max
+from hcs_neuro.core.topology import output_fan_out
 
-__all__ = ["validate", "Validator", "analytic_fan_out", "conditional_layer"]
-
-#: Margin bins (integer drive units between the k-th and (k+1)-th drive) of the psychometric view.
-MARGIN_EDGES = np.array([0, 1, 2, 3, 5, 9, 17, 33, 65, np.inf])
-
-
-def analytic_fan_out(model, i: int) -> np.ndarray:
-    """Existing outgoing synapses of every unit of layer ``i`` (-1: the input), from
-    :mod:`hcs_neuro.measure.energy` (independent of :mod:`hcs_neuro.core.topology`'s synapse lists)."""
-    from hcs_neuro.measure.energy import conv_fan_out, linear_fan_out
-
-    arch = model.architecture
-    shape = arch.input_shape if i < 0 else arch.layers[i].out_shape
-    if i + 1 >= len(arch.layers):
-        return np.zeros(shape, np.int64)
-    nxt = arch.layers[i + 1]
-    if nxt.type == "linear":
-        return linear_fan_out(model.layers[i + 1].weight_levels).reshape(shape)
-    if nxt.type.startswith("conv"):
-        return conv_fan_out(model.layers[i + 1].weight_levels, tuple(shape[1:]), nxt.stride, nxt.padding)
-    # pooling: channel c feeds channel c of every window that covers it (a unit kernel per channel)
-    ones = np.ones((1, 1) + (nxt.kernel,) * nxt.spatial_dims, dtype=np.int64)
-    per = conv_fan_out(ones, tuple(shape[1:]), nxt.stride, nxt.padding)
-    return np.broadcast_to(per, shape).astype(np.int64)
-
-
-def conditional_layer(model, i: int, x_in, spiking_winners):
-    """Reference layer ``i`` on the spiking input, and the spiking output passed on.
-
-    Returns
-    -------
-    drive, winners : ndarray
-        Conditional drive and reference winners of layer i (``layer_forward``).
-    out : ndarray
-        The spiking network's output of layer i as activity levels: binary layers the spiking
-        winners; multi-bit layers the level of the (exactly integrated) drive at the winners.
-    """
-    drive, winners, _ = ref_mod.layer_forward(model, i, x_in)
-    spec = model.architecture.layers[i]
-    if spec.act_bits == 1:
-        out = spiking_winners.astype(np.int64)
-    else:
-        step = int(model.layers[i].act_step)
-        levels = np.clip(-((-drive) // step), 0, act_level_max(spec.act_bits))
-        out = np.where(spiking_winners, levels, 0).astype(np.int64)
-    return drive, winners, out
-
-
-def _hc_view(a: np.ndarray) -> np.ndarray:
-    """(N, C, *spatial) -> (N * locations, C)."""
-    n, c = a.shape[:2]
-    return np.moveaxis(a.reshape(n, c, -1), 1, 2).reshape(-1, c)
-
-
-def _tolerant(drive: np.ndarray, won: np.ndarray, k: int, tie_tol: float, positive_only: bool) -> np.ndarray:
-    """Tie-tolerant agreement per hypercolumn (rows of ``drive``/``won``: (H, C))."""
-    d = drive.astype(np.float64)
-    kth = -np.sort(-d, axis=1)[:, k - 1:k]
-    tol = tie_tol * (d.max(axis=1, keepdims=True) - d.min(axis=1, keepdims=True))
-    must_win = d > kth + tol
-    must_lose = d < kth - tol
-    if positive_only:
-        must_win &= d > 0
-        must_lose |= d <= 0
-    return ~((must_win & ~won) | (must_lose & won)).any(axis=1)
-
-
-def _margins(drive: np.ndarray, k: int) -> np.ndarray:
-    """k-th minus (k+1)-th largest drive per hypercolumn (inf where k = C)."""
-    if k >= drive.shape[1]:
-        return np.full(drive.shape[0], np.inf)
-    s = -np.sort(-drive.astype(np.float64), axis=1)
-    return s[:, k - 1] - s[:, k]
-
+__all__ = ["validate", "Validator"]
 
 class Validator:
     """Accumulate validation metrics over blocks of images (memory bounded).
@@ -131,10 +59,10 @@ class Validator:
         self.sop_equal = np.zeros(nl, np.int64)
         self.spikes = np.zeros(nl, np.int64)
         self.cells = np.array([int(np.prod(s.out_shape)) for s in arch.layers], np.int64)
-        self.margin_total = np.zeros((nl, len(MARGIN_EDGES) - 1), np.int64)
-        self.margin_strict = np.zeros((nl, len(MARGIN_EDGES) - 1), np.int64)
+        self.margin_total = np.zeros((nl, len(NETWORK_MARGIN_EDGES) - 1), np.int64)
+        self.margin_strict = np.zeros((nl, len(NETWORK_MARGIN_EDGES) - 1), np.int64)
         self.latencies = []
-        self.fan_out = [analytic_fan_out(model, i) for i in range(nl)]
+        self.fan_out = [output_fan_out(model, i) for i in range(nl)]
         self.input_spikes = 0
         self.interneuron_spikes = np.zeros(nl, np.int64)
         self.wall_time_s = 0.0
@@ -179,22 +107,22 @@ class Validator:
                 self.strict[i] += int(ok.sum())
                 self.tol[i] += int(ok_tol.sum())
                 self.uncond[i] += int((spiking.pred == reference.pred).sum())
-                m = _margins(lg, 1)
-                b = np.clip(np.searchsorted(MARGIN_EDGES, m, side="right") - 1, 0, len(MARGIN_EDGES) - 2)
+                m = kth_margin(lg, 1)
+                b = margin_bins(m, NETWORK_MARGIN_EDGES)
                 np.add.at(self.margin_total[i], b, 1)
                 np.add.at(self.margin_strict[i], b, ok.astype(np.int64))
                 continue
             won = np.asarray(sl.winners, dtype=bool)
-            drive, winners, x = conditional_layer(model, i, x, won)
+            drive, winners, x = ref_mod.conditional_layer(model, i, x, won)
             k = spec.k if spec.k is not None else spec.out_shape[0]
-            d2, w2, r2 = _hc_view(drive), _hc_view(won), _hc_view(winners)
+            d2, w2, r2 = hypercolumn_rows(drive), hypercolumn_rows(won), hypercolumn_rows(winners)
             strict = (w2 == r2).all(axis=1)
             self.hc[i] += len(strict)
             self.strict[i] += int(strict.sum())
-            self.tol[i] += int(_tolerant(d2, w2, k, self.tie_tol, True).sum())
-            self.uncond[i] += int((w2 == _hc_view(reference.layers[i].winners)).all(axis=1).sum())
-            m = _margins(d2, k)
-            b = np.clip(np.searchsorted(MARGIN_EDGES, m, side="right") - 1, 0, len(MARGIN_EDGES) - 2)
+            self.tol[i] += int(tie_tolerant(d2, w2, k, self.tie_tol, True).sum())
+            self.uncond[i] += int((w2 == hypercolumn_rows(reference.layers[i].winners)).all(axis=1).sum())
+            m = kth_margin(d2, k)
+            b = margin_bins(m, NETWORK_MARGIN_EDGES)
             np.add.at(self.margin_total[i], b, 1)
             np.add.at(self.margin_strict[i], b, strict.astype(np.int64))
             # SOP cross-check on images whose winners equal the reference's (unconditional)
@@ -228,8 +156,8 @@ class Validator:
                 "interneuron_spikes_per_image": float(self.interneuron_spikes[i] / n),
                 "sop_check_images": int(self.sop_checked[i]),
                 "sop_check_equal": int(self.sop_equal[i]),
-                "psychometric_margin_lo": MARGIN_EDGES[:-1].tolist(),
-                "psychometric_margin_hi": [float(v) if np.isfinite(v) else None for v in MARGIN_EDGES[1:]],
+                "psychometric_margin_lo": NETWORK_MARGIN_EDGES[:-1].tolist(),
+                "psychometric_margin_hi": [float(v) if np.isfinite(v) else None for v in NETWORK_MARGIN_EDGES[1:]],
                 "psychometric_count": tot.tolist(),
                 "psychometric_agreement_strict": [float(a / t) if t else None
                                                   for a, t in zip(self.margin_strict[i], tot)],
