@@ -9,7 +9,7 @@ Runs the shipped model on the first ``--batch-size`` test images (the reference 
 records every layer's integer drives), then times, per hypercolumn layer, on those drives:
 ``kwta_select`` (winners + window surrogate, hcs_neuro/train/csrc/kwta.cpp), ``kwta_pool`` (the same
 fused with the next layer's sum pooling, where one follows), the pure-PyTorch path
-(``_select_torch``, the specification of the kernels) and a ReLU of the same tensor for scale.
+(``select_torch``, the specification of the kernels) and a ReLU of the same tensor for scale.
 Prints the median milliseconds over ``--rounds`` rounds (interleaved) and, with ``--json``,
 writes them. Needs the compiled extension.
 """
@@ -36,7 +36,8 @@ def main(argv=None) -> int:
     from hcs_neuro.train import ext as _kwta_ext
     from hcs_neuro.pipeline import resolve_model
     from hcs_neuro.core.datasets import load_dataset
-    from hcs_neuro.train import _select_torch, pools_compiled, torch_forward
+    from hcs_neuro.train import torch_forward
+    from hcs_neuro.train.kwta import pools_compiled, select_torch
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="fashion_hcs_ternary", help="a shipped model's name or a file")
@@ -69,7 +70,7 @@ def main(argv=None) -> int:
         if spec.act_bits == 1 and pools_compiled(arch, i + 1, d.shape):
             p = arch.layers[i + 1].kernel
             cases.append((label, "kwta_pool", lambda d=d, k=spec.k, p=p: ext.kwta_pool(d, k, True, p, p)))
-        cases.append((label, "pytorch", lambda d=d, k=spec.k: _select_torch(torch, d, k, True, True, 0.01)))
+        cases.append((label, "pytorch", lambda d=d, k=spec.k: select_torch(d, k, True, True, 0.01)))
         cases.append((label, "relu", lambda d=d: torch.relu(d)))
     times = {(label, name): [] for label, name, _ in cases}
     for _ in range(args.rounds):

@@ -50,7 +50,7 @@ def drift(path: Path) -> dict:
         start = HCSNet(model.architecture, "probabilistic", seed=seed)
         if training.get("channel_gains"):  # (their ternary start times the top gain, drawn after the rest)
             start.use_channel_gains(parse_channel_gains(model.architecture, training["channel_gains"]))
-        starts = {i: start._effective(i)[0].detach().numpy()  # (levels as the forward pass uses them)
+        starts = {i: start.effective(i)[0].detach().numpy()  # (levels as the forward pass uses them)
                   for i in low_precision_layers(model.architecture)}
     layers = []
     for i in low_precision_layers(model.architecture):

@@ -110,7 +110,7 @@ def test_train_set_overlaps_a_named_option(tmp_path, config):
     (["--set", "lr"], "expected KEY=VALUE"),
     (["--set", "distill_weight=1.5"], "command line: distill_weight = 1.5: allowed 0 <= distill_weight <= 1"),
     (["--set", "distill_temp=0"], "command line: distill_temp = 0.0: allowed > 0"),
-    (["--teacher", "no_such_model"], "'no_such_model': neither a model file nor a shipped model"),
+    (["--teacher", "no_such_model"], "model 'no_such_model': no such file, and not a shipped model"),
     (["--teacher", "missing.npz"], "missing.npz: model file not found"),
     (["--set", "teacher=missing.npz"], "missing.npz: model file not found"),
 ])

@@ -420,16 +420,16 @@ def test_a_student_learns_from_soft_targets_alone():
 
 def test_a_teacher_with_augmentation_runs_on_each_batch(monkeypatch):
     """Shifted images have no precomputed soft targets: the teacher sees every augmented batch."""
-    import hcs_neuro.train as T
+    import hcs_neuro.train.loop as T
 
     seen = []
-    make = T._teacher_fn
+    make = T.teacher_function
 
     def counting(teacher):
         run = make(teacher)
         return lambda images, batch_size=512: seen.append(len(images)) or run(images, batch_size)
 
-    monkeypatch.setattr(T, "_teacher_fn", counting)
+    monkeypatch.setattr(T, "teacher_function", counting)
     cfg = load_train_config({"training": {"dataset": "digits", "epochs": 1, "batch_size": 32, "shift": 1,
                                           "teacher": "models/digits_hcs_wide.npz"}})
     _, rep = train(load_architecture(IMG), cfg, progress=False, max_steps=4)
@@ -440,7 +440,8 @@ def test_ste_width_sets_how_many_units_get_gradient():
     """The window surrogate's half-width: a narrower window passes gradient to fewer units (here
     the input pixels that reach them), a wider one to more; default 1."""
     from hcs_neuro.core.reference import quantize_input
-    from hcs_neuro.train import HCSNet, _model_stub
+    from hcs_neuro.train import HCSNet
+    from hcs_neuro.train.loop import model_stub as _model_stub
 
     arch = load_architecture(IMG)
     x, y = load_dataset("digits", "train")
@@ -466,7 +467,8 @@ def test_homeostasis_moves_each_bias_by_its_channels_win_rate(fused):
     drive units, the win rates counted by the NumPy reference on the same batch. Layer 0 is pooled
     next (compiled k-WTA + pooling, whose counts give the rates), layer 2 is not."""
     from hcs_neuro.core.reference import quantize_input
-    from hcs_neuro.train import HCSNet, LevelUpdater, _model_stub
+    from hcs_neuro.train import HCSNet, LevelUpdater
+    from hcs_neuro.train.loop import model_stub as _model_stub
 
     arch = load_architecture(IMG)
     cfg = load_train_config({"training": {"lr": 1e-12, "homeostasis": 0.5}})

@@ -89,27 +89,6 @@ def _parse_k(text):
             raise ConfigError(f"--k {text!r}: allowed an integer count or a fraction in (0, 1]") from None
 
 
-def _curve_writer(path, test_data, cfg):
-    """``on_epoch`` callback of ``train``: test accuracy per epoch, written atomically to ``path``."""
-    import time
-
-    import numpy as np
-
-    from hcs_neuro.core.curve import write_curve
-    from hcs_neuro.train import torch_forward
-
-    x_test, y_test = test_data
-    rows, t0 = [], time.perf_counter()
-
-    def on_epoch(epoch, model):
-        logits, _ = torch_forward(model, x_test, keep_layers=False)
-        rows.append({"epoch": epoch, "test_accuracy": float((np.argmax(logits, axis=1) == y_test).mean()),
-                     "wall_s": time.perf_counter() - t0})
-        write_curve(path, dataset=cfg.dataset, n_test=len(y_test), seed=cfg.seed, rows=rows)
-
-    return on_epoch
-
-
 def _command_line(args) -> str:
     parts = ["hcs-neuro", "train"]
     for key in ("config", "dataset", "data_dir", "weight_bits", "act_bits", "input_bits", "k", "learning", "ste",
@@ -148,7 +127,7 @@ def _train(args) -> int:
 
     from hcs_neuro.core.datasets import load_dataset
     from hcs_neuro.core.model import save_model
-    from hcs_neuro.train import load_train_config, parse_train_overrides, train
+    from hcs_neuro.train import curve_recorder, load_train_config, parse_train_overrides, train
 
     # --set KEY=VALUE first, the named options (when given) over it; load_train_config skips Nones
     options = parse_train_overrides(args.overrides)
@@ -172,7 +151,7 @@ def _train(args) -> int:
     # load both splits first: a missing dataset fails before any training
     train_data = load_dataset(cfg.dataset, "train", args.data_dir)
     test_data = load_dataset(cfg.dataset, "test", args.data_dir)
-    on_epoch = _curve_writer(args.curve, test_data, cfg) if args.curve else None
+    on_epoch = curve_recorder(args.curve, test_data, cfg) if args.curve else None
     model, report = train(arch, cfg, progress=not args.quiet, command=_command_line(args),
                           train_data=train_data, test_data=test_data, on_epoch=on_epoch, teacher=teacher,
                           init=init)

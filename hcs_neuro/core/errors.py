@@ -6,7 +6,7 @@ such errors as one line and exits with status 2, without a traceback; anything e
 keeps its traceback.
 """
 
-__all__ = ["HCSError", "ConfigError", "DataError", "ModelError", "OutputError", "ResourceError"]
+__all__ = ["HCSError", "ConfigError", "FieldError", "DataError", "ModelError", "OutputError", "ResourceError"]
 
 
 class HCSError(Exception):
@@ -15,6 +15,15 @@ class HCSError(Exception):
 
 class ConfigError(HCSError, ValueError):
     """A malformed configuration (architecture, circuit, sweep spec) or argument value."""
+
+
+class FieldError(ConfigError):
+    """A configuration field out of its range, raised where a config is constructed; ``field``
+    names it so that a loader can say where the value came from (a file or the command line)."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
 
 
 class DataError(HCSError, FileNotFoundError):
