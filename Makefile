@@ -51,11 +51,11 @@ test-all: install data
 BENCH_OUT ?= results/bench
 bench: install data
 	mkdir -p $(BENCH_OUT)
-	$(PY) analysis/bench_training.py --json $(BENCH_OUT)/training.json
-	$(PY) analysis/bench_kwta.py --json $(BENCH_OUT)/kwta.json
-	$(PY) analysis/bench_circuit_speed.py --out $(BENCH_OUT)/circuit_speed.json
-	$(PY) analysis/bench_network.py --json $(BENCH_OUT)/network_digits.json
-	$(PY) analysis/bench_sweep.py --json $(BENCH_OUT)/sweep.json
+	$(PY) analysis/bench/bench_training.py --json $(BENCH_OUT)/training.json
+	$(PY) analysis/bench/bench_kwta.py --json $(BENCH_OUT)/kwta.json
+	$(PY) analysis/bench/bench_circuit_speed.py --out $(BENCH_OUT)/circuit_speed.json
+	$(PY) analysis/bench/bench_network.py --json $(BENCH_OUT)/network_digits.json
+	$(PY) analysis/bench/bench_sweep.py --json $(BENCH_OUT)/sweep.json
 
 paper: install data
 	$(PY) analysis/paper/make_paper.py

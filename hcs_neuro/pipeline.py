@@ -23,7 +23,10 @@ from hcs_neuro.core import reference as ref_mod
 from hcs_neuro.core.catalog import load_model_named
 from hcs_neuro.core.datasets import load_dataset
 from hcs_neuro.core.errors import ConfigError, DataError
+from hcs_neuro.core.io import check_output_dir
 from hcs_neuro.core.progress import progress as progress_bar
+from hcs_neuro.measure.energy import merge_energy, network_energy
+from hcs_neuro.measure.validate import Validator
 
 __all__ = [
     "NetworkRun",
@@ -180,8 +183,6 @@ def run_network(model, images, labels=None, *, circuit=None, device: str = "cpp_
     -------
     NetworkRun
     """
-    from hcs_neuro.measure.energy import merge_energy, network_energy
-    from hcs_neuro.measure.validate import Validator
 
     _check_run_args(block, tie_tol, device)
     if analytic and validate:
@@ -247,7 +248,6 @@ def simulate_images(model, images, *, circuit=None, device: str = "cpp_standalon
 
 def write_network_report(run: NetworkRun, model, out, *, title: str, overwrite: bool = False) -> Path:
     """The one-page report folder (report.md, figures, JSON) of a run's first block."""
-    from hcs_neuro.measure.energy import network_energy
     from hcs_neuro.report import write_report
 
     if run.first_block is None:
@@ -274,7 +274,6 @@ def run_demo(*, model=DEMO_MODEL, n_images=None, out="hcs-neuro-demo", circuit=N
         ``total_time_s`` (everything, this call).
     """
     from hcs_neuro.brian.session import make_network
-    from hcs_neuro.core.io import check_output_dir
     from hcs_neuro.report import REPORT_KIND
 
     t0 = time.perf_counter()

@@ -40,7 +40,6 @@ def test_psychometric_bins():
 
 
 def test_run_bench_small_exact_and_json_able():
-    pytest.importorskip("brian2")
     from hcs_neuro.brian.bench import run_bench
     from hcs_neuro.core.circuit_file import load_circuit
 
@@ -57,7 +56,6 @@ def test_run_bench_small_exact_and_json_able():
 
 
 def test_run_bench_noise_lowers_agreement():
-    pytest.importorskip("brian2")
     from hcs_neuro.brian.bench import run_bench
     from hcs_neuro.core.circuit_file import load_circuit
 

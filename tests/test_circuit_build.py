@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-b2 = pytest.importorskip("brian2")
+import brian2 as b2
 
 from hcs_neuro.brian.hypercolumn import attach_kwta, build_hypercolumns, make_exc_group  # noqa: E402
 from hcs_neuro.core.agreement import topk_mask as reference_topk  # noqa: E402

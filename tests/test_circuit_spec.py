@@ -35,8 +35,10 @@ def test_units_parse_to_si():
 
 
 def test_namespace_has_brian_units():
-    b2 = pytest.importorskip("brian2")
-    ns = load_circuit("lif_kwta").namespace()
+    import brian2 as b2
+    from hcs_neuro.brian.hypercolumn import circuit_namespace
+
+    ns = circuit_namespace(load_circuit("lif_kwta"))
     assert ns["tau_m"] == 1 * b2.ms
     assert ns["urgency_rate"] == 0.8 * b2.mV / b2.ms
 

@@ -96,7 +96,7 @@ small_drives = arrays(np.int64, st.tuples(st.integers(1, 3), st.integers(1, 12),
 @given(small_drives, st.data())
 def test_torch_kwta_paths_equal_reference(d, data):
     """Both training k-WTA paths give the reference's winners and the k-th/(k+1)-th midpoint."""
-    torch = pytest.importorskip("torch")
+    import torch
     from hcs_neuro.train.kwta import kwta_torch
 
     k = data.draw(st.integers(1, d.shape[1]))

@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
 
 from conftest import fashion_test_split  # noqa: E402
 from hcs_neuro.cli import main  # noqa: E402

@@ -36,7 +36,6 @@ def test_measured_plain_race_matches_theory():
     one step (0.1 ms) + 0.25 ms (Euler integration reaches threshold slightly earlier than the
     closed-form solution).
     """
-    pytest.importorskip("brian2")
     from hcs_neuro.brian.bench import random_drives, run_bench
     from hcs_neuro.core.agreement import CIRCUIT_MARGIN_EDGES as MARGIN_EDGES, psychometric
 

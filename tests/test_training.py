@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch
 
 from conftest import fashion_test_split  # noqa: E402
 from hcs_neuro.core.architecture import load_architecture, with_overrides  # noqa: E402

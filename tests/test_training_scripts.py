@@ -1,7 +1,7 @@
-"""analysis/validate_recipe.py (recipe selection on a held-out part of the training split),
-analysis/level_flips.py (per-epoch level changes), analysis/seed_gap.py (gap between recipes over seeds)
-analysis/kwta_ties.py (k-WTA decisions made by the tie rule), analysis/weight_drift.py (how far
-training moved the levels from their seeded start) and analysis/win_rates.py (how evenly the channels
+"""analysis/tools/validate_recipe.py (recipe selection on a held-out part of the training split),
+analysis/tools/level_flips.py (per-epoch level changes), analysis/tools/seed_gap.py (gap between recipes over seeds)
+analysis/tools/kwta_ties.py (k-WTA decisions made by the tie rule), analysis/tools/weight_drift.py (how far
+training moved the levels from their seeded start) and analysis/tools/win_rates.py (how evenly the channels
 of a k-WTA layer share the wins)."""
 
 from __future__ import annotations
@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("torch")
 
 from test_cli_train import TINY  # noqa: E402  (the tiny digits architecture of the CLI tests)
 
-ANALYSIS = Path(__file__).resolve().parent.parent / "analysis"
+ANALYSIS = Path(__file__).resolve().parent.parent / "analysis" / "tools"
 SCRIPT = ANALYSIS / "validate_recipe.py"
 
 

@@ -22,6 +22,7 @@ simulation processes:
 
 from __future__ import annotations
 
+import logging
 import os
 
 import brian2 as b2
@@ -37,8 +38,6 @@ def _quiet_brian_files() -> None:
     b2.prefs["logging.save_script"] = False
     handler = BrianLogger.file_handler
     if handler is not None:
-        import logging
-
         logging.getLogger("brian2").removeHandler(handler)
         handler.close()
         BrianLogger.file_handler = None

@@ -27,8 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from hcs_neuro.core.circuit_file import CircuitSpec, check_k
+from hcs_neuro.brian import b2
+from hcs_neuro.brian.device import StandaloneCircuit
+from hcs_neuro.brian.hypercolumn import build_hypercolumns
 from hcs_neuro.core.agreement import psychometric, score_trials
+from hcs_neuro.core.circuit_file import CircuitSpec, check_k
 from hcs_neuro.core.errors import ConfigError
 
 __all__ = [
@@ -47,10 +50,6 @@ def random_drives(n_trials: int, n_channels: int, seed: int) -> np.ndarray:
 
 
 def _simulate_runtime(spec, drives, k, dt_ms, duration_ms, codegen_target, progress):
-    from hcs_neuro.brian import b2
-
-    from hcs_neuro.brian.hypercolumn import build_hypercolumns
-
     b2.prefs.codegen.target = codegen_target
     H, N = drives.shape
     t0 = time.perf_counter()
@@ -116,7 +115,6 @@ def run_bench(spec: CircuitSpec, *, k: int, n_channels: int = 32, trials: int = 
         ``sim_time_per_trial_s``, ``compile_time_s``, ``psychometric_margin_lo`` /
         ``_margin_hi`` / ``_margin_center`` / ``_strict`` / ``_tie_tolerant`` / ``_n_trials``.
     """
-    from hcs_neuro.brian import b2
 
     check_k(int(k), int(n_channels))
     duration_ms = spec.duration_ms if duration_ms is None else float(duration_ms)
@@ -145,8 +143,6 @@ def run_bench(spec: CircuitSpec, *, k: int, n_channels: int = 32, trials: int = 
             sim_time += wall
             results.append(r)
     else:
-        from hcs_neuro.brian.device import StandaloneCircuit
-
         size = len(batches[0])
         sa = (standalone_factory or StandaloneCircuit)(spec, size, n_channels, k, duration_ms=duration_ms, dt_ms=dt_ms, seed=seed,
                                directory=standalone_dir)

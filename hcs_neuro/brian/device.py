@@ -37,6 +37,7 @@ from typing import Any, Callable
 import numpy as np
 
 from hcs_neuro.brian import b2, limit_compile_jobs
+from hcs_neuro.brian.hypercolumn import build_hypercolumns
 from hcs_neuro.core.circuit_file import CircuitSpec
 from hcs_neuro.core.errors import ConfigError
 
@@ -280,7 +281,6 @@ class StandaloneCircuit:
     def __init__(self, spec: CircuitSpec, n_hypercolumns: int, n_channels: int, k: int, *, duration_ms: float,
                  dt_ms: float | None = None, directory=None, seed: int = 0, float32: bool = False,
                  monitors: tuple[str, ...] = (), tie_break: bool = False):
-        from hcs_neuro.brian.hypercolumn import build_hypercolumns
 
         self.n_hypercolumns, self.n_channels, self.k = n_hypercolumns, n_channels, k
         self.duration_ms = float(duration_ms)

@@ -39,16 +39,19 @@ depolarisation ``drive_gain * drive``); synaptic input from another layer is add
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import re
 from typing import Any
 
 import numpy as np
 
+from hcs_neuro.brian import b2
 from hcs_neuro.core.circuit_file import CircuitSpec, check_k
 from hcs_neuro.core.errors import ConfigError, HCSError
 
 __all__ = [
+    "circuit_namespace",
     "HypercolumnCircuit",
     "KWTAHandles",
     "make_exc_group",
@@ -78,6 +81,20 @@ SAME_STEP_ORDER = {
     "inh_reset": 4,  # interneuron resets / overshoot code
     "i_to_e": 5,  # I->E synapses: inhibition and rewind land in the same step
 }
+
+
+def circuit_namespace(spec: CircuitSpec) -> dict:
+    """The Brian2 namespace of a circuit: every parameter as a Brian2 Quantity (SI value times its
+    base units m, kg, s, A)."""
+    base = (b2.metre, b2.kilogram, b2.second, b2.amp)
+    ns = {}
+    for p in spec.params:
+        q = p.si
+        for b, e in zip(base, p.dim):
+            if e:
+                q = q * b**e
+        ns[p.name] = q
+    return ns
 
 
 def in_same_step(slot: str, *code_objects) -> None:
@@ -116,7 +133,6 @@ def make_exc_group(spec: CircuitSpec, n: int, *, name: str = "exc", clock=None, 
         With ``drive = 0``, ``bias = 0``, ``v = v_rest``, ``s = 1``. Add inputs through
         ``drive`` (1) or ``I_syn`` (``on_pre="I_syn_post += w"``).
     """
-    from hcs_neuro.brian import b2
 
     noise = noise_enabled(spec) if noise is None else noise
     eqs_text = spec.neuron_equations(noise=noise)
@@ -132,7 +148,7 @@ def make_exc_group(spec: CircuitSpec, n: int, *, name: str = "exc", clock=None, 
         extra += ["dtl/dt = s : second", "tl_prev : second", "got_in : 1", "got_in_prev : 1"]
         dvars = dvars + ["tl", "got_in"]
     eqs = eqs + b2.Equations("\n".join(extra))
-    ns = spec.namespace()
+    ns = circuit_namespace(spec)
     kwargs: dict[str, Any] = dict(name=name, namespace=ns, method=spec.method(noise))
     if clock is not None:
         kwargs["clock"] = clock
@@ -171,8 +187,6 @@ def make_exc_group(spec: CircuitSpec, n: int, *, name: str = "exc", clock=None, 
 
 
 def _unit_name(dim) -> str:
-    from hcs_neuro.brian import b2
-
     from brian2.units.fundamentalunits import DIMENSIONLESS
 
     return "1" if dim is DIMENSIONLESS else repr(b2.get_unit(dim))
@@ -230,7 +244,6 @@ def attach_kwta(network, exc_group, hypercolumn_of, n_hypercolumns: int, k: int,
         ``h*n_pool .. h*n_pool+n_pool-1``); state variables ``k_hc``, ``max_level``, ``refine``
         are settable per hypercolumn at run time.
     """
-    from hcs_neuro.brian import b2
 
     # The rewind code below is idempotent, but Brian2 cannot know that: it warns that the outcome
     # "may depend on the order of execution" and (numpy target) loops over the few events.
@@ -244,7 +257,7 @@ def attach_kwta(network, exc_group, hypercolumn_of, n_hypercolumns: int, k: int,
     sizes = np.bincount(hc, minlength=n_hypercolumns)
     check_k(int(k), int(sizes.min()) if sizes.size else 0)
     n_pool = spec.n_interneurons
-    ns = spec.namespace()
+    ns = circuit_namespace(spec)
     extra = """
     count_prev : 1
     level : 1
@@ -327,9 +340,8 @@ def reset_for_stimulus(exc_group, handles: KWTAHandles, spec: CircuitSpec) -> No
     (``t_win``, ``t_decision``) are absolute network times: subtract the stimulus onset.
     (With cpp_standalone, every ``device.run`` starts from the initial state anyway.)
     """
-    from hcs_neuro.brian import b2
 
-    ns = spec.namespace()
+    ns = circuit_namespace(spec)
     for var in getattr(exc_group, "hcs_diff_vars", ("v",)):
         if var == "v":
             exc_group.v = ns["v_rest"]
@@ -401,8 +413,6 @@ class HypercolumnCircuit:
         return np.where(self.winners(), t, np.nan)
 
     def run(self, duration_ms: float, report=None) -> None:
-        from hcs_neuro.brian import b2
-
         self.network.run(duration_ms * b2.ms, report=report)
 
 
@@ -434,7 +444,6 @@ def build_hypercolumns(spec: CircuitSpec, n_hypercolumns: int, n_channels: int, 
     -------
     HypercolumnCircuit
     """
-    from hcs_neuro.brian import b2
 
     if n_hypercolumns < 1:
         raise ConfigError(f"n_hypercolumns must be >= 1, got {n_hypercolumns}")
@@ -497,7 +506,6 @@ def check_with_brian(spec: CircuitSpec) -> None:
     ConfigError
         With Brian2's own message for the offending expression.
     """
-    from hcs_neuro.brian import b2
 
     if b2.get_device().__class__.__name__ != "RuntimeDevice":
         b2.device.reinit()
@@ -527,7 +535,6 @@ def check_with_brian(spec: CircuitSpec) -> None:
 def _unparsable_field(spec: CircuitSpec) -> str | None:
     """The first code field of ``spec`` that is not even valid expression syntax, as
     ``'field = "text"'`` (None if all parse: then the problem is units or names)."""
-    import ast
 
     fields = {"neuron.threshold_expr": spec.threshold_expr, "inhibition.on_pre_ei": spec.on_pre_ei,
               "inhibition.on_pre_ie": spec.on_pre_ie, "neuron.noise_term": spec.noise_term}

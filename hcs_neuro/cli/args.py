@@ -10,9 +10,15 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from pathlib import Path
 
 from hcs_neuro.core.errors import HCSError
-from hcs_neuro.core.io import FIGURE_SUFFIXES, JSON_SUFFIXES
+from hcs_neuro.core.io import (
+    FIGURE_SUFFIXES,
+    JSON_SUFFIXES,
+    check_output_dir,
+    check_output_file,
+)
 
 __all__ = [
     "Parser",
@@ -135,7 +141,6 @@ def _as_type_error(check, *a, **kw):
 
 def output_file(suffixes=None):
     """An argparse type for an output file, checked at parse time (:func:`check_output_file`)."""
-    from hcs_neuro.core.io import check_output_file
 
     def parse(text: str) -> str:
         _as_type_error(check_output_file, text, option=None, suffixes=suffixes)
@@ -149,9 +154,6 @@ def output_dir(text: str) -> str:
     """An argparse type for an output folder: a file there, the current folder or a parent, or an
     unwritable place is refused at parse time (non-empty folders are checked against
     ``--overwrite`` by the command, see :func:`hcs_neuro.core.io.check_output_dir`)."""
-    from pathlib import Path
-
-    from hcs_neuro.core.io import check_output_dir
 
     p = Path(text)
     if p.is_dir() and any(p.iterdir()):
@@ -162,7 +164,6 @@ def output_dir(text: str) -> str:
 
 def existing_dir(text: str) -> str:
     """An argparse type: an existing folder (input), not an empty string."""
-    from pathlib import Path
 
     if not str(text).strip():
         raise argparse.ArgumentTypeError("an empty path; name a folder")

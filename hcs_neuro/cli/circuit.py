@@ -6,9 +6,27 @@ Heavy imports (Brian2, matplotlib) happen inside the handlers.
 from __future__ import annotations
 
 import argparse
+import math
 
-from hcs_neuro.cli.args import add_json, add_overwrite, csv_floats, csv_ints, float_in, int_in, output_dir, seed
+import numpy as np
+
+from hcs_neuro.cli.args import (
+    add_json,
+    add_overwrite,
+    csv_floats,
+    csv_ints,
+    float_in,
+    int_in,
+    output_dir,
+    seed,
+)
+from hcs_neuro.core.agreement import score_trials, topk_mask
+from hcs_neuro.core.circuit_file import check_k, load_circuit
 from hcs_neuro.core.errors import ConfigError
+from hcs_neuro.core.io import atomic_dir, check_output_dir, write_json_atomic
+from hcs_neuro.core.limits import check_memory, check_work
+from hcs_neuro.core.progress import progress
+from hcs_neuro.core.units import TIME, parse_quantity
 
 __all__ = ["register", "MAX_CHANNELS"]
 
@@ -77,8 +95,6 @@ def register(subparsers) -> None:
 
 
 def _spec(args):
-    from hcs_neuro.core.circuit_file import load_circuit
-
     spec = load_circuit(args.file)
     over = {}
     for item in args.overrides:
@@ -91,9 +107,6 @@ def _spec(args):
 
 def _duration_ms(text, spec) -> float:
     """``--duration`` in ms: a positive, finite time ("30 ms" or a bare number of ms)."""
-    import math
-
-    from hcs_neuro.core.units import TIME, parse_quantity
 
     if text is None:
         return spec.duration_ms
@@ -116,7 +129,6 @@ def _prepare(args, n_channels: int, hypercolumns: int):
     steps) or memory beyond the limits of :mod:`hcs_neuro.core.limits`.
     """
     from hcs_neuro.brian.hypercolumn import check_with_brian
-    from hcs_neuro.core.limits import check_memory, check_work
 
     spec = _spec(args)
     duration = _duration_ms(args.duration, spec)
@@ -132,13 +144,7 @@ def _prepare(args, n_channels: int, hypercolumns: int):
 
 
 def _run(args) -> int:
-    import numpy as np
-
-    from hcs_neuro.core.io import write_json_atomic
     from hcs_neuro.brian.bench import random_drives
-    from hcs_neuro.core.agreement import score_trials, topk_mask
-
-    from hcs_neuro.core.circuit_file import check_k, load_circuit
 
     if args.drive != "random":
         try:
@@ -162,7 +168,6 @@ def _run(args) -> int:
     H, N = drives.shape
     if args.device == "runtime":
         from hcs_neuro.brian import b2
-
         from hcs_neuro.brian.hypercolumn import build_hypercolumns
 
         b2.prefs.codegen.target = "numpy"
@@ -215,12 +220,7 @@ def _run(args) -> int:
 
 
 def _bench(args) -> int:
-    from hcs_neuro.core.io import write_json_atomic
     from hcs_neuro.brian.bench import run_bench
-
-    from hcs_neuro.core.circuit_file import check_k, load_circuit
-    from hcs_neuro.core.limits import check_work
-    from hcs_neuro.core.progress import progress
 
     n = args.n or load_circuit(args.file).n_channels
     for k in args.k:
@@ -255,15 +255,11 @@ def _plot(args) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    from hcs_neuro.brian import b2
     import matplotlib.pyplot as plt
-    import numpy as np
 
-    from hcs_neuro.brian.hypercolumn import build_hypercolumns
+    from hcs_neuro.brian import b2
     from hcs_neuro.brian.bench import DEFAULT_BATCH, random_drives, run_bench
-    from hcs_neuro.core.circuit_file import check_k, load_circuit
-    from hcs_neuro.core.io import atomic_dir, check_output_dir
-    from hcs_neuro.core.limits import check_work
+    from hcs_neuro.brian.hypercolumn import build_hypercolumns
     from hcs_neuro.plotting import circuit as pc
 
     check_output_dir(args.out, overwrite=args.overwrite, kind=PLOT_KIND)

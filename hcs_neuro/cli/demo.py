@@ -12,8 +12,16 @@ NumPy reference only: the reference accuracy is now printed beside the spiking a
 
 from __future__ import annotations
 
-from hcs_neuro.cli.args import add_json, add_network_arguments, add_overwrite, int_in, output_dir
-from hcs_neuro.pipeline import DEMO_MODEL
+from hcs_neuro.cli.args import (
+    add_json,
+    add_network_arguments,
+    add_overwrite,
+    int_in,
+    output_dir,
+)
+from hcs_neuro.core.errors import ConfigError
+from hcs_neuro.core.io import write_json_atomic
+from hcs_neuro.pipeline import DEMO_MODEL, run_demo
 
 __all__ = ["register", "QUICK_N_IMAGES"]
 
@@ -44,15 +52,11 @@ def register(subparsers) -> None:
 
 
 def _handle(args) -> int:
-    from hcs_neuro.core.io import write_json_atomic
-    from hcs_neuro.core.errors import ConfigError
-
     n = args.n_images
     if args.quick:
         n = QUICK_N_IMAGES if n is None else min(n, QUICK_N_IMAGES)
     if n is not None and n < 1:
         raise ConfigError(f"--n-images {n}: allowed an integer >= 1")
-    from hcs_neuro.pipeline import run_demo
 
     s = run_demo(model=args.model, n_images=n, out=args.out, circuit=args.circuit, n_jobs=args.n_jobs,
                  seed=args.seed, progress=not args.no_progress, device=args.device, overwrite=args.overwrite)

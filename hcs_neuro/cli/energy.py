@@ -16,6 +16,9 @@ from hcs_neuro.cli.args import (
     int_in,
     output_dir,
 )
+from hcs_neuro.core.io import check_output_dir, write_json_atomic
+from hcs_neuro.measure.energy import get_profile
+from hcs_neuro.pipeline import load_images, resolve_model, run_network
 
 __all__ = ["register"]
 
@@ -52,9 +55,6 @@ def register(subparsers) -> None:
 
 def _handle(args) -> int:
     from hcs_neuro.brian.session import make_network
-    from hcs_neuro.core.io import check_output_dir, write_json_atomic
-    from hcs_neuro.measure.energy import get_profile
-    from hcs_neuro.pipeline import load_images, resolve_model, run_network
     from hcs_neuro.report import ENERGY_KIND, print_energy, write_energy_report
 
     if args.out:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from hcs_neuro.cli.args import (
     add_data_arguments,
     add_json,
@@ -10,6 +12,15 @@ from hcs_neuro.cli.args import (
     float_in,
     int_in,
     output_dir,
+)
+from hcs_neuro.core.io import check_output_dir, write_json_atomic
+from hcs_neuro.pipeline import (
+    load_images,
+    resolve_model,
+    run_network,
+    simulate_images,
+    validation_summary,
+    write_network_report,
 )
 
 __all__ = ["register"]
@@ -56,7 +67,6 @@ def register(subparsers) -> None:
 def _load(args):
     """Model, images, labels and network, all checked before anything is simulated."""
     from hcs_neuro.brian.session import make_network
-    from hcs_neuro.pipeline import load_images, resolve_model
 
     model = resolve_model(args.model)
     images, labels = load_images(model, args.dataset, args.split, args.data_dir, args.n_images)
@@ -65,11 +75,6 @@ def _load(args):
 
 
 def _simulate(args) -> int:
-    import numpy as np
-
-    from hcs_neuro.core.io import write_json_atomic
-    from hcs_neuro.pipeline import simulate_images
-
     model, images, labels, network = _load(args)
     sp = simulate_images(model, images, circuit=network.race, n_jobs=args.n_jobs, chunk=args.chunk, seed=args.seed,
                          progress=not args.no_progress, device=args.device)
@@ -106,8 +111,6 @@ def _simulate(args) -> int:
 
 
 def _validate(args) -> int:
-    from hcs_neuro.core.io import check_output_dir, write_json_atomic
-    from hcs_neuro.pipeline import run_network, validation_summary, write_network_report
     from hcs_neuro.report import REPORT_KIND, print_validation
 
     if args.out:

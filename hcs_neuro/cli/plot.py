@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import textwrap
+from pathlib import Path
+
 from hcs_neuro.cli.args import add_json, int_in, output_file
 from hcs_neuro.core.curve import read_curve
-from hcs_neuro.core.io import FIGURE_SUFFIXES
+from hcs_neuro.core.errors import ConfigError
+from hcs_neuro.core.io import (
+    FIGURE_SUFFIXES,
+    atomic_path,
+    check_output_file,
+    write_json_atomic,
+)
 
 __all__ = ["register"]
 
@@ -61,11 +70,6 @@ def register(subparsers) -> None:
 
 
 def _handle_curve(args) -> int:
-    from pathlib import Path
-
-    from hcs_neuro.core.io import atomic_path
-    from hcs_neuro.core.errors import ConfigError
-
     if args.label and len(args.label) != len(args.curves):
         raise ConfigError(f"--label given {len(args.label)} times for {len(args.curves)} curve files: "
                           "give one per file or none")
@@ -85,8 +89,6 @@ def _handle_curve(args) -> int:
     import matplotlib.pyplot as plt
     from matplotlib.colors import is_color_like
     from matplotlib.ticker import MaxNLocator
-
-    import textwrap
 
     for color in args.color:
         if not is_color_like(color):
@@ -124,10 +126,6 @@ def _handle_curve(args) -> int:
 
 
 def _handle_sweep(args) -> int:
-    from pathlib import Path
-
-    from hcs_neuro.core.io import atomic_path, write_json_atomic
-    from hcs_neuro.core.errors import ConfigError
     from hcs_neuro.plotting.sweep import (
         check_free_parameters,
         filter_table,
@@ -146,7 +144,6 @@ def _handle_sweep(args) -> int:
                 raise ConfigError(f"{opt} and {opt2} name the same parameter {n!r}; give each role its own parameter")
     folder = Path(args.results) if Path(args.results).is_dir() else Path(args.results).parent
     if not args.out:  # the default figure goes into the results folder: check it before any work
-        from hcs_neuro.core.io import check_output_file
 
         check_output_file(folder / f"sweep_{args.y}_vs_{args.x}.png", option="default --out")
     table = load_results(args.results)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hcs_neuro.cli.args import add_json, int_in, output_dir
+from hcs_neuro.core.io import write_json_atomic
 
 __all__ = ["register"]
 
@@ -33,8 +34,10 @@ def register(subparsers) -> None:
 
 
 def _handle(args) -> int:
-    from hcs_neuro.core.io import write_json_atomic
-    from hcs_neuro.sweep import load_sweep_spec, run_sweep
+    from hcs_neuro.sweep import (  # Dask: imported only to run a sweep
+        load_sweep_spec,
+        run_sweep,
+    )
 
     spec = load_sweep_spec(args.spec, out=args.out)
     result = run_sweep(spec, scheduler=args.scheduler, n_workers=args.workers,

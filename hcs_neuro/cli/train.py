@@ -5,11 +5,29 @@ Heavy imports (PyTorch, scikit-learn) happen inside the handlers.
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import shlex
 import sys
+from pathlib import Path
 
+from hcs_neuro.cli.args import (
+    JSON_SUFFIXES,
+    add_json,
+    existing_dir,
+    float_in,
+    int_in,
+    output_file,
+    seed,
+)
+from hcs_neuro.core.architecture import load_architecture, with_overrides
 from hcs_neuro.core.catalog import model_path
-from hcs_neuro.cli.args import JSON_SUFFIXES, add_json, existing_dir, float_in, int_in, output_file, seed
+from hcs_neuro.core.datasets import DATASETS, load_dataset
+from hcs_neuro.core.errors import ConfigError
+from hcs_neuro.core.io import read_json, write_json_atomic
+from hcs_neuro.core.model import load_model, save_model
+from hcs_neuro.core.quant import check_bits
+from hcs_neuro.core.reference import evaluate
 
 __all__ = ["register", "format_table"]
 
@@ -76,8 +94,6 @@ def register(subparsers) -> None:
 
 
 def _parse_k(text):
-    from hcs_neuro.core.errors import ConfigError
-
     if text is None:
         return None
     try:
@@ -104,13 +120,6 @@ def _command_line(args) -> str:
 
 
 def _train(args) -> int:
-    import dataclasses
-
-    from hcs_neuro.core.architecture import load_architecture, with_overrides
-    from hcs_neuro.core.datasets import DATASETS
-    from hcs_neuro.core.errors import ConfigError
-    from hcs_neuro.core.quant import check_bits
-
     for field, val in (("weight_bits", args.weight_bits), ("act_bits", args.act_bits),
                        ("input_bits", args.input_bits)):
         if val is not None:
@@ -125,9 +134,12 @@ def _train(args) -> int:
     except ConfigError as exc:
         raise ConfigError(f"command-line override on {args.config}: {exc}") from None
 
-    from hcs_neuro.core.datasets import load_dataset
-    from hcs_neuro.core.model import save_model
-    from hcs_neuro.train import curve_recorder, load_train_config, parse_train_overrides, train
+    from hcs_neuro.train import (
+        curve_recorder,
+        load_train_config,
+        parse_train_overrides,
+        train,
+    )
 
     # --set KEY=VALUE first, the named options (when given) over it; load_train_config skips Nones
     options = parse_train_overrides(args.overrides)
@@ -166,8 +178,6 @@ def _train(args) -> int:
                         ("zero_weight_fraction", f"{report['zero_weight_fraction']:.3f}"),
                         ("model", args.out)]))
     if args.json:
-        from hcs_neuro.core.io import write_json_atomic
-
         write_json_atomic(args.json, report)
     return 0
 
@@ -175,10 +185,6 @@ def _train(args) -> int:
 def _read_manifest(path) -> dict:
     """The manifest at ``path`` (a new one if the file does not exist yet); a file that is not a
     manifest (``{"models": {...}}``) is refused, naming it."""
-    from pathlib import Path
-
-    from hcs_neuro.core.errors import ConfigError
-    from hcs_neuro.core.io import read_json
 
     if not Path(path).exists():
         return {"models": {}}
@@ -189,10 +195,6 @@ def _read_manifest(path) -> dict:
 
 
 def _update_manifest(manifest, data, out, config, report):
-    from pathlib import Path
-
-    from hcs_neuro.core.io import write_json_atomic
-
     path = Path(manifest)
     rel_config = _manifest_relative(config, path)
     entry = {key: report[key] for key in ("dataset", "architecture", "learning", "weight_bits", "act_bits",
@@ -211,8 +213,6 @@ def _manifest_relative(file, manifest) -> str:
     """``file``'s path relative to the folder of ``manifest``, with ``/`` separators, so that a manifest
     entry resolves from the manifest wherever the command that wrote it ran (``../docs/x.toml`` for a
     file outside ``models/``); the absolute path where no relative one exists (another drive)."""
-    import os
-    from pathlib import Path
 
     target = Path(file).resolve()
     try:
@@ -228,11 +228,6 @@ def format_table(rows) -> str:
 
 
 def _evaluate(args) -> int:
-    from hcs_neuro.core.datasets import load_dataset
-    from hcs_neuro.core.errors import ConfigError
-    from hcs_neuro.core.model import load_model
-    from hcs_neuro.core.reference import evaluate
-
     path = model_path(args.model)
     model = load_model(path)
     dataset = args.dataset or model.metadata.get("dataset")
@@ -266,8 +261,6 @@ def _evaluate(args) -> int:
               f"{'-' if act is None else f'{act:.3f}':>17}{'-' if per is None else f'{per:.2f}':>13}"
               f"{'-' if zw is None else f'{zw:.3f}':>8}{'-' if wc is None else wc:>8}{ops:>12,}")
     if args.json:
-        from hcs_neuro.core.io import write_json_atomic
-
         write_json_atomic(args.json, report)
     return 0
 

@@ -45,8 +45,8 @@ from pathlib import Path
 
 from hcs_neuro.core.errors import ConfigError
 from hcs_neuro.core.io import read_toml
-from hcs_neuro.core.limits import check_memory
 from hcs_neuro.core.kwta import resolve_k
+from hcs_neuro.core.limits import check_memory
 from hcs_neuro.core.quant import FLOAT_BITS, check_bits
 
 __all__ = ["LayerSpec", "Architecture", "load_architecture", "load_config", "with_overrides", "LAYER_TYPES",

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from hcs_neuro.core.errors import ConfigError, ModelError
 from hcs_neuro.core.io import read_bytes, read_text
+from hcs_neuro.core.model import load_model
 
 __all__ = [
     "shipped_model_names",
@@ -79,7 +80,6 @@ def model_path(name_or_path, base_dir=None) -> Path:
 
 def load_model_named(name_or_path, base_dir=None):
     """:func:`hcs_neuro.core.model.load_model` of :func:`model_path`."""
-    from hcs_neuro.core.model import load_model
 
     return load_model(model_path(name_or_path, base_dir))
 

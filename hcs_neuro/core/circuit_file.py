@@ -31,12 +31,20 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
-from hcs_neuro.core.errors import ConfigError
 from hcs_neuro.core.catalog import circuit_text, shipped_circuit_names
+from hcs_neuro.core.errors import ConfigError
 from hcs_neuro.core.io import parse_toml
-from hcs_neuro.core.units import (CAPACITANCE, CONDUCTANCE, DISPLAY_UNITS, RATE, TIME, VOLTAGE,
-                                  dimension_name,
-                                  parse_quantity, parse_unit)
+from hcs_neuro.core.units import (
+    CAPACITANCE,
+    CONDUCTANCE,
+    DISPLAY_UNITS,
+    RATE,
+    TIME,
+    VOLTAGE,
+    dimension_name,
+    parse_quantity,
+    parse_unit,
+)
 
 __all__ = [
     "Param",
@@ -206,20 +214,6 @@ class CircuitSpec:
                     raise ConfigError(f"{p.dotted} is a {dimension_name(p.dim)}, not in {unit}")
                 return p.si / scale
         raise ConfigError(f"{self.source}: circuit has no parameter {name!r}")
-
-    def namespace(self) -> dict:
-        """Brian2 namespace: every parameter as a Brian2 Quantity (imports Brian2)."""
-        from hcs_neuro.brian import b2
-
-        base = (b2.metre, b2.kilogram, b2.second, b2.amp)
-        ns = {}
-        for p in self.params:
-            q = p.si
-            for b, e in zip(base, p.dim):
-                if e:
-                    q = q * b**e
-            ns[p.name] = q
-        return ns
 
     def neuron_equations(self, noise: bool = False) -> str:
         """Excitatory-cell equation string; ``noise=True`` inserts the membrane-noise term.

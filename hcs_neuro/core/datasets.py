@@ -19,11 +19,13 @@ from __future__ import annotations
 import functools
 import gzip
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from hcs_neuro.core.errors import ConfigError, DataError
+from hcs_neuro.core.limits import check_memory
 
 __all__ = ["DATASETS", "DIGITS_SPLIT_SEED", "load_dataset", "read_idx", "find_idx_dir"]
 
@@ -199,9 +201,6 @@ def read_idx(path, *, limit: int | None = None) -> np.ndarray:
     ResourceError
         The header declares more data than the memory limit allows.
     """
-    import zlib
-
-    from hcs_neuro.core.limits import check_memory
 
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open

@@ -30,11 +30,16 @@ import shutil
 import tempfile
 import time
 import tomllib
+import warnings
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
+
+from hcs_neuro import __version__
 from hcs_neuro.core import interrupt
 from hcs_neuro.core.errors import ConfigError, HCSError, OutputError, ResourceError
+from hcs_neuro.core.limits import format_bytes
 
 __all__ = [
     "MARKER_NAME",
@@ -207,8 +212,6 @@ def check_output_dir(path, *, option: str | None = "--out", overwrite: bool = Fa
 
 
 def _write_marker(folder: Path, kind: str, files: list[str]) -> None:
-    from hcs_neuro import __version__
-
     data = {"written_by": "hcs-neuro", "version": __version__, "kind": kind,
             "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "files": files}
     (folder / MARKER_NAME).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
@@ -384,8 +387,6 @@ def _delete_listed(folder: Path, marker: dict | None) -> None:
     try:
         folder.rmdir()
     except OSError:
-        import warnings
-
         warnings.warn(f"{folder}: files that hcs-neuro did not write appeared in the replaced folder; "
                       "they were kept here", stacklevel=3)
 
@@ -404,7 +405,6 @@ def write_json_atomic(path: str | os.PathLike, obj) -> Path:
 
 def json_default(obj):
     """``json.dumps(default=...)`` for NumPy scalars and arrays and paths."""
-    import numpy as np
 
     if isinstance(obj, np.generic):
         return obj.item()
@@ -437,8 +437,6 @@ def read_bytes(path, *, what: str = "file", error: type[HCSError] = ConfigError,
             raise error(f"{p}: is a folder; expected a {what}")
         size = p.stat().st_size
         if size > limit:
-            from hcs_neuro.core.limits import format_bytes
-
             raise ResourceError(f"{p}: {format_bytes(size)}, larger than the {format_bytes(limit)} a {what} may be")
         with open(p, "rb") as fh:
             data = fh.read(limit + 1)

@@ -18,17 +18,24 @@ logits.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from hcs_neuro.core.architecture import Architecture, LayerSpec, load_architecture
-from hcs_neuro.core.io import atomic_path, json_default
 from hcs_neuro.core.errors import ConfigError, ModelError
-from hcs_neuro.core.quant import FLOAT_BITS, bias_level_range, storage_dtype, weight_level_range
+from hcs_neuro.core.io import atomic_path, json_default
+from hcs_neuro.core.quant import (
+    FLOAT_BITS,
+    bias_level_range,
+    storage_dtype,
+    weight_level_range,
+)
 
 __all__ = ["LayerParams", "Model", "save_model", "load_model", "random_model", "FORMAT_VERSION"]
 
@@ -239,7 +246,6 @@ def load_model(path) -> Model:
         # zlib.error is an Exception subclass raised by a corrupt deflate stream
         raise ModelError(f"{path}: not a readable model .npz file (truncated or corrupt?): {exc}") from None
     except Exception as exc:  # noqa: BLE001
-        import zlib
 
         if isinstance(exc, zlib.error):
             raise ModelError(f"{path}: not a readable model .npz file (corrupt compressed data: {exc})") from None
@@ -281,6 +287,4 @@ def random_model(arch: Architecture, seed: int = 0) -> Model:
 
 
 def _with_source(arch: Architecture, src: str) -> Architecture:
-    import dataclasses
-
     return dataclasses.replace(arch, source=src)

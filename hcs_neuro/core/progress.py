@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 import time
 
+from tqdm import tqdm
+
 __all__ = ["progress", "LOG_INTERVAL_S", "Progress"]
 
 #: Seconds between progress lines when stderr is not a terminal.
@@ -84,7 +86,5 @@ def progress(iterable=None, *, total=None, desc: str = "", unit: str = "it", ena
     if not enabled:
         return Progress(iterable, total=total, desc=desc, unit=unit, interval=float("inf"))
     if sys.stderr.isatty():
-        from tqdm import tqdm
-
         return tqdm(iterable, total=total, desc=desc, unit=unit, leave=leave, file=sys.stderr)
     return Progress(iterable, total=total, desc=desc, unit=unit)

@@ -32,7 +32,13 @@ import numpy as np
 
 from hcs_neuro.core.errors import DataError
 from hcs_neuro.core.kwta import kwta_mask
-from hcs_neuro.core.quant import FLOAT_BITS, act_level_max, activity_levels, quantize_unsigned
+from hcs_neuro.core.progress import progress as progress_bar
+from hcs_neuro.core.quant import (
+    FLOAT_BITS,
+    act_level_max,
+    activity_levels,
+    quantize_unsigned,
+)
 
 __all__ = ["LayerResult", "ReferenceResult", "quantize_input", "layer_forward", "spiking_output", "conditional_layer",
            "forward", "evaluate", "layer_macs"]
@@ -253,8 +259,6 @@ def evaluate(model, images, labels, batch_size: int = 256, progress: bool = Fals
     correct = 0
     starts = range(0, n, batch_size)
     if progress:
-        from hcs_neuro.core.progress import progress as progress_bar
-
         starts = progress_bar(starts, desc="evaluate", unit="batch")
     for start in starts:
         x = x_all[start:start + batch_size]

@@ -20,7 +20,6 @@ import numpy as np
 
 from hcs_neuro.core.errors import ConfigError
 
-
 __all__ = ["layer_synapses", "drive_bounds", "conv_fan_out", "linear_fan_out", "conv_dense_macs", "layer_fan_out",
            "output_fan_out"]
 

@@ -31,8 +31,13 @@ from importlib import resources
 
 import numpy as np
 
-from hcs_neuro.core.errors import ConfigError
-from hcs_neuro.core.topology import conv_dense_macs, conv_fan_out, layer_fan_out, linear_fan_out
+from hcs_neuro.core.errors import ConfigError, DataError
+from hcs_neuro.core.topology import (
+    conv_dense_macs,
+    conv_fan_out,
+    layer_fan_out,
+    linear_fan_out,
+)
 
 __all__ = [
     "EnergyProfile",
@@ -303,7 +308,6 @@ def network_energy(model, reference, spiking=None, profiles=None, *, input_level
     layer l + 1 of the reference, so whenever the spiking winners of a layer equal the reference
     winners for an image, its simulated SOPs must equal the analytic count exactly.
     """
-    from hcs_neuro.core.errors import DataError
 
     arch = model.architecture
     n_layers = len(arch.layers)

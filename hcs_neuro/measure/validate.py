@@ -28,7 +28,13 @@ from __future__ import annotations
 import numpy as np
 
 from hcs_neuro.core import reference as ref_mod
-from hcs_neuro.core.agreement import NETWORK_MARGIN_EDGES, hypercolumn_rows, kth_margin, margin_bins, tie_tolerant
+from hcs_neuro.core.agreement import (
+    NETWORK_MARGIN_EDGES,
+    hypercolumn_rows,
+    kth_margin,
+    margin_bins,
+    tie_tolerant,
+)
 from hcs_neuro.core.errors import DataError
 from hcs_neuro.core.topology import output_fan_out
 

@@ -8,6 +8,7 @@ seed, so results can be found again after an interruption.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 from dataclasses import dataclass
@@ -16,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from hcs_neuro.sweep.spec import SweepSpec
-
 
 # --------------------------------------------------------------------------------------------
 # Grid
@@ -45,7 +45,6 @@ def content_digest(obj) -> str:
 def expand_grid(spec: SweepSpec) -> list[Point]:
     """Every point x seed of the spec, in table order (parameters in spec order, the first
     varying slowest; seeds innermost)."""
-    import itertools
 
     target_key = {"kind": spec.target_kind, "cfg": spec.target_cfg}
     points = []

@@ -11,12 +11,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-
 from hcs_neuro.core.errors import ConfigError
 from hcs_neuro.core.io import atomic_path, read_json, read_text
 from hcs_neuro.sweep.grid import expand_grid, read_point
 from hcs_neuro.sweep.spec import SweepSpec
-
 
 # --------------------------------------------------------------------------------------------
 # Results
@@ -105,8 +103,8 @@ def netcdf_engine() -> str:
     """``"h5netcdf"`` (NetCDF4) when its h5py backend is importable, else ``"scipy"`` (NetCDF3
     classic, which xarray and every NetCDF reader open as well)."""
     try:
-        import h5py  # noqa: F401  (h5netcdf's backend)
         import h5netcdf  # noqa: F401
+        import h5py  # noqa: F401  (h5netcdf's backend)
     except ImportError:
         return "scipy"
     return "h5netcdf"

@@ -9,24 +9,38 @@ here, when a sweep runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
+import platform
+import signal
 import socket
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from hcs_neuro.core.errors import ConfigError
-from hcs_neuro.core.io import check_output_dir, prepare_output_dir, write_json_atomic
+from hcs_neuro import __version__
+from hcs_neuro.core.errors import ConfigError, OutputError
+from hcs_neuro.core.io import (
+    MARKER_NAME,
+    check_output_dir,
+    output_dir_marker,
+    prepare_output_dir,
+    write_json_atomic,
+)
+from hcs_neuro.core.progress import progress as progress_bar
 from hcs_neuro.sweep.grid import Point, expand_grid, pending_points, point_path
 from hcs_neuro.sweep.results import assemble_results, write_results
 from hcs_neuro.sweep.spec import SweepSpec
-
+from hcs_neuro.sweep.worker import Brian2Preload
 
 # --------------------------------------------------------------------------------------------
 # Runner
@@ -76,10 +90,6 @@ def utc_now() -> str:
 
 def package_versions() -> dict[str, str]:
     """Versions of the packages that shape sweep results (absent ones omitted)."""
-    import platform
-    from importlib import metadata
-
-    from hcs_neuro import __version__
 
     out = {"python": platform.python_version(), "hcs_neuro": __version__}
     for dist in ("numpy", "brian2", "dask", "distributed", "pandas", "xarray", "pyarrow",
@@ -134,8 +144,6 @@ class _LocalOrRemote:
         self.cluster = self.client = None
 
     def __enter__(self):
-        import logging
-
         from distributed import Client, LocalCluster
 
         if self.scheduler:
@@ -147,8 +155,6 @@ class _LocalOrRemote:
             # worker processes start with Ctrl-C ignored (POSIX keeps an ignored signal ignored
             # across exec, and Python then installs no KeyboardInterrupt handler): a Ctrl-C reaches
             # only this process, which closes the cluster, instead of every worker printing a traceback
-            import signal
-            import threading
 
             main = threading.current_thread() is threading.main_thread()
             old = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
@@ -162,8 +168,6 @@ class _LocalOrRemote:
             self.client = Client(self.cluster)
         try:
             if self.brian2:
-                from hcs_neuro.sweep.worker import Brian2Preload
-
                 self.client.register_plugin(Brian2Preload())
         except BaseException:
             self.__exit__(None, None, None)
@@ -171,9 +175,6 @@ class _LocalOrRemote:
         return self.client
 
     def __exit__(self, *exc):
-        import contextlib
-        import logging
-
         # closing while tasks run (Ctrl-C) makes distributed log cancelled-task and closed-stream
         # noise; the interruption itself is reported by the caller
         quiet = [logging.getLogger(n) for n in ("distributed", "distributed.client", "distributed.worker",
@@ -249,8 +250,6 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike | None = None, *,
     if not todo:
         _prepare_sweep_dir(out)
     else:
-        from hcs_neuro.core.progress import progress as progress_bar
-
         if n_workers is None:
             n_workers = max(1, min(os.cpu_count() or 1, len(todo)))
         t0 = time.perf_counter()
@@ -263,8 +262,6 @@ def run_sweep(spec: SweepSpec, out: str | os.PathLike | None = None, *,
             from distributed import as_completed
 
             if client is not None and target.needs_brian2(spec.target_cfg):
-                from hcs_neuro.sweep.worker import Brian2Preload
-
                 cl.register_plugin(Brian2Preload())
             used_workers = len(cl.scheduler_info(n_workers=-1)["workers"])
             cluster_start_s = time.perf_counter() - t0
@@ -332,8 +329,6 @@ def _is_legacy_sweep_dir(out: Path) -> bool:
 def _check_sweep_dir(out: Path) -> None:
     """Refuse, before any work, an output folder that a sweep may not fill: a file, the current
     folder, a place that cannot be written, or a non-empty folder that is not an earlier sweep's."""
-    from hcs_neuro.core.errors import OutputError
-    from hcs_neuro.core.io import output_dir_marker
 
     if out.is_dir() and any(out.iterdir()):
         marker = output_dir_marker(out)
@@ -349,7 +344,6 @@ def _prepare_sweep_dir(out: Path) -> None:
     """Create (or reuse) the sweep's output folder: new, empty, or an earlier sweep's (resumed).
 
     A folder written by an older hcs-neuro (sweep.json, no marker) gets its marker now."""
-    from hcs_neuro.core.io import MARKER_NAME, output_dir_marker
 
     if out.is_dir() and output_dir_marker(out) is None and _is_legacy_sweep_dir(out):
         write_json_atomic(out / MARKER_NAME, {"written_by": "hcs-neuro", "kind": SWEEP_KIND, "files": []})

@@ -10,6 +10,7 @@ function ``evaluate(target_cfg, params, seed) -> dict[str, float]`` registered u
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.resources
 import math
@@ -24,9 +25,12 @@ import numpy as np
 from hcs_neuro.core.errors import ConfigError
 from hcs_neuro.core.io import read_toml
 from hcs_neuro.core.limits import check_points
-from hcs_neuro.core.units import canonical_float, convert, split_quantity, unit_column_suffix
-from hcs_neuro.sweep.targets import BUILTIN_TARGETS
-
+from hcs_neuro.core.units import (
+    canonical_float,
+    convert,
+    split_quantity,
+    unit_column_suffix,
+)
 
 # --------------------------------------------------------------------------------------------
 # Targets
@@ -98,6 +102,13 @@ class Target:
 
 
 _TARGETS: dict[str, Target] = {}
+#: Built-in target kinds and the module that registers each (imported the first time a spec names
+#: the kind: the engine needs only the core and Dask).
+BUILTIN_TARGETS = {
+    "python": "hcs_neuro.sweep.targets.python",
+    "circuit": "hcs_neuro.sweep.targets.circuit",
+    "network": "hcs_neuro.sweep.targets.network",
+}
 
 
 def register_target(target: Target, *, replace: bool = False) -> Target:
@@ -335,8 +346,6 @@ def _target_label(cfg: dict) -> str:
 
 
 def _close_names(name: str, declared: Mapping[str, Any]) -> str:
-    import difflib
-
     names = sorted(declared)
     close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
     listed = ", ".join(names) if len(names) <= 30 else ", ".join(names[:30]) + ", ..."

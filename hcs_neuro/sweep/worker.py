@@ -17,6 +17,9 @@ Two ways in, one effect:
 from __future__ import annotations
 
 import os
+import shutil
+import sys
+import tempfile
 import threading
 
 from distributed.diagnostics.plugin import WorkerPlugin
@@ -33,13 +36,13 @@ def import_brian2() -> str:
     RuntimeError
         If called first from a non-main thread, which is exactly the failure this module avoids.
     """
-    import sys
 
     if "brian2" not in sys.modules and threading.current_thread() is not threading.main_thread():
         raise RuntimeError("Brian2 must first be imported in the worker's main thread "
                            "(it installs a SIGINT handler)")
-    import hcs_neuro.brian  # noqa: F401  (imports Brian2, configured)
     import brian2
+
+    import hcs_neuro.brian  # noqa: F401  (imports Brian2, configured)
 
     return brian2.__version__
 
@@ -50,7 +53,6 @@ def worker_scratch_dir(name: str = "brian2") -> str:
     Parallel standalone builds must not share a directory; this returns
     ``$TMPDIR/hcs-neuro-<name>-<pid>`` and creates it.
     """
-    import tempfile
 
     path = os.path.join(tempfile.gettempdir(), f"hcs-neuro-{name}-{os.getpid()}")
     os.makedirs(path, exist_ok=True)
@@ -63,8 +65,6 @@ _SCRATCH_DIRS: set[str] = set()
 
 def cleanup_worker() -> None:
     """Release a cached compiled network and remove this process's scratch folders."""
-    import shutil
-    import sys
 
     if "hcs_neuro.brian.device" in sys.modules:  # only a worker that built something holds one
         from hcs_neuro.brian.device import WORKER_CACHE

@@ -23,7 +23,13 @@ from hcs_neuro.train.config import (
     parse_train_overrides,
 )
 from hcs_neuro.train.distill import distill_loss, load_teacher, teacher_logits
-from hcs_neuro.train.loop import CHANCE_LOSS_FRACTION, chance_loss_warning, curve_recorder, measure_throughput, train
+from hcs_neuro.train.loop import (
+    CHANCE_LOSS_FRACTION,
+    chance_loss_warning,
+    curve_recorder,
+    measure_throughput,
+    train,
+)
 from hcs_neuro.train.net import HCSNet, load_init, torch_forward
 from hcs_neuro.train.rules import LevelUpdater
 

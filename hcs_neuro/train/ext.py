@@ -14,7 +14,10 @@ If it cannot be built, training falls back to the PyTorch path with one warning.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import platform
+import sys
 import warnings
 from pathlib import Path
 
@@ -25,7 +28,6 @@ _STATE: dict = {}
 def _put_ninja_on_path() -> None:
     """PyTorch runs ``ninja`` from PATH; the pip-installed one lives in the virtual environment,
     which is not on PATH when ``.venv/bin/hcs-neuro`` or ``.venv/bin/python`` is run directly."""
-    import sys
 
     dirs = []
     try:
@@ -50,7 +52,6 @@ def _cpu_flags() -> str:
                 return line
     except OSError:
         pass
-    import platform
 
     return platform.machine() + platform.processor()
 
@@ -63,8 +64,6 @@ def load():
     module = None
     if mode not in ("0", "off", "false", "no"):
         try:
-            import hashlib
-
             from torch.utils.cpp_extension import load as build
 
             _put_ninja_on_path()

@@ -21,7 +21,12 @@ from hcs_neuro.core.model import Model
 from hcs_neuro.core.progress import progress as progress_bar
 from hcs_neuro.core.quant import FLOAT_BITS
 from hcs_neuro.core.reference import evaluate, quantize_input
-from hcs_neuro.train.config import TrainConfig, parse_channel_gains, parse_layer_weight_lr, parse_shadow_layers
+from hcs_neuro.train.config import (
+    TrainConfig,
+    parse_channel_gains,
+    parse_layer_weight_lr,
+    parse_shadow_layers,
+)
 from hcs_neuro.train.distill import distill_loss, load_teacher, teacher_function
 from hcs_neuro.train.net import HCSNet, load_init, torch_forward
 from hcs_neuro.train.rules import LevelUpdater

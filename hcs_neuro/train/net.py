@@ -27,7 +27,12 @@ import torch.nn.functional as F
 from hcs_neuro.core.architecture import Architecture
 from hcs_neuro.core.errors import ConfigError
 from hcs_neuro.core.model import LayerParams, Model, load_model
-from hcs_neuro.core.quant import FLOAT_BITS, act_level_max, bias_level_range, weight_level_range
+from hcs_neuro.core.quant import (
+    FLOAT_BITS,
+    act_level_max,
+    bias_level_range,
+    weight_level_range,
+)
 from hcs_neuro.core.reference import quantize_input
 from hcs_neuro.train import ext
 from hcs_neuro.train.kwta import pools_compiled, select_torch

@@ -31,7 +31,11 @@ import torch
 
 from hcs_neuro.core.errors import ConfigError
 from hcs_neuro.core.quant import FLOAT_BITS, bias_level_range, weight_level_range
-from hcs_neuro.train.config import TrainConfig, parse_channel_gains, parse_layer_weight_lr
+from hcs_neuro.train.config import (
+    TrainConfig,
+    parse_channel_gains,
+    parse_layer_weight_lr,
+)
 from hcs_neuro.train.net import step_top
 
 __all__ = ["LevelUpdater"]

@@ -1,8 +1,2 @@
-"""The built-in sweep targets, one module per kind, imported when a spec first names the kind."""
-
-#: Built-in target kinds and the module that registers each.
-BUILTIN_TARGETS = {
-    "python": "hcs_neuro.sweep.targets.python",
-    "circuit": "hcs_neuro.sweep.targets.circuit",
-    "network": "hcs_neuro.sweep.targets.network",
-}
+"""The built-in sweep targets, one module per kind (``python``, ``circuit``, ``network``), imported
+by :func:`hcs_neuro.sweep.spec.get_target` the first time a spec names the kind."""

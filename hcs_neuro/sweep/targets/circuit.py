@@ -10,12 +10,12 @@ import importlib
 import importlib.resources
 from pathlib import Path
 
-
+from hcs_neuro.core.circuit_file import list_builtin_circuits, load_circuit
 from hcs_neuro.core.errors import ConfigError
 from hcs_neuro.core.metrics import CIRCUIT_METRICS
-from hcs_neuro.sweep.spec import ParamInfo, Target, parse_parameter, register_target
 from hcs_neuro.sweep.grid import content_digest
-
+from hcs_neuro.sweep.spec import ParamInfo, Target, parse_parameter, register_target
+from hcs_neuro.sweep.worker import worker_scratch_dir
 
 # -- the "circuit" target: hcs_neuro.brian.bench.run_bench on one circuit file ---------------
 
@@ -39,16 +39,7 @@ _RESERVED_CIRCUIT_FIELDS = {  # non-parameter fields of circuit files that can b
 }
 
 
-def _load_circuit_module():
-    try:
-        from hcs_neuro.core import circuit_file as circuit_spec
-    except ImportError as exc:  # pragma: no cover - only in a partial installation
-        raise ConfigError(f"[target] kind 'circuit' needs hcs_neuro.core.circuit_file ({exc})") from None
-    return circuit_spec
-
-
 def _prepare_circuit(table: dict, spec_dir: Path | None) -> dict:
-    cs = _load_circuit_module()
     unknown = sorted(set(table) - _CIRCUIT_FIELDS)
     if unknown:
         raise ConfigError(f"[target] (kind 'circuit'): unknown field(s) {unknown}; allowed: "
@@ -56,8 +47,8 @@ def _prepare_circuit(table: dict, spec_dir: Path | None) -> dict:
     name = table.get("circuit")
     if not isinstance(name, str):
         raise ConfigError("[target] circuit: required, a built-in circuit name "
-                          f"({', '.join(cs.list_builtin_circuits())}) or a .toml path")
-    if name in cs.list_builtin_circuits() and not name.endswith(".toml"):
+                          f"({', '.join(list_builtin_circuits())}) or a .toml path")
+    if name in list_builtin_circuits() and not name.endswith(".toml"):
         text = (importlib.resources.files("hcs_neuro.circuits") / f"{name}.toml").read_text()
         ref = name
     else:
@@ -66,9 +57,9 @@ def _prepare_circuit(table: dict, spec_dir: Path | None) -> dict:
             path = spec_dir / path
         if not path.is_file():
             raise ConfigError(f"[target] circuit = {name!r}: no such file ({path}) and not a "
-                              f"built-in circuit ({', '.join(cs.list_builtin_circuits())})")
+                              f"built-in circuit ({', '.join(list_builtin_circuits())})")
         ref, text = str(path.resolve()), path.read_text()
-    circuit = cs.load_circuit(ref)
+    circuit = load_circuit(ref)
     overrides = table.get("overrides", {})
     if not isinstance(overrides, dict):
         raise ConfigError("[target] overrides: must be a table of dotted circuit fields")
@@ -96,7 +87,7 @@ def _prepare_circuit(table: dict, spec_dir: Path | None) -> dict:
 
 
 def _circuit_parameters(cfg: dict) -> dict[str, ParamInfo]:
-    circuit = _load_circuit_module().load_circuit(cfg["circuit"])
+    circuit = load_circuit(cfg["circuit"])
     out = {p.dotted: ParamInfo(unit="" if p.unit == "1" else p.unit) for p in circuit.params}
     out.update(_RESERVED_CIRCUIT_FIELDS)
     out.update(CIRCUIT_BENCH_PARAMETERS)
@@ -104,7 +95,7 @@ def _circuit_parameters(cfg: dict) -> dict[str, ParamInfo]:
 
 
 def _check_circuit(cfg: dict, parameters: tuple) -> None:
-    circuit = _load_circuit_module().load_circuit(cfg["circuit"]).with_overrides(cfg["overrides"])
+    circuit = load_circuit(cfg["circuit"]).with_overrides(cfg["overrides"])
     values = {p.name: p.values for p in parameters}
     k_default, n_default = _circuit_defaults(circuit)
     ks = values.get("k", [cfg["bench"].get("k", k_default)])
@@ -137,7 +128,7 @@ def _override_text(value, unit: str):
 
 def circuit_call(cfg: dict, params: dict, seed: int):
     """(circuit spec with overrides, run_bench keyword arguments) for one point."""
-    circuit = _load_circuit_module().load_circuit(cfg["circuit"])
+    circuit = load_circuit(cfg["circuit"])
     units = {p.dotted: p.unit for p in circuit.params}
     overrides = dict(cfg["overrides"])
     bench = dict(cfg["bench"])
@@ -192,7 +183,6 @@ class _ReusedStandalone:
 
     def __init__(self, spec, n_hypercolumns, n_channels, k, **kwargs):
         from hcs_neuro.brian.device import WORKER_CACHE, StandaloneCircuit
-        from hcs_neuro.sweep.worker import worker_scratch_dir
 
         def build():
             kwargs["directory"] = Path(worker_scratch_dir("standalone")) / self.key[:16]

@@ -5,17 +5,21 @@ and worker, reused by its seeds (:data:`hcs_neuro.brian.device.WORKER_CACHE`).
 
 from __future__ import annotations
 
+import itertools
 import json
+import string
 from pathlib import Path
 
 import numpy as np
 
 from hcs_neuro.core.catalog import load_model_reference, model_reference
+from hcs_neuro.core.circuit_file import load_race_circuit
 from hcs_neuro.core.errors import ConfigError, ModelError
 from hcs_neuro.core.metrics import NETWORK_METRICS
-from hcs_neuro.sweep.spec import ParamInfo, Target, parse_parameter, register_target
+from hcs_neuro.pipeline import load_images, run_network
 from hcs_neuro.sweep.grid import content_digest
-
+from hcs_neuro.sweep.spec import ParamInfo, Target, parse_parameter, register_target
+from hcs_neuro.sweep.worker import worker_scratch_dir
 
 # -- the "network" target: a trained model simulated as a spiking network and validated --------
 
@@ -29,8 +33,6 @@ _NETWORK_FIELDS = {"model", "model_template", "dataset", "split", "data_dir", "n
 
 
 def _template_fields(template: str | None) -> list[str]:
-    import string
-
     if not template:
         return []
     return [f for _, f, _, _ in string.Formatter().parse(template) if f]
@@ -64,8 +66,6 @@ def _prepare_network(table: dict, spec_dir: Path | None) -> dict:
     if not isinstance(cfg["chunk"], int) or cfg["chunk"] < 1:
         raise ConfigError(f"[target] chunk = {cfg['chunk']!r}; must be an integer >= 1")
     if cfg["circuit"] is not None:
-        from hcs_neuro.core.circuit_file import load_race_circuit
-
         circuit = Path(cfg["circuit"])
         if spec_dir is not None and (circuit.suffix == ".toml" or "/" in cfg["circuit"]) \
                 and not circuit.is_absolute():
@@ -100,7 +100,6 @@ def _check_network(cfg: dict, parameters: tuple) -> None:
         if missing:
             raise ConfigError(f"[target] model_template fields {missing} must be swept in "
                               "[parameters]")
-        import itertools
 
         refs, absent = {}, []
         for combo in itertools.product(*(swept[f].values for f in fields)):
@@ -132,8 +131,6 @@ def _check_network(cfg: dict, parameters: tuple) -> None:
 def _evaluate_network(cfg: dict, params: dict, seed: int) -> dict[str, float]:
     from hcs_neuro.brian.device import WORKER_CACHE
     from hcs_neuro.brian.session import SimulationSession
-    from hcs_neuro.pipeline import load_images, run_network
-    from hcs_neuro.sweep.worker import worker_scratch_dir
 
     if cfg.get("model_template"):
         fields = _template_fields(cfg["model_template"])

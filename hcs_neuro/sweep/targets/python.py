@@ -11,11 +11,9 @@ import re
 from pathlib import Path
 from typing import Mapping
 
-
 from hcs_neuro.core.errors import ConfigError
 from hcs_neuro.core.units import parse_unit
 from hcs_neuro.sweep.spec import ParamInfo, Target, register_target
-
 
 # -- the "python" target: any importable function fn(params, seed, **options) -> dict ----------
 

@@ -3,7 +3,7 @@ not touched), so that a recipe can be chosen without looking at test accuracy.
 
 Usage::
 
-    python analysis/validate_recipe.py --config models/configs/digits.toml --name base \
+    python analysis/tools/validate_recipe.py --config models/configs/digits.toml --name base \
         [--seeds 0 1 2] [--set beta1=0.99 --set lr=0.1] [--val 288] [--threads 1] [--out FILE.jsonl]
 
 Each (config, overrides, seed) run appends one JSON line to ``--out``: the validation accuracy

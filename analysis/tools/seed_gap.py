@@ -2,12 +2,12 @@
 
 Usage::
 
-    python analysis/seed_gap.py --a docs/data/fashion_curves/prob.json docs/data/fashion_curves/prob_seed{1,2,3}.json \
+    python analysis/tools/seed_gap.py --a docs/data/fashion_curves/prob.json docs/data/fashion_curves/prob_seed{1,2,3}.json \
         --b docs/data/fashion_curves/shadow.json docs/data/fashion_curves/shadow_seed{1,2,3}.json \
         [--names probabilistic shadow] [--json OUT]
-    python analysis/seed_gap.py --from-json G1.json G2.json ... --labels "2-bit" "3-bit" ... \
+    python analysis/tools/seed_gap.py --from-json G1.json G2.json ... --labels "2-bit" "3-bit" ... \
         --plot FIG.png [--target 1]                                                (draw several gaps)
-    python analysis/seed_gap.py --compare G1.json G2.json           (is gap 1 larger than gap 2?)
+    python analysis/tools/seed_gap.py --compare G1.json G2.json           (is gap 1 larger than gap 2?)
 
 Each file is a ``hcs-neuro train --curve`` record (test accuracy after every epoch); the final
 epoch's accuracy is the run's result. Prints each recipe's runs, mean and sample sd, and the
@@ -28,13 +28,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import statistics
 import sys
 from pathlib import Path
 
 from hcs_neuro.core.io import write_json_atomic
 from hcs_neuro.core.curve import read_curve
+from hcs_neuro.measure.stats import gap, welch
 from hcs_neuro.core.io import FIGURE_SUFFIXES
 from hcs_neuro.core.errors import HCSError
 
@@ -46,26 +45,6 @@ def final_accuracy(path: Path) -> float:
     except HCSError as exc:
         raise SystemExit(f"seed_gap: {exc}") from None
     return 100.0 * float(rows[-1]["test_accuracy"])
-
-
-def welch(groups: list) -> tuple:
-    """Standard error, Welch-Satterthwaite degrees of freedom and 95 % half-width of a sum or
-    difference of the means of independent ``groups`` (lists of runs, at least two each)."""
-    from scipy import stats
-
-    parts = [statistics.stdev(g) ** 2 / len(g) for g in groups]
-    se = math.sqrt(sum(parts))
-    dof = sum(parts) ** 2 / sum(v * v / (len(g) - 1) for v, g in zip(parts, groups)) if se > 0 else float("inf")
-    half = float(stats.t.ppf(0.975, dof)) * se if se > 0 else 0.0
-    return se, dof, half
-
-
-def gap(a: list, b: list) -> dict:
-    """Means, sds, the difference of the means (a - b), its Welch standard error and 95 % interval."""
-    ma, mb = statistics.mean(a), statistics.mean(b)
-    se, dof, half = welch([a, b])
-    return {"mean_a": ma, "sd_a": statistics.stdev(a), "n_a": len(a), "mean_b": mb, "sd_b": statistics.stdev(b),
-            "n_b": len(b), "difference": ma - mb, "se": se, "dof": dof, "ci95": [ma - mb - half, ma - mb + half]}
 
 
 _GAP_FIELDS = ("names", "a", "b", "mean_a", "mean_b", "difference", "ci95")

@@ -3,7 +3,7 @@ of the same architecture, measured side by side in one run (interleaved rounds, 
 
 Usage::
 
-    nice -n 10 .venv/bin/python analysis/bench_training.py [--config models/configs/fashion.toml]
+    nice -n 10 .venv/bin/python analysis/bench/bench_training.py [--config models/configs/fashion.toml]
         [--dataset fashion-mnist] [--steps 30] [--rounds 3] [--threads 2] [--json analysis/results/bench_training.json]
 
 Prints images/s per variant (median over rounds) and the ratio low-precision / full precision;
@@ -99,8 +99,11 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-size", type=int, help="default: the config's")
-    ap.add_argument("--json", default="analysis/results/bench_training.json")
+    ap.add_argument("--json", default="results/bench/training.json")
+    ap.add_argument("--quick", action="store_true", help="smoke test (CI): the smallest run that exercises every part")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.config, args.steps, args.rounds, args.threads = "models/configs/digits.toml", 2, 1, 1
 
     arch = load_architecture(args.config)
     cfg = load_train_config(args.config, dataset=args.dataset, threads=args.threads, batch_size=args.batch_size)

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python analysis/weight_drift.py models/fashion_hcs_ternary.npz OTHER.npz ... [--json OUT]
+    python analysis/tools/weight_drift.py models/fashion_hcs_ternary.npz OTHER.npz ... [--json OUT]
 
 For every low-precision weighted layer of each trained model: the share of weight levels that
 differ from the levels the training run started from, the mean absolute change in levels, and

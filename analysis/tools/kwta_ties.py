@@ -3,9 +3,9 @@ trained network's accuracy owes to that rule.
 
 Usage::
 
-    python analysis/kwta_ties.py MODEL.npz [MODEL2.npz ...] [--dataset fashion-mnist] [--data-dir DIR]
+    python analysis/tools/kwta_ties.py MODEL.npz [MODEL2.npz ...] [--dataset fashion-mnist] [--data-dir DIR]
         [--images 2000] [--seed 0] [--json OUT] [--plot FIG.png] [--labels NAME ...]
-    python analysis/kwta_ties.py --from-json OUT --plot FIG.png [--labels NAME ...]   (redraw)
+    python analysis/tools/kwta_ties.py --from-json OUT --plot FIG.png [--labels NAME ...]   (redraw)
 
 With integer drives (low-precision weights, binary or multi-bit activities) several channels of a
 hypercolumn often share the k-th largest drive; the specification breaks such ties by channel

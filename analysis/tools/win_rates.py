@@ -2,7 +2,7 @@
 
 Usage::
 
-    python analysis/win_rates.py MODEL.npz [MODEL2.npz ...] [--dataset fashion-mnist] [--data-dir DIR]
+    python analysis/tools/win_rates.py MODEL.npz [MODEL2.npz ...] [--dataset fashion-mnist] [--data-dir DIR]
         [--images 1000] [--json OUT] [--plot FIG.png] [--labels NAME ...]
 
 MODEL is a file or the name of a shipped model. For every k-WTA layer of each model, over the

@@ -15,8 +15,8 @@ Measures, in one run, on the same machine:
 
 Usage::
 
-    python analysis/bench_network.py --model digits_hcs --dataset digits --json results/bench_network_digits.json
-    python analysis/bench_network.py --model models/fashion_hcs.npz --dataset fashion-mnist \
+    python analysis/bench/bench_network.py --model digits_hcs --dataset digits --json results/bench_network_digits.json
+    python analysis/bench/bench_network.py --model models/fashion_hcs.npz --dataset fashion-mnist \
         --json results/bench_network_fashion.json
 
 Targets (issue 4): digits class agreement >= 99.5 %; Fashion-MNIST class agreement >= 99 %,
@@ -45,7 +45,10 @@ def main(argv=None) -> int:
     p.add_argument("--block", type=int, default=500)
     p.add_argument("--circuit")
     p.add_argument("--json", help="write the results here")
+    p.add_argument("--quick", action="store_true", help="smoke test (CI): the smallest run that exercises every part")
     args = p.parse_args(argv)
+    if args.quick:
+        args.n_images, args.naive_images, args.block = 8, 1, 8
 
 
     from hcs_neuro.brian.race import plan_network, race_window

@@ -3,9 +3,9 @@ side in one run), per-point overhead, and the kill-at-half-and-resume check.
 
 Usage::
 
-    nice -n 10 .venv/bin/python analysis/bench_sweep.py --json results/bench_sweep.json
-    nice -n 10 .venv/bin/python analysis/bench_sweep.py --spec analysis/sweeps/tau_x_noise.toml
-    nice -n 10 .venv/bin/python analysis/bench_sweep.py --standalone --no-kill --repeats 0
+    nice -n 10 .venv/bin/python analysis/bench/bench_sweep.py --json results/bench_sweep.json
+    nice -n 10 .venv/bin/python analysis/bench/bench_sweep.py --spec analysis/sweeps/tau_x_noise.toml
+    nice -n 10 .venv/bin/python analysis/bench/bench_sweep.py --standalone --no-kill --repeats 0
 
 Without ``--spec`` the sweep is a synthetic CPU-bound target (``busy`` below: a NumPy race of
 N leaky integrators, ``work`` steps per point) so that the numbers isolate the sweep machinery.
@@ -174,7 +174,10 @@ def main(argv=None) -> int:
                     help="also time compile-once reuse (cpp_standalone circuit sweep, 16 points)")
     ap.add_argument("--trials", type=int, default=200, help="trials per point for --standalone")
     ap.add_argument("--json", type=Path, help="write the results here")
+    ap.add_argument("--quick", action="store_true", help="smoke test (CI): the smallest run that exercises every part")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.points, args.work, args.repeats, args.no_kill = 4, 1000, 1, True
 
     from hcs_neuro.core.io import write_json_atomic
     from hcs_neuro.sweep import package_versions

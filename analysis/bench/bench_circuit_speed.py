@@ -15,7 +15,7 @@ has per-trial wall times, hypercolumn-ms per wall second and the speed-up ratios
 
 Usage::
 
-    python analysis/bench_circuit_speed.py --hypercolumns 10000 --out analysis/results/circuit_speed.json
+    python analysis/bench/bench_circuit_speed.py --hypercolumns 10000 --out analysis/results/circuit_speed.json
 """
 
 from __future__ import annotations
@@ -42,7 +42,10 @@ def main(argv=None) -> int:
     ap.add_argument("--float32", action="store_true",
                     help="also time cpp_standalone with prefs.core.default_float_dtype = float32")
     ap.add_argument("--out", default=None, help="JSON output path")
+    ap.add_argument("--quick", action="store_true", help="smoke test (CI): the smallest run that exercises every part")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.hypercolumns, args.naive_trials, args.reruns, args.duration_ms = 50, 1, 2, 10.0
 
     from hcs_neuro.brian import b2
 

@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python analysis/bench_kwta.py [--model fashion_hcs_ternary] [--batch-size 128]
+    .venv/bin/python analysis/bench/bench_kwta.py [--model fashion_hcs_ternary] [--batch-size 128]
         [--threads 2] [--rounds 7] [--json PATH]
 
 Runs the shipped model on the first ``--batch-size`` test images (the reference forward pass
@@ -47,7 +47,10 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--json", help="write the medians here")
+    ap.add_argument("--quick", action="store_true", help="smoke test (CI): the smallest run that exercises every part")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.model, args.batch_size, args.rounds, args.threads = "digits_hcs", 16, 1, 1
 
     ext = _kwta_ext.load()
     if ext is None:
