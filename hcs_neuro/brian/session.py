@@ -180,7 +180,7 @@ class SimulationSession:
         """
         levels = _levels(self.model, images)
         n = len(levels)
-        per_block = max(1, int(block) // self.chunk) * self.chunk
+        per_block = -(-max(1, int(block)) // self.chunk) * self.chunk  # whole chunks, at least ``block`` images
         bar = progress_bar(total=n, desc="simulate", unit="img", enabled=progress)
         parts, b_start, t0 = [], 0, time.perf_counter()
         try:
