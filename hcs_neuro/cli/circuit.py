@@ -21,7 +21,7 @@ from hcs_neuro.cli.args import (
     seed,
 )
 from hcs_neuro.core.agreement import score_trials, topk_mask
-from hcs_neuro.core.circuit_file import check_k, load_circuit
+from hcs_neuro.core.circuit_file import MAX_CHANNELS, check_k, load_circuit
 from hcs_neuro.core.errors import ConfigError
 from hcs_neuro.core.io import atomic_dir, check_output_dir, write_json_atomic
 from hcs_neuro.core.limits import check_memory, check_work
@@ -32,8 +32,6 @@ __all__ = ["register", "MAX_CHANNELS"]
 
 #: Kind recorded in the marker of a ``circuit plot`` folder (``--overwrite`` replaces only such folders).
 PLOT_KIND = "circuit plots"
-#: Largest hypercolumn (channels) the circuit commands build.
-MAX_CHANNELS = 4096
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -157,7 +155,7 @@ def _run(args) -> int:
             raise ConfigError(f"--drive has {d.size} values but --n is {args.n}")
         n_channels = d.size
     else:
-        n_channels = args.n or load_circuit(args.file).n_channels
+        n_channels = args.n or _spec(args).n_channels
     spec, duration = _prepare(args, n_channels, args.hypercolumns)
     args.k = spec.k if args.k is None else args.k
     check_k(args.k, n_channels)
@@ -222,7 +220,7 @@ def _run(args) -> int:
 def _bench(args) -> int:
     from hcs_neuro.brian.bench import run_bench
 
-    n = args.n or load_circuit(args.file).n_channels
+    n = args.n or _spec(args).n_channels
     for k in args.k:
         check_k(k, n)
     noises = args.noise if args.noise is not None else [None]
@@ -263,7 +261,7 @@ def _plot(args) -> int:
     from hcs_neuro.plotting import circuit as pc
 
     check_output_dir(args.out, overwrite=args.overwrite, kind=PLOT_KIND)
-    n = args.n or load_circuit(args.file).n_channels
+    n = args.n or _spec(args).n_channels
     spec, duration = _prepare(args, n, min(args.trials, DEFAULT_BATCH))
     dt = 0.1 if args.dt is None else args.dt
     check_work(2 * args.trials * (n + spec.n_interneurons) * duration / dt,

@@ -57,6 +57,8 @@ __all__ = [
     "list_builtin_circuits",
 ]
 
+#: Largest hypercolumn (channels) a circuit file may declare.
+MAX_CHANNELS = 4096
 #: The built-in whole-network circuit: the exact race (``circuits/network_race.toml``).
 DEFAULT_NETWORK_CIRCUIT = "network_race"
 
@@ -656,8 +658,8 @@ def _from_raw(raw: dict, source: str) -> CircuitSpec:
         raise ConfigError(f"{source}: circuit.duration must be a positive time, got {circuit.get('duration')!r}")
     k_default = get("circuit.k", 2)
     n_default = get("circuit.n_channels", 32)
-    if n_default < 2:
-        raise ConfigError(f"{source}: circuit.n_channels must be >= 2, got {n_default}")
+    if not 2 <= n_default <= MAX_CHANNELS:
+        raise ConfigError(f"{source}: circuit.n_channels must be 2..{MAX_CHANNELS}, got {n_default}")
     if not 0 < k_default < n_default:
         raise ConfigError(f"{source}: circuit.k must satisfy 0 < k < n_channels = {n_default}, got k = {k_default}")
     return CircuitSpec(
