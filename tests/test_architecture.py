@@ -95,7 +95,7 @@ def test_documented_experiment_configs_load():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    shipped = load_architecture(root / "models" / "configs" / "fashion.toml")
+    shipped = load_architecture(root / "models" / "configs" / "fashion_hcs_ternary.toml")
     configs = sorted((root / "docs" / "data" / "configs").glob("fashion_*.toml"))
     assert len(configs) >= 5
     for path in configs:

@@ -20,7 +20,7 @@ def _bench():
     return mod
 
 
-@pytest.mark.parametrize("config", ["digits.toml", "fashion.toml"])
+@pytest.mark.parametrize("config", ["digits.toml", "fashion_short_budget.toml"])
 def test_plain_baseline_has_the_architectures_weights(config):
     arch = load_architecture(ROOT / "models" / "configs" / config)
     net = _bench().plain_pytorch_net(arch)

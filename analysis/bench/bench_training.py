@@ -3,7 +3,7 @@ of the same architecture, measured side by side in one run (interleaved rounds, 
 
 Usage::
 
-    nice -n 10 .venv/bin/python analysis/bench/bench_training.py [--config models/configs/fashion.toml]
+    nice -n 10 .venv/bin/python analysis/bench/bench_training.py [--config models/configs/fashion_short_budget.toml]
         [--dataset fashion-mnist] [--steps 30] [--rounds 3] [--threads 2] [--json analysis/results/bench_training.json]
 
 Prints images/s per variant (median over rounds) and the ratio low-precision / full precision;
@@ -92,7 +92,7 @@ def plain_pytorch_throughput(arch, cfg, x, y, steps: int) -> float:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default="models/configs/fashion.toml")
+    ap.add_argument("--config", default="models/configs/fashion_short_budget.toml")
     ap.add_argument("--dataset", help="default: the config's [training] dataset")
     ap.add_argument("--data-dir")
     ap.add_argument("--steps", type=int, default=30, help="timed training steps per variant and round")

@@ -3,7 +3,7 @@ to study the churn of probabilistic level updates.
 
 Usage::
 
-    python analysis/tools/level_flips.py --config models/configs/fashion.toml --out flips.jsonl \
+    python analysis/tools/level_flips.py --config models/configs/fashion_short_budget.toml --out flips.jsonl \
         [--epochs 6] [--batch-size 128] [--lr 0.01] [--set beta1=0.99] [--set bias_learning=shadow]
         [--eval-images 2000] [--threads 1]
 
