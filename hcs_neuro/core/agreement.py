@@ -74,7 +74,7 @@ def kth_margin(drives, k: int) -> np.ndarray:
 
 
 def hypercolumn_rows(a: np.ndarray) -> np.ndarray:
-    """(N, C, *spatial) -> (N * locations, C): one row per hypercolumn of every image."""
+    """``(N, C, *spatial)`` -> ``(N * locations, C)``: one row per hypercolumn of every image."""
     n, c = a.shape[:2]
     return np.moveaxis(a.reshape(n, c, -1), 1, 2).reshape(-1, c)
 

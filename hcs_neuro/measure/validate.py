@@ -206,7 +206,7 @@ def validate(model, images, labels, spiking, *, reference=None, tie_tol: float =
     Parameters
     ----------
     model : hcs_neuro.core.model.Model
-    images : ndarray, shape (N, *input_shape)
+    images : ndarray, shape ``(N, *input_shape)``
         The images the simulation ran on (in [0, 1]).
     labels : ndarray of int, shape (N,)
     spiking : SpikingResult
