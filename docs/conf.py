@@ -44,7 +44,6 @@ autodoc_default_options = {"show-inheritance": True}
 
 # Markdown: GitHub-style anchors for headings, so page.md#a-heading links work here and on GitHub.
 myst_heading_anchors = 4
-myst_enable_extensions = ["dollarmath"]
 
 html_theme = "alabaster"
 html_title = f"hcs-neuro {release}"
@@ -68,3 +67,31 @@ def _reexported() -> dict:
 
 
 autosummary_context = {"reexported": _reexported()}
+
+
+def _outside_pages_as_downloads(app, doctree) -> None:
+    """A Markdown link to a ``.md`` file outside docs/ (``../../analysis/REPORT.md``) is not a page
+    of this site: link the file itself (copied into ``_downloads``), as MyST does for any other
+    file, instead of failing as an unknown document."""
+    from docutils import nodes
+    from sphinx import addnodes
+
+    srcdir = Path(app.srcdir).resolve()
+    docdir = (srcdir / app.env.docname).parent
+    for node in list(doctree.findall(addnodes.pending_xref)):
+        if node.get("reftype") != "myst" or node.get("refdomain") != "doc":
+            continue
+        target = Path(str(node["reftarget"]) + ".md")
+        if not target.is_absolute() or not target.is_file() or srcdir in target.resolve().parents:
+            continue
+        ref = addnodes.download_reference(refdomain=None, reftarget=os.path.relpath(target, docdir),
+                                          refdoc=node.get("refdoc"), reftype="myst", refexplicit=True)
+        ref.extend(child.deepcopy() for child in node.children)
+        if not ref.children:
+            ref += nodes.literal(text=target.name)
+        node.replace_self(ref)
+
+
+def setup(app):
+    # before the environment's collectors (priority 500) register the downloads of the page
+    app.connect("doctree-read", _outside_pages_as_downloads, priority=400)

@@ -1,6 +1,6 @@
 """Agreement between spiking winners and the reference top-k: the definitions, in one place.
 
-Definitions (``docs/ARCHITECTURE.md``):
+Definitions (``docs/guide/concepts.md``):
 
 * **top-k set** of a hypercolumn: the k largest drives, equal drives broken by "lower channel
   index wins" (the reference's tie rule, :func:`hcs_neuro.core.kwta.kwta_mask`);

@@ -1,6 +1,6 @@
 """Validate a spiking simulation against the rate-based reference (NumPy only).
 
-Definitions (``../shared/DESIGN.md``):
+Definitions (``docs/guide/concepts.md``):
 
 * **class agreement**: fraction of images whose spiking class equals the reference class.
 * **conditional layer agreement** of layer l: the spiking winners of layer l compared with
