@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 JOBS   ?= 2
 
-.PHONY: demo test test-slow test-all install data bench paper paper-quick clean help
+.PHONY: demo test test-slow test-all install data bench paper paper-quick docs clean help
 
 help:
 	@echo "make demo       set up (.venv, pinned deps, Fashion-MNIST data) and run the main job"
@@ -16,6 +16,7 @@ help:
 	@echo "make bench      run the benchmarks in analysis/ (prints numbers, writes JSON)"
 	@echo "make paper      rerun every experiment of analysis/REPORT.md (long; see the README)"
 	@echo "make paper-quick  the same in a reduced smoke-test mode"
+	@echo "make docs       build the guides, studies and API reference (HTML in docs/_build/html)"
 
 install: $(STAMP)
 
@@ -63,5 +64,13 @@ paper: install data
 paper-quick: install data
 	$(PY) analysis/paper/make_paper.py --quick
 
+# The user guides, the research record and the API reference (Sphinx + MyST; warnings are
+# errors). autosummary regenerates docs/api/generated/ from the docstrings on every build.
+docs: install
+	@$(PY) -c "import sphinx, myst_parser" 2>/dev/null || $(PIP) install -q -c constraints.txt -e ".[docs]"
+	rm -rf docs/api/generated
+	MPLBACKEND=Agg $(PY) -m sphinx -b html -W --keep-going -q docs docs/_build/html
+	@echo "docs: docs/_build/html/index.html"
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis docs/_build docs/api/generated

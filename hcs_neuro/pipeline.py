@@ -157,11 +157,11 @@ def run_network(model, images, labels=None, *, circuit=None, device: str = "cpp_
     Parameters
     ----------
     model : hcs_neuro.core.model.Model
-    images : ndarray, shape (N, *input_shape)
+    images : ndarray, shape ``(N, *input_shape)``
         Images in [0, 1].
     labels : ndarray, optional
         Needed for validation (accuracy).
-    circuit : str, Path or RaceParams, optional
+    circuit : str, Path or hcs_neuro.core.circuit_file.RaceParams, optional
         Whole-network circuit (default ``network_race``).
     device : {"cpp_standalone", "runtime"}
     n_jobs, chunk, seed : int

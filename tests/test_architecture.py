@@ -90,7 +90,7 @@ def test_malformed(changes, match):
 
 
 def test_documented_experiment_configs_load():
-    """The variant configs that docs/training.md's experiments name still load, keep the shipped
+    """The variant configs that docs/studies/training.md's experiments name still load, keep the shipped
     Fashion config's input, and really differ from it in their layers (k, width or precision)."""
     from pathlib import Path
 

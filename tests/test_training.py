@@ -523,7 +523,7 @@ def test_channel_gains_train_ternary_levels_times_a_per_channel_gain(learning):
     """A 4-bit conv layer trained with channel_gains: every output channel's levels are
     {-g, 0, +g} for its own learned gain g in 1..7, the gains move away from their start (7) and
     differ between channels, and the reference and PyTorch passes of the saved model agree. (That
-    the option trains a real network is measured on Fashion-MNIST, docs/training.md: this 8x8
+    the option trains a real network is measured on Fashion-MNIST, docs/studies/training.md: this 8x8
     network is too unsteady over seeds in 2 epochs for an accuracy bound.)"""
     spec = dict(IMG, layers=[dict(IMG["layers"][0]), IMG["layers"][1], dict(IMG["layers"][2], weight_bits=4),
                              IMG["layers"][3]])

@@ -11,7 +11,7 @@ architecture and the seed that the model's metadata records (``hcs_neuro.train.H
 draws them from ``torch.Generator().manual_seed(seed)``, nothing else; layers trained with
 ``channel_gains`` start as ternary levels times their top level), so the model file is all that
 is needed; a warm-started model (``--init``) is compared with the levels of the file its
-metadata names, which must still be there. Used in docs/training.md ("The first layer") to
+metadata names, which must still be there. Used in docs/studies/training.md ("The first layer") to
 show that a slower first-layer step leaves that layer close to its random start, and ("Two
 stages") to count the levels that a second stage moved.
 """

@@ -12,7 +12,7 @@ Printed per layer: the mean rate (at most k / channels), the channels that are *
 below 1 %) and *always on* (rate above 99 %): neither carries information about the image, and
 an always-on channel takes one of the k slots of every hypercolumn. Then the 10th, 50th and
 90th percentiles and the largest rate. ``--plot`` draws each layer's win rates sorted from the
-most to the least winning channel, one line per model. Used in docs/training.md ("Homeostatic thresholds") to
+most to the least winning channel, one line per model. Used in docs/studies/training.md ("Homeostatic thresholds") to
 show what ``[training] homeostasis`` changes.
 """
 

@@ -4,7 +4,7 @@ Every trial is one hypercolumn with N drives drawn i.i.d. uniform in [0, 1]; man
 many hypercolumns of one network (runtime device) or of one compiled cpp_standalone binary that
 is rerun batch after batch with new drives (``device.run(run_args=...)``).
 
-Definitions (``docs/circuits.md``, ``/shared/DESIGN.md``):
+Definitions (``docs/guide/concepts.md``):
 
 * reference top-k: the k largest drives; among exactly equal drives the lower channel index wins
   (the tie rule of ``hcs_neuro.core.kwta``; with continuous random drives ties have probability 0);

@@ -94,7 +94,7 @@ class LayerPlan:
     ----------
     index, type : int, str
     out_shape : tuple
-        (C, *spatial) as in the architecture.
+        ``(C, *spatial)`` as in the architecture.
     n_cells, n_channels, n_hypercolumns : int
         Excitatory cells (C x locations), C, and locations (one interneuron each; the readout
         has one hypercolumn of ``n_classes`` cells).
@@ -232,7 +232,7 @@ def plan_network(model, race: RaceParams | None = None) -> NetworkPlan:
     ----------
     model : hcs_neuro.core.model.Model
         Integer model (low-precision weights, integer input and activity levels).
-    race : RaceParams, optional
+    race : hcs_neuro.core.circuit_file.RaceParams, optional
 
     Returns
     -------
@@ -538,7 +538,7 @@ class RaceNetwork:
     Parameters
     ----------
     model : hcs_neuro.core.model.Model
-    race : RaceParams
+    race : hcs_neuro.core.circuit_file.RaceParams
     """
 
     #: Files of the compiled project holding the run-time input levels (removed after use).

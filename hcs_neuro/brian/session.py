@@ -119,7 +119,7 @@ class SimulationSession:
     Parameters
     ----------
     model : hcs_neuro.core.model.Model
-    circuit : str, Path or RaceParams, optional
+    circuit : str, Path or hcs_neuro.core.circuit_file.RaceParams, optional
     n_jobs : int
         Worker processes (forked after the single compilation; each run writes its own results
         folder inside the project).
@@ -129,6 +129,8 @@ class SimulationSession:
     directory : str or Path, optional
         Project directory (default: a cached folder per network shape).
 
+    Notes
+    -----
     Use as a context manager; :meth:`run` returns one :class:`SpikingResult` per block.
     """
 
@@ -157,7 +159,7 @@ class SimulationSession:
         return ((s, self.runner.run(lv)) for s, lv in jobs)
 
     def run(self, images, *, progress: bool = True) -> SpikingResult:
-        """Simulate one block of images (float in [0, 1], shape (N, *input_shape))."""
+        """Simulate one block of images (float in [0, 1], shape ``(N, *input_shape)``)."""
         t0 = time.perf_counter()
         levels = _levels(self.model, images)
         parts = []
@@ -224,9 +226,9 @@ def simulate(model, images, *, circuit=None, n_jobs: int = 2, progress: bool = T
     Parameters
     ----------
     model : hcs_neuro.core.model.Model
-    images : ndarray, shape (N, *input_shape)
+    images : ndarray, shape ``(N, *input_shape)``
         Images in [0, 1] (quantized to the model's input levels as in the reference).
-    circuit : str, Path or RaceParams, optional
+    circuit : str, Path or hcs_neuro.core.circuit_file.RaceParams, optional
         Whole-network circuit (default ``circuits/network_race.toml``).
     n_jobs : int
         Processes running chunks in parallel (cpp_standalone; the project is compiled once).

@@ -59,11 +59,11 @@ def register(subparsers) -> None:
     p.add_argument("--train-subset", type=int_in(1), help="train on a seeded random subset of N training images")
     p.add_argument("--teacher", metavar="MODEL",
                    help="distil from MODEL (a .npz file or shipped model name, e.g. fashion_fp32_wide): its logits "
-                        "are soft targets (set distill_weight, distill_temp with --set; docs/training.md)")
+                        "are soft targets (set distill_weight, distill_temp with --set; docs/guide/training.md)")
     p.add_argument("--init", metavar="MODEL",
                    help="warm start from MODEL's weight and bias levels (a .npz file or shipped model name with the "
                         "same layers and weight bits; its activity bits and k may differ): the second stage of a "
-                        "two-stage recipe (docs/training.md)")
+                        "two-stage recipe (docs/guide/training.md)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="set any other [training] field, e.g. adam_norm=tensor or beta1=0.99 (repeatable; "
                    "the options above win)")

@@ -1,6 +1,6 @@
 """Agreement between spiking winners and the reference top-k: the definitions, in one place.
 
-Definitions (``docs/ARCHITECTURE.md``):
+Definitions (``docs/guide/concepts.md``):
 
 * **top-k set** of a hypercolumn: the k largest drives, equal drives broken by "lower channel
   index wins" (the reference's tie rule, :func:`hcs_neuro.core.kwta.kwta_mask`);
@@ -74,7 +74,7 @@ def kth_margin(drives, k: int) -> np.ndarray:
 
 
 def hypercolumn_rows(a: np.ndarray) -> np.ndarray:
-    """(N, C, *spatial) -> (N * locations, C): one row per hypercolumn of every image."""
+    """``(N, C, *spatial)`` -> ``(N * locations, C)``: one row per hypercolumn of every image."""
     n, c = a.shape[:2]
     return np.moveaxis(a.reshape(n, c, -1), 1, 2).reshape(-1, c)
 

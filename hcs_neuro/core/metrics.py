@@ -5,7 +5,7 @@ Rules (checked by the tests for the circuit benchmark, the network validation an
 * snake_case;
 * a quantity with a unit carries the unit right after the quantity, before any statistic:
   ``latency_ms_median``, ``wall_time_s``, ``noise_mv``; counts and fractions have none;
-* the definitions are those of ``docs/ARCHITECTURE.md`` ("Definitions").
+* the definitions are those of ``docs/guide/concepts.md``.
 
 :data:`METRICS` maps every scalar key to its unit and meaning; :data:`CIRCUIT_METRICS` and
 :data:`NETWORK_METRICS` are the scalar results a circuit or network sweep records.
@@ -26,7 +26,7 @@ class Metric(NamedTuple):
 
 
 METRICS: dict[str, Metric] = {
-    # agreement of spiking winners with the reference (definitions: docs/ARCHITECTURE.md)
+    # agreement of spiking winners with the reference (definitions: docs/guide/concepts.md)
     "strict_agreement": Metric("", "fraction of hypercolumns whose spiking winner set equals the reference top-k set"),
     "tie_tolerant_agreement": Metric("", "fraction of hypercolumns correct up to drives within tie_tol of the k-th"),
     "over_selection": Metric("", "hypercolumns with more than k winners (count)"),

@@ -197,7 +197,7 @@ def forward(model, images, keep_layers: bool = True, batch_size: int = 256) -> R
     Parameters
     ----------
     model : hcs_neuro.core.model.Model
-    images : ndarray, shape (N, *input_shape)
+    images : ndarray, shape ``(N, *input_shape)``
         Images in [0, 1] (quantized here with :func:`quantize_input`).
     keep_layers : bool
         Keep every layer's drive/winners/output (memory: N x all activations). With False only

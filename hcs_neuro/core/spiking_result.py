@@ -21,7 +21,7 @@ class SpikingLayer:
 
     Attributes
     ----------
-    spike_counts : ndarray of int64, shape (n_images, *layer.out_shape)
+    spike_counts : ndarray of int64, shape ``(n_images, *layer.out_shape)``
         Spikes emitted by each excitatory unit during the image's window.
     winners : ndarray of bool, same shape
         Units that won their hypercolumn's competition (emitted >= 1 spike that reaches the next
@@ -66,7 +66,7 @@ class SpikingResult:
         Class decided by spikes; -1 where no readout unit decided within the window.
     decision_latency_ms : ndarray of float64, shape (n_images,)
         Simulated time from stimulus onset to the readout decision (NaN if none).
-    input_spike_counts : ndarray of int64, shape (n_images, *input_shape)
+    input_spike_counts : ndarray of int64, shape ``(n_images, *input_shape)``
     input_sops : ndarray of int64, shape (n_images,)
         Synaptic operations caused by input spikes (into the first layer).
     layers : list of SpikingLayer

@@ -126,7 +126,7 @@ def conv_fan_out(weight_levels: np.ndarray, in_spatial: tuple[int, ...], stride=
 
     Parameters
     ----------
-    weight_levels : ndarray, shape (C_out, C_in, *kernel)
+    weight_levels : ndarray, shape ``(C_out, C_in, *kernel)``
         Integer weight levels; zero levels are pruned connections and are not counted.
     in_spatial : tuple of int
         Input spatial shape, ``(H, W)`` or ``(L,)``.

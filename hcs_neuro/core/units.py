@@ -6,7 +6,7 @@ kilogram, second, ampere), converts between units and names dimensions for messa
 own unit system is used only where a network is built (it is heavy to import and unhashable).
 
 Unit expressions are products and quotients of (prefixed) units with optional integer powers:
-``mV``, ``mV/ms``, ``nS*mV``, ``um^2``, ``ms**-1``. Powers are limited to |p| <= 4 and values
+``mV``, ``mV/ms``, ``nS*mV``, ``um^2``, ``ms**-1``. Powers are limited to ``|p| <= 4`` and values
 must be finite, so that no text can overflow the arithmetic.
 """
 

@@ -1,6 +1,6 @@
 """Operation counts and energy: synaptic operations (SOPs), MACs, and their price per hardware profile.
 
-Definitions (``docs/ARCHITECTURE.md``, shared design):
+Definitions (``docs/guide/concepts.md``):
 
 * **SOPs** — the sum over spikes of the number of *existing* (non-zero) outgoing synapses of the
   neuron that spiked. A pruned (zero-level) weight is no synapse and costs nothing.

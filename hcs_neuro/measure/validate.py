@@ -1,6 +1,6 @@
 """Validate a spiking simulation against the rate-based reference (NumPy only).
 
-Definitions (``../shared/DESIGN.md``):
+Definitions (``docs/guide/concepts.md``):
 
 * **class agreement**: fraction of images whose spiking class equals the reference class.
 * **conditional layer agreement** of layer l: the spiking winners of layer l compared with
@@ -206,7 +206,7 @@ def validate(model, images, labels, spiking, *, reference=None, tie_tol: float =
     Parameters
     ----------
     model : hcs_neuro.core.model.Model
-    images : ndarray, shape (N, *input_shape)
+    images : ndarray, shape ``(N, *input_shape)``
         The images the simulation ran on (in [0, 1]).
     labels : ndarray of int, shape (N,)
     spiking : SpikingResult

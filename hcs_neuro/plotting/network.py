@@ -91,7 +91,7 @@ def plot_agreement_map(reference_winners, spiking_winners, *, image: int | None 
 
     Parameters
     ----------
-    reference_winners, spiking_winners : ndarray of bool, shape (n_images, C, *spatial)
+    reference_winners, spiking_winners : ndarray of bool, shape ``(n_images, C, *spatial)``
         Winners of the same layer (reference: conditional on the spiking input, or not).
     image : int, optional
         None: map over spatial locations of the fraction of images whose hypercolumn winner set

@@ -63,7 +63,7 @@ def chance_loss_warning(epoch: int, mean_loss: float, n_classes: int) -> str:
     """A warning if ``epoch`` (1-based, from the second on) ended with its mean training loss at chance.
 
     A network whose loss sits at ln(n_classes) does no better than a uniform guess. This is how
-    the collapse of docs/training.md ("k sweep with the momentum reset") shows: at k = 1/8 one
+    the collapse of docs/studies/training.md ("k sweep with the momentum reset") shows: at k = 1/8 one
     run fell from 74.7 % to chance in epoch 5, when the first layer's largest biases
     won at every location of every image, and never recovered. The first epoch is not checked
     (a short or small run may still be near chance there). Returns ``""`` when all is well.
@@ -73,7 +73,7 @@ def chance_loss_warning(epoch: int, mean_loss: float, n_classes: int) -> str:
         return ""
     return (f"warning: epoch {epoch}: mean training loss {mean_loss:.3f} is at or above chance (ln {n_classes} = "
             f"{chance:.3f}, a uniform guess): the network is not learning, or has collapsed (see "
-            "docs/training.md: k sweep); try another --seed, a smaller --lr or a denser --k")
+            "docs/studies/training.md: k sweep); try another --seed, a smaller --lr or a denser --k")
 
 
 def train(arch: Architecture, cfg: TrainConfig, data_dir=None, progress: bool = True, command: str = "",

@@ -78,7 +78,7 @@ def layer_scales(arch: Architecture, weight_step: str = "level"):
 
 
 def layer_bounds(arch: Architecture) -> list:
-    """Largest possible |integer drive| of each layer."""
+    """Largest possible absolute integer drive of each layer."""
     out = []
     in_top = 1.0 if arch.input_bits == FLOAT_BITS else float(2 ** arch.input_bits - 1)
     for spec in arch.layers:
