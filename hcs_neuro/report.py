@@ -385,12 +385,12 @@ def energy_tables(e: dict) -> list[str]:
         lines.append(f"break-even activity a* ({be['activity']}; measured a0 = {be['measured_activity']:.4g}, "
                      f"{be['activity_counts']} counts; {be['formula']}; '-': none, the part that does not scale "
                      f"with activity alone costs more):")
-        lines.append(f"{'profile':<17}{'data mvt':<10}{'reference':<11}{'a*':>9}{'a*, no step updates':>21}"
-                     f"{'k/C at a*':>11}")
+        lines.append(f"{'profile':<17}{'data mvt':<10}{'reference':<11}{'a*':>9}{'k/C at a*':>11}"
+                     f"{'a*, no step updates':>21}{'k/C at it':>11}")
         for r in be["rows"]:
             lines.append(f"{r['profile']:<17}{'with' if r['data_movement'] else 'without':<10}{r['reference']:<11}"
-                         f"{_x(r['a_star']):>9}{_x(r['a_star_without_step_updates']):>21}"
-                         f"{_x(r['k_over_c_conv']):>11}")
+                         f"{_x(r['a_star']):>9}{_x(r['k_over_c_conv']):>11}"
+                         f"{_x(r['a_star_without_step_updates']):>21}{_x(r['k_over_c_conv_without_step_updates']):>11}")
     return lines
 
 

@@ -262,7 +262,7 @@ def test_cli_plot_break_even_writes_figure_and_json(tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err
     assert (tmp_path / "be.png").stat().st_size > 1000
     out = json.loads((tmp_path / "be.json").read_text())
-    assert out["models"][0]["model"] == "tiny2d" and "a*" in out["formula"]
+    assert out["models"][0]["model"] == "e" and out["models"][0]["architecture"] == "tiny2d" and "a*" in out["formula"]
     (tmp_path / "bad.json").write_text('{"layers": []}')
     rc = main(["plot", "break-even", str(tmp_path / "bad.json"), "--out", str(tmp_path / "bad.png")])
     err = capsys.readouterr().err

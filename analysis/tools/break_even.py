@@ -83,8 +83,7 @@ def _run(args) -> int:
         stem = Path(str(name)).stem
         write_json_atomic(out / f"energy_{stem}.json", e)
         s = break_even_summary(e, args.profile)
-        s.update(name=stem, dataset=dataset, source=f"energy_{stem}.json")
-        s["model"] = stem
+        s.update(architecture=s["model"], model=stem, dataset=dataset, source=f"energy_{stem}.json")
         summaries.append(s)
         parts = ", ".join(f"{k} {'none' if c['a_star'] is None else format(c['a_star'], '.3g')}"
                           for k, c in s["comparisons"].items())

@@ -79,7 +79,9 @@ def register(subparsers) -> None:
         "without data movement, against the dense reference and the sparse reference bound. Left panel: "
         "neuron updates as counted; right panel: without per-step neuron updates (an asynchronous chip). "
         "Writes the figure and, with --json, the numbers.")
-    b.add_argument("energy", nargs="+", metavar="ENERGY_JSON", help="energy JSON files (hcs-neuro energy --json)")
+    b.add_argument("energy", nargs="+", metavar="ENERGY_JSON",
+                   help="energy JSON files (hcs-neuro energy --json); each is labelled by its file name "
+                        "(energy_NAME.json: NAME)")
     b.add_argument("--profile", metavar="NAME",
                    help="spiking profile to compare (default: each model's own-precision 45 nm profile, "
                         "cmos45_snn for ternary weights)")
@@ -153,7 +155,9 @@ def _handle_break_even(args) -> int:
             raise ConfigError(f"{path}: not an energy result of this version (write it with "
                               "`hcs-neuro energy MODEL --json PATH`)")
         s = break_even_summary(e, args.profile)
-        s["source"] = str(path)
+        stem = Path(path).stem
+        s.update(source=str(path), architecture=s["model"],
+                 model=stem[len("energy_"):] if stem.startswith("energy_") and len(stem) > 7 else stem)
         summaries.append(s)
 
     import matplotlib

@@ -524,6 +524,7 @@ def network_energy(model, reference, spiking=None, profiles=None, *, input_level
     result = {
         "n_images": n,
         "model": arch.name,
+        "model_source": str(arch.source),
         "input_coding": input_coding,
         "reference_profile_own_precision": own_precision_profile(arch),
         "snn_profile_own_precision": own_precision_snn_profile(arch),

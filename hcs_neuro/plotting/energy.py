@@ -11,11 +11,11 @@ import numpy as np
 
 __all__ = ["plot_break_even", "BREAK_EVEN_STYLES"]
 
-#: Marker and label of each comparison of a break-even summary.
+#: Marker, label and short name of each comparison of a break-even summary.
 BREAK_EVEN_STYLES = {
-    "with_dm_dense": ("*", "break-even vs dense reference, with data movement"),
-    "with_dm_sparse": ("^", "break-even vs sparse reference bound, with data movement"),
-    "without_dm_dense": ("s", "break-even vs dense reference, compute only"),
+    "with_dm_dense": ("*", "break-even vs dense reference, with data movement", "dense+DM"),
+    "with_dm_sparse": ("^", "break-even vs sparse reference bound, with data movement", "sparse+DM"),
+    "without_dm_dense": ("s", "break-even vs dense reference, compute only", "dense"),
 }
 
 
@@ -65,16 +65,18 @@ def plot_break_even(models, *, comparisons=("with_dm_dense", "with_dm_sparse", "
         if not x0 or not a0:
             continue
         color = colors[j % len(colors)]
-        pts = []
+        pts, missing = [], []
         for comp in comparisons:
             c = (m.get("comparisons") or {}).get(comp)
             if c is None:
                 continue
             a = c.get(key)
             if a is None:
-                none.append(f"{m['model']}: {BREAK_EVEN_STYLES[comp][1].split(',')[0].replace('break-even ', '')}")
+                missing.append(BREAK_EVEN_STYLES[comp][2])
                 continue
             pts.append((comp, x0 * a / a0, a))
+        if missing:
+            none.append(f"{m['model']}: {', '.join(missing)}")
         x_hi = max([1.0, x0] + [p[1] for p in pts])
         line_x = np.geomspace(min(0.01, x0 / 10), x_hi * 1.2, 50)
         ax.plot(line_x, a0 * line_x / x0, color=color, lw=1.0, alpha=0.7)
@@ -92,10 +94,12 @@ def plot_break_even(models, *, comparisons=("with_dm_dense", "with_dm_sparse", "
         ax.set_xlim(min(min(xs) / 3, 0.02), max(max(xs) * 2, 2.0))
         ax.set_ylim(min(ys) / 3, max(ys) * 3)
     ax.axvspan(1.0, ax.get_xlim()[1], color="0.9", zorder=0)
-    ax.text(1.05, 0.02, "k > C: no such network", transform=ax.get_xaxis_transform(), fontsize=7, color="0.4")
+    ax.text(1.08, 0.5, "k > C: no such network", transform=ax.get_xaxis_transform(), fontsize=7, color="0.4",
+            rotation=90, va="center")
     if none:
-        ax.text(0.99, 0.02, "no break-even:\n" + "\n".join(none), transform=ax.transAxes, fontsize=6,
-                ha="right", va="bottom", color="0.3")
+        ax.text(0.99, 0.02, "no break-even (dense: compute only; +DM: with data movement):\n" + "\n".join(none),
+                transform=ax.transAxes, fontsize=6, ha="right", va="bottom", color="0.2",
+                bbox={"facecolor": "white", "edgecolor": "0.8", "alpha": 0.9})
     ax.set_xlabel("k / C of the conv layers (winners per hypercolumn / channels)")
     ax.set_ylabel("activity (spikes per neuron per image)")
     profile = models[0].get("profile") if models else None
