@@ -284,3 +284,11 @@ def test_break_even_tool_analytic(tmp_path):
     out = json.loads((tmp_path / "break_even.json").read_text())
     assert out["analytic"] is True and out["models"][0]["model"] == "digits_hcs"
     assert (tmp_path / "break_even.png").stat().st_size > 1000 and (tmp_path / "energy_digits_hcs.json").exists()
+
+
+def test_a_policy_without_a_basis_is_not_labelled_by_default():
+    _m, spk, _x, _e = energy(update_policy="gated")
+    b = count_basis(spk)["neuron_updates"]
+    assert b["basis"] == "unknown" and b["policy"] == "gated"
+    spk.metadata[COUNT_BASIS_KEY] = {"neuron_updates": {"basis": "counted", "how": "x", "policy": "gated"}}
+    assert count_basis(spk)["neuron_updates"]["basis"] == "counted"

@@ -144,7 +144,10 @@ class SpikingResult:
 
 def count_basis(result) -> dict:
     """How each count of ``result`` was obtained: :data:`DEFAULT_COUNT_BASIS` updated by
-    ``result.metadata[COUNT_BASIS_KEY]`` (a count named there replaces its default entry).
+    ``result.metadata[COUNT_BASIS_KEY]`` (a count named there replaces its default entry). A result
+    whose metadata names another neuron-update policy (``update_policy`` or ``updates``) without
+    saying how its updates were obtained gets ``basis = "unknown"`` for them, never a default that
+    could be wrong.
 
     Raises
     ------
@@ -154,6 +157,12 @@ def count_basis(result) -> dict:
     """
     out = {k: dict(v) for k, v in DEFAULT_COUNT_BASIS.items()}
     meta = getattr(result, "metadata", None) or {}
+    policy = meta.get("update_policy", meta.get("updates"))
+    if isinstance(policy, str) and policy != out["neuron_updates"]["policy"]:
+        # a simulator that names another policy but not how it obtained its counts: say so
+        out["neuron_updates"] = {"basis": "unknown", "policy": policy,
+                                 "how": f"the simulator ran the {policy!r} update policy but did not record how its "
+                                        f"neuron updates were obtained (metadata[{COUNT_BASIS_KEY!r}])"}
     given = meta.get(COUNT_BASIS_KEY) or {}
     if not isinstance(given, dict):
         raise ValueError(f"metadata[{COUNT_BASIS_KEY!r}] must be a dict of count name -> entry")
