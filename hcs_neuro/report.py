@@ -45,6 +45,7 @@ from hcs_neuro.plotting.network import (
 )
 
 __all__ = ["write_report", "write_energy_report", "print_validation", "print_energy", "conditional_reference_winners",
+           "energy_tables", "count_basis_lines",
            "REPORT_NAME", "REPORT_KIND", "ENERGY_KIND"]
 
 #: File name of the Markdown page inside the report folder.
@@ -264,23 +265,21 @@ def _markdown(title, model, spiking, validation, energy, figs, agree_figs, meta,
                      l.get("sops_in_analytic_per_image"), l.get("sops_circuit_per_image"),
                      l.get("neuron_updates_per_image"), l["dense_ops_per_image"], l.get("effective_ops_per_image")])
     lines.append(_table(hdr, rows))
-    own = energy.get("reference_profile_own_precision")
-    lines += ["", f"Energy per image ({energy['note']}). The reference network's own arithmetic is priced by "
-                  f"`{own}`; the other reference rows show other precisions.", ""]
-    rows = []
-    for name, e in energy["energy"].items():
-        pj = e["per_image_pj"]
-        if e["kind"] == "spiking":
-            share = pj["neuron_updates_pj"] / pj["total_pj"] if pj["total_pj"] > 0 else 0.0
-            basis = f"{e.get('basis', '')}; neuron updates {100 * share:.0f} % of it"
-            rows.append([name, "spiking", pj["total_pj"] * 1e-6, basis, e["citation"]])
-        else:
-            eff = pj.get("effective_pj")
-            rows.append([name, "reference", pj["dense_pj"] * 1e-6,
-                         f"dense; zeros skipped: {_fmt(None if eff is None else eff * 1e-6)} µJ", e["citation"]])
-    lines.append(_table(["profile", "kind", "energy per image (µJ)", "basis", "source"], rows))
-    lines += ["", "Neuron updates are priced per neuron per simulated time step, so their share grows with the "
-                  "number of steps each layer is simulated per image (the race window), not with the task."]
+    lines += ["", "### How each count was obtained", ""]
+    lines += [f"- {line}" for line in count_basis_lines(energy)] or ["- (no simulation)"]
+    lines += ["", "### Energy per image, with and without data movement", "",
+              "Same model for both sides: compute from each profile's figures, data movement (memory accesses) "
+              f"priced from one table ({energy['memory']['citation']}) and added only where a profile's figures "
+              "exclude memory. The comparison and break-even below are against the reference at its own precision "
+              f"(`{energy.get('reference_profile_own_precision')}`).", "", "```"]
+    lines += energy_tables(energy)
+    lines += ["```", ""]
+    rows = [[name, e["kind"], e.get("scope", ""), ", ".join(e.get("includes", [])),
+             ", ".join(e.get("unpriced", [])) or "–", e["citation"]] for name, e in energy["energy"].items()]
+    lines.append(_table(["profile", "kind", "scope", "figures include", "unpriced", "source"], rows))
+    lines += ["", "Neuron updates are priced per neuron update as counted or computed (see above); under the clock "
+                  "policy their number grows with the number of steps each layer is simulated per image (the race "
+                  "window), not with the task."]
     lines += ["", "## Figures", ""]
     lines.append(f"![spike raster, image {image}](raster.png)")
     lines.append("")
@@ -325,8 +324,79 @@ def print_validation(m: dict, file=None) -> None:
           f"({m['images_per_s']:.1f} images/s), compile {m.get('compile_time_s', 0):.1f} s", file=out)
 
 
+def _uj(pj) -> str:
+    return "-" if pj is None else f"{pj * 1e-6:.4g}"
+
+
+def _x(v) -> str:
+    return "-" if v is None else f"{v:.3g}"
+
+
+def count_basis_lines(e: dict) -> list[str]:
+    """One line per simulation count: counted or computed, and how (``e["count_basis"]``)."""
+    table = e.get("count_basis") or {}
+    names = (("input.spikes_per_image", "input spikes"), ("input.sops_per_image", "input SOPs"),
+             ("layers.spikes_per_image", "spikes"), ("layers.interneuron_spikes_per_image", "interneuron spikes"),
+             ("layers.sops_out_per_image", "SOPs"), ("layers.sops_circuit_per_image", "k-WTA circuit SOPs"),
+             ("layers.neuron_updates_per_image", "neuron updates"))
+    out = []
+    for key, label in names:
+        b = table.get(key)
+        if b:
+            policy = f", {b['policy']} policy" if b.get("policy") else ""
+            out.append(f"{label}: {b['basis']} ({b['how']}{policy})")
+    return out
+
+
+def energy_tables(e: dict) -> list[str]:
+    """The energy lines of :func:`print_energy`: every profile with and without data movement, the
+    comparison with the reference under one model, and the break-even activity."""
+    lines = [f"energy per image in uJ ({e['note']})",
+             f"data movement: {e['memory']['rule']}; {e['memory']['citation']}",
+             f"{'profile':<17}{'kind':<11}{'scope':<15}{'figures include':<32}{'no data mvt':>12}{'with data mvt':>14}"]
+    unpriced = []
+    for name, p in e["energy"].items():
+        inc = "+".join(p.get("includes", []))
+        if p.get("unpriced"):
+            inc += " *"
+            unpriced.append(f"* {name}: no figure for {', '.join(p['unpriced'])} (priced 0: a lower bound)")
+        if p["kind"] == "spiking":
+            t = p["totals_pj"]
+            inside = p["data_movement_pj"] is None
+            lines.append(f"{name:<17}{'spiking':<11}{p['scope']:<15}{inc:<32}"
+                         f"{'(inside)' if inside else _uj(t['without_data_movement_pj']):>12}"
+                         f"{_uj(t['with_data_movement_pj']):>14}")
+        else:
+            t = p["totals_pj"]
+            lines.append(f"{name:<17}{'reference':<11}{'dense':<15}{inc:<32}"
+                         f"{_uj(t['dense_without_data_movement_pj']):>12}{_uj(t['dense_with_data_movement_pj']):>14}")
+            lines.append(f"{'':<17}{'':<11}{'sparse bound':<15}{'zeros skipped, max reuse':<32}"
+                         f"{_uj(t['sparse_without_data_movement_pj']):>12}{_uj(t['sparse_with_data_movement_pj']):>14}")
+    lines += unpriced
+    c = e.get("comparison")
+    if c:
+        lines.append(f"SNN / reference at its own precision ({c['reference_profile']}), one model ({c['ratio']}):")
+        lines.append(f"{'profile':<17}{'no data mvt, dense':>20}{'with, dense':>14}{'with, sparse bound':>20}")
+        for r in c["rows"]:
+            lines.append(f"{r['profile']:<17}{_x(r['ratio_without_data_movement']):>20}"
+                         f"{_x(r['ratio_with_data_movement']):>14}{_x(r['ratio_with_data_movement_vs_sparse']):>20}")
+    be = e.get("break_even")
+    if be:
+        lines.append(f"break-even activity a* ({be['activity']}; measured a0 = {be['measured_activity']:.4g}, "
+                     f"{be['activity_counts']} counts; {be['formula']}; '-': none, the part that does not scale "
+                     f"with activity alone costs more):")
+        lines.append(f"{'profile':<17}{'data mvt':<10}{'reference':<11}{'a*':>9}{'k/C at a*':>11}"
+                     f"{'a*, no step updates':>21}{'k/C at it':>11}")
+        for r in be["rows"]:
+            lines.append(f"{r['profile']:<17}{'with' if r['data_movement'] else 'without':<10}{r['reference']:<11}"
+                         f"{_x(r['a_star']):>9}{_x(r['k_over_c_conv']):>11}"
+                         f"{_x(r['a_star_without_step_updates']):>21}{_x(r['k_over_c_conv_without_step_updates']):>11}")
+    return lines
+
+
 def print_energy(e: dict, file=None) -> None:
-    """Print the per-layer table, totals, SOP check and energy per profile (of
+    """Print the per-layer table, totals, SOP check, count basis, the energy per profile with and
+    without data movement, the comparison with the reference and the break-even activity (of
     :func:`hcs_neuro.measure.energy.network_energy`)."""
     out = file or sys.stdout
 
@@ -337,7 +407,8 @@ def print_energy(e: dict, file=None) -> None:
 
     sim = e["has_spiking"]
     print(f"energy: {e['model']}, {e['n_images']} images, "
-          f"{'simulated' if sim else 'analytic (no simulation)'}; counts are means per image", file=out)
+          f"{'counts from a simulation (counted or computed: see below)' if sim else 'analytic counts (no simulation)'};"
+          f" means per image", file=out)
     hdr = (f"{'layer':<12}{'spikes':>11}{'inh spikes':>11}{'SOPs in':>11}{'SOPs an.':>11}{'circ SOPs':>11}"
            f"{'updates':>11}{'dense ops':>11}{'eff. ops':>11}")
     print(hdr, file=out)
@@ -356,25 +427,18 @@ def print_energy(e: dict, file=None) -> None:
               f"({t['sops_feedforward_per_image']:,.1f} feed-forward + {t['sops_circuit_per_image']:,.1f} circuit), "
               f"{t['neuron_updates_per_image']:,.0f} neuron updates per image", file=out)
         sc = e["sop_check"]
-        print(f"SOP check: simulated = analytic wherever a layer's winners agree: "
+        print(f"SOP check: simulation = analytic wherever a layer's winners agree: "
               f"{'yes' if sc['sops_equal_where_winners_agree'] else 'NO'} "
               f"({sc['n_sop_mismatches_where_winners_agree']} mismatches in {sc['n_image_layers_winners_agree']:,} "
               f"agreeing image-layers; {sc['n_recount_mismatches']} recount mismatches)", file=out)
+        for line in count_basis_lines(e):
+            print(f"  {line}", file=out)
     print(f"reference: {t['dense_ops_per_image']:,.0f} dense ops ({t['dense_macs_per_image']:,.0f} MACs + "
-          f"{t['dense_adds_per_image']:,.0f} adds), {t['effective_ops_per_image'] or 0:,.1f} effective ops per image",
+          f"{t['dense_adds_per_image']:,.0f} adds), {t['effective_ops_per_image'] or 0:,.1f} effective ops per image; "
+          f"own precision {e['reference_profile_own_precision']}, spiking side {e['snn_profile_own_precision']}",
           file=out)
-    print(f"energy per image ({e['note']}); the reference at its own precision: "
-          f"{e['reference_profile_own_precision']}", file=out)
-    for name, p in e["energy"].items():
-        pj = p["per_image_pj"]
-        if p["kind"] == "spiking":
-            print(f"  {name:<16} spiking    {pj['total_pj'] * 1e-6:10.4g} uJ  (SOPs {pj['synaptic_ops_pj'] * 1e-6:.4g}, "
-                  f"spikes {pj['spikes_pj'] * 1e-6:.4g}, neuron updates {pj['neuron_updates_pj'] * 1e-6:.4g} uJ)",
-                  file=out)
-        else:
-            eff = pj["effective_pj"]
-            print(f"  {name:<16} reference  {pj['dense_pj'] * 1e-6:10.4g} uJ dense, "
-                  f"{'-' if eff is None else '%.4g' % (eff * 1e-6)} uJ zeros skipped", file=out)
+    for line in energy_tables(e):
+        print(line, file=out)
 
 
 def write_energy_report(out_dir, e: dict, *, overwrite: bool = False) -> Path:

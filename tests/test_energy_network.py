@@ -423,3 +423,67 @@ def test_own_precision_profile_matches_the_arithmetic():
     assert own_precision_profile(arch(weight_bits=4, act_bits=2)) == "cmos45_int8"
     assert own_precision_profile(arch(weight_bits=32)) == "cmos45_fp32"
     assert own_precision_profile(arch(act_bits=32)) == "cmos45_fp32"
+
+
+def test_every_count_is_labelled_and_counted_ones_equal_the_simulation_arrays():
+    """The shipped digits model simulated (runtime device): every count of the energy JSON names its
+    basis; each one labelled "counted" equals the simulation's own arrays (SpikingResult, filled from
+    the monitors) image-mean for image-mean, and each computed one equals the formula its label names."""
+    from hcs_neuro.core.reference import quantize_input
+    from hcs_neuro.core.spiking_result import count_basis
+    from hcs_neuro.pipeline import load_images, resolve_model, run_network
+
+    model = resolve_model("digits_hcs")
+    images, _labels = load_images(model, "digits", "test", None, 4)
+    run = run_network(model, images, device="runtime", n_jobs=1, validate=False, energy=True, keep_first=True,
+                      progress=False, profiles=["cmos45_snn", "cmos45_lowprec"])
+    _x, _y, _ref, spk = run.first_block
+    e = run.energy
+    n = spk.n_images
+    table = e["count_basis"]
+    for section in ("input", "totals"):  # every count says how it was obtained
+        for key, value in e[section].items():
+            if key.endswith("_per_image") and value is not None:
+                assert f"{section}.{key}" in table, key
+    for key, value in e["layers"][0].items():
+        if key.endswith("_per_image") and value is not None:
+            assert f"layers.{key}" in table, key
+    assert count_basis(spk)["spikes"]["basis"] == "counted"
+
+    def flat(a):
+        return np.asarray(a).reshape(n, -1).sum(1)
+
+    sim = {  # every simulation count of the JSON and the SpikingResult array it must equal
+        "input.spikes_per_image": flat(spk.input_spike_counts),
+        "input.sops_per_image": np.asarray(spk.input_sops),
+        "totals.excitatory_spikes_per_image": sum(flat(l.spike_counts) for l in spk.layers),
+        "totals.interneuron_spikes_per_image": sum(np.asarray(l.interneuron_spikes) for l in spk.layers),
+        "totals.neuron_updates_per_image": sum(np.asarray(l.neuron_updates) for l in spk.layers),
+        "totals.sops_circuit_per_image": sum(np.asarray(l.sops_circuit) for l in spk.layers),
+        "totals.sops_per_image": spk.total_sops(), "totals.spikes_per_image": spk.total_spikes(),
+    }
+    for key, arr in sim.items():
+        section, name = key.split(".")
+        assert e[section][name] == pytest.approx(float(np.mean(arr)), rel=1e-12), key
+    per_layer = {"spikes_per_image": lambda l: flat(l.spike_counts),
+                 "interneuron_spikes_per_image": lambda l: l.interneuron_spikes,
+                 "sops_out_per_image": lambda l: l.sops, "sops_circuit_per_image": lambda l: l.sops_circuit,
+                 "neuron_updates_per_image": lambda l: l.neuron_updates}
+    for key, f in per_layer.items():
+        for entry, layer in zip(e["layers"], spk.layers):
+            assert entry[key] == pytest.approx(float(np.mean(f(layer))), rel=1e-12), key
+    checked = set(sim) | {f"layers.{k}" for k in per_layer}
+    counted = {k for k, v in table.items() if v["basis"] == "counted"}
+    assert counted and counted <= checked, counted - checked  # nothing labelled counted goes unchecked
+    # computed ones: the formula their label names
+    levels = quantize_input(model, images)
+    assert table["input.spikes_per_image"]["basis"] == "computed"
+    np.testing.assert_array_equal(flat(spk.input_spike_counts), flat(levels > 0))
+    np.testing.assert_array_equal(spk.input_sops, flat((levels > 0) * layer_fan_out(model, 0)))
+    for i, layer in enumerate(spk.layers[:-1]):
+        np.testing.assert_array_equal(layer.sops, flat(layer.spike_counts * layer_fan_out(model, i + 1)))
+    nu = table["layers.neuron_updates_per_image"]
+    if nu["basis"] == "computed" and nu.get("policy") == "clock":  # cells x steps of the schedule
+        steps = spk.metadata["plan"]["steps_per_image"]
+        for layer in spk.layers:
+            np.testing.assert_array_equal(layer.neuron_updates, (layer.n_exc + layer.n_inh) * steps)

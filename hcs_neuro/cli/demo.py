@@ -69,7 +69,14 @@ def _handle(args) -> int:
     print(f"per image: {s['spikes_per_image']:,.0f} spikes, {s['sops_per_image']:,.0f} SOPs "
           f"(reference: {s['effective_ops_per_image']:,.0f} effective ops); SOPs = analytic where winners agree: "
           f"{'yes' if s['sops_equal_where_winners_agree'] else 'NO'}")
-    print("energy per image (chip level): " + ", ".join(f"{k} {v:.3g} uJ" for k, v in s["energy_per_image_uj"].items()))
+    with_dm = s["energy_per_image_with_data_movement_uj"]
+    print("energy per image (chip level, uJ without / with data movement; one value where a profile's figures "
+          "include memory): " + ", ".join(f"{k} {v:.3g}" if v == with_dm[k] else f"{k} {v:.3g} / {with_dm[k]:.3g}"
+                                          for k, v in s["energy_per_image_uj"].items()))
+    r = s["snn_over_reference"]
+    print(f"{r['profile']} / {r['reference']} (one model): {r['without_data_movement']:.3g} without data movement, "
+          f"{r['with_data_movement']:.3g} with (dense reference), {r['with_data_movement_sparse']:.3g} with "
+          f"(sparse reference bound); see report.md for the break-even activity")
     compile_s = s["compile_time_s"]
     print(f"simulation {s['wall_time_s']:.1f} s ({s['device']}"
           f"{'' if compile_s is None else f', of which build/compile {compile_s:.1f} s'}), total {s['total_time_s']:.1f} s")

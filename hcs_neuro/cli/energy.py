@@ -17,7 +17,7 @@ from hcs_neuro.cli.args import (
     output_dir,
 )
 from hcs_neuro.core.io import check_output_dir, write_json_atomic
-from hcs_neuro.measure.energy import get_profile
+from hcs_neuro.measure.energy import resolve_profiles
 from hcs_neuro.pipeline import load_images, resolve_model, run_network
 
 __all__ = ["register"]
@@ -31,13 +31,18 @@ def register(subparsers) -> None:
         "spikes, synaptic operations (SOPs: spikes x existing fan-out, counted from the simulation) "
         "beside the analytic count from the reference activations, neuron updates, the reference "
         "network's dense MACs and effective operations (zeros skipped), and the energy per image of "
-        "named hardware profiles (chip-level pJ per event, each cited in hcs_neuro/data/"
-        "energy_profiles.toml).",
+        "hardware profiles (chip-level pJ per event, each cited in hcs_neuro/data/energy_profiles.toml or a "
+        "user profile file) with and without data movement (memory accesses priced from Horowitz's 45 nm "
+        "table, added where a profile's figures exclude memory), the spiking network against the reference "
+        "accelerator under the same model, and the break-even activity. Every count says whether it was "
+        "counted in the simulation or computed.",
     )
     p.add_argument("model", metavar="MODEL", help="model .npz file, or the name of a shipped model (e.g. digits)")
     add_data_arguments(p)
-    p.add_argument("--profile", action="append", metavar="NAME",
-                   help="hardware profile to price with (repeatable; default: all built-in profiles)")
+    p.add_argument("--profile", action="append", metavar="NAME|FILE.toml",
+                   help="hardware profile to price with: a built-in name, or a TOML file of profiles in the same "
+                        "schema (hcs_neuro/data/energy_profiles.toml; a [memory] table there replaces the memory "
+                        "table); repeatable; default: all built-in profiles")
     p.add_argument("--analytic", action="store_true",
                    help="no simulation: report what a network that reproduces the reference emits "
                         "(one spike per winner), without neuron updates")
@@ -59,13 +64,13 @@ def _handle(args) -> int:
 
     if args.out:
         check_output_dir(args.out, overwrite=args.overwrite, kind=ENERGY_KIND)
-    profiles = [get_profile(n).name for n in args.profile] if args.profile else None  # before any work
+    profiles, memory = resolve_profiles(args.profile) if args.profile else (None, None)  # before any work
     model = resolve_model(args.model)
     circuit = None if args.analytic else make_network(model, args.circuit).race  # a bad circuit: before any work
     images, _labels = load_images(model, args.dataset, args.split, args.data_dir, args.n_images)
     run = run_network(model, images, circuit=circuit, device=args.device, n_jobs=args.n_jobs, seed=args.seed,
-                      block=args.block, validate=False, energy=True, profiles=profiles, analytic=args.analytic,
-                      progress=not args.no_progress)
+                      block=args.block, validate=False, energy=True, profiles=profiles, memory=memory,
+                      analytic=args.analytic, progress=not args.no_progress)
     e = run.energy
     e["wall_time_s"] = run.total_time_s
     print_energy(e)

@@ -12,8 +12,10 @@ from hcs_neuro.core.io import (
     FIGURE_SUFFIXES,
     atomic_path,
     check_output_file,
+    read_json,
     write_json_atomic,
 )
+from hcs_neuro.measure.energy import break_even_summary
 
 __all__ = ["register"]
 
@@ -67,6 +69,26 @@ def register(subparsers) -> None:
     c.add_argument("--out", required=True, metavar="FILE", type=output_file(FIGURE_SUFFIXES),
                    help="figure file (.png/.pdf/.svg)")
     c.set_defaults(func=_handle_curve)
+
+    b = what.add_parser(
+        "break-even",
+        help="break-even activity against k of models whose energy was counted (`hcs-neuro energy --json`)",
+        description="For each energy JSON (written by `hcs-neuro energy MODEL --json PATH`), the activity "
+        "(spikes per neuron per image) at which the spiking network would cost what the reference "
+        "accelerator costs under the same energy model: a* = a0 (E_ref - E_fixed) / E_var(a0), with and "
+        "without data movement, against the dense reference and the sparse reference bound. Left panel: "
+        "neuron updates as counted; right panel: without per-step neuron updates (an asynchronous chip). "
+        "Writes the figure and, with --json, the numbers.")
+    b.add_argument("energy", nargs="+", metavar="ENERGY_JSON",
+                   help="energy JSON files (hcs-neuro energy --json); each is labelled by its file name "
+                        "(energy_NAME.json: NAME)")
+    b.add_argument("--profile", metavar="NAME",
+                   help="spiking profile to compare (default: each model's own-precision 45 nm profile, "
+                        "cmos45_snn for ternary weights)")
+    b.add_argument("--out", required=True, metavar="FILE", type=output_file(FIGURE_SUFFIXES),
+                   help="figure file (.png/.pdf/.svg)")
+    add_json(b, "write the break-even numbers of every model as JSON")
+    b.set_defaults(func=_handle_break_even)
 
 
 def _handle_curve(args) -> int:
@@ -122,6 +144,47 @@ def _handle_curve(args) -> int:
         fig.savefig(tmp, dpi=150)
     plt.close(fig)
     print(f"wrote {args.out}")
+    return 0
+
+
+def _handle_break_even(args) -> int:
+    summaries = []
+    for path in args.energy:
+        e = read_json(path, what="energy JSON file")
+        if not all(k in e for k in ("energy", "layers", "snn_profile_own_precision", "memory")):
+            raise ConfigError(f"{path}: not an energy result of this version (write it with "
+                              "`hcs-neuro energy MODEL --json PATH`)")
+        s = break_even_summary(e, args.profile)
+        stem = Path(path).stem
+        s.update(source=str(path), architecture=s["model"],
+                 model=stem[len("energy_"):] if stem.startswith("energy_") and len(stem) > 7 else stem)
+        summaries.append(s)
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hcs_neuro.plotting.energy import plot_break_even
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+    plot_break_even(summaries, ax=axes[0], step_updates=True)
+    plot_break_even(summaries, ax=axes[1], step_updates=False)
+    fig.tight_layout()
+    with atomic_path(args.out) as tmp:
+        fig.savefig(tmp, dpi=150)
+    plt.close(fig)
+    print(f"wrote {args.out}")
+    for s in summaries:
+        parts = []
+        for key, c in s["comparisons"].items():
+            a = c["a_star"]
+            parts.append(f"{key} {'none' if a is None else f'{a:.3g}'}")
+        print(f"{s['model']}: measured activity {s['measured_activity']:.4g} ({s['counts']}), a* " + ", ".join(parts))
+    if args.json:
+        write_json_atomic(args.json, {"figure": str(args.out), "formula": summaries[0]["formula"] if summaries else None,
+                                      "models": summaries})
+        print(f"wrote {args.json}")
     return 0
 
 

@@ -12,7 +12,35 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["SpikingLayer", "SpikingResult"]
+__all__ = ["SpikingLayer", "SpikingResult", "COUNT_BASIS_KEY", "COUNT_KINDS", "DEFAULT_COUNT_BASIS", "count_basis"]
+
+#: Key of ``SpikingResult.metadata`` under which a simulator says how each of its counts was
+#: obtained (see :data:`DEFAULT_COUNT_BASIS` for the form). A count the simulator does not name
+#: keeps its default entry.
+COUNT_BASIS_KEY = "count_basis"
+#: The counts a :class:`SpikingResult` carries, by the name used in :data:`DEFAULT_COUNT_BASIS`.
+COUNT_KINDS = ("input_spikes", "input_sops", "spikes", "interneuron_spikes", "sops", "sops_circuit",
+               "neuron_updates")
+#: How each count of a result is obtained when its metadata does not say otherwise: what
+#: :mod:`hcs_neuro.brian.race` fills today. ``basis`` is ``"counted"`` (read from the simulation's
+#: monitors) or ``"computed"`` (derived: from the input levels, from counted events times a
+#: fan-out, or from the schedule); ``how`` says from what. ``neuron_updates`` also names its
+#: ``policy``: ``clock`` (every cell at every step), ``gated`` (a layer's cells only while the layer
+#: can change) or ``event`` (a cell when it receives or emits an event). A simulator that counts
+#: its neuron updates records e.g. ``{"neuron_updates": {"basis": "counted", "how": "...",
+#: "policy": "event"}}`` under :data:`COUNT_BASIS_KEY`.
+DEFAULT_COUNT_BASIS = {
+    "input_spikes": {"basis": "computed",
+                     "how": "one spike per non-zero quantized input level (the race's input coding)"},
+    "input_sops": {"basis": "computed", "how": "input spikes x existing fan-out into layer 0"},
+    "spikes": {"basis": "counted", "how": "spike monitor of the excitatory cells"},
+    "interneuron_spikes": {"basis": "counted", "how": "spike monitor of the interneurons"},
+    "sops": {"basis": "computed", "how": "counted spikes x existing fan-out (non-zero weights) of each cell"},
+    "sops_circuit": {"basis": "computed",
+                     "how": "counted threshold-crossing, interneuron and overshoot events x their k-WTA fan-out"},
+    "neuron_updates": {"basis": "computed", "how": "cells x time steps of the race schedule (every cell at every "
+                                                   "step)", "policy": "clock"},
+}
 
 
 @dataclass
@@ -37,8 +65,10 @@ class SpikingLayer:
         I->E) separately.
     sops_circuit : ndarray of int64, shape (n_images,)
     neuron_updates : ndarray of int64, shape (n_images,)
-        State updates of this layer's neurons (excitatory + inhibitory): neurons x time steps in
-        which the layer was simulated.
+        State updates of this layer's neurons (excitatory + inhibitory) under the simulator's
+        update policy; how they were obtained (counted or computed, and the policy) is recorded in
+        ``SpikingResult.metadata[COUNT_BASIS_KEY]`` (default: :data:`DEFAULT_COUNT_BASIS`, neurons
+        x time steps in which the layer was simulated).
     n_exc, n_inh, n_synapses : int
         Excitatory cells, interneurons and existing feed-forward synapses into this layer
         (pruned zero-level weights create none).
@@ -78,7 +108,8 @@ class SpikingResult:
     wall_time_s : float
         Wall-clock time of the whole simulation (build + compile + run).
     metadata : dict
-        Circuit name, device, coding, seeds and any run parameters (JSON-able).
+        Circuit name, device, coding, seeds and any run parameters (JSON-able); optionally
+        :data:`COUNT_BASIS_KEY`: how each count was obtained (:func:`count_basis`).
     """
 
     pred: np.ndarray
@@ -109,3 +140,37 @@ class SpikingResult:
         for layer in self.layers:
             total += layer.spike_counts.sum(axis=axes(layer.spike_counts)) + layer.interneuron_spikes
         return total
+
+
+def count_basis(result) -> dict:
+    """How each count of ``result`` was obtained: :data:`DEFAULT_COUNT_BASIS` updated by
+    ``result.metadata[COUNT_BASIS_KEY]`` (a count named there replaces its default entry). A result
+    whose metadata names another neuron-update policy (``update_policy`` or ``updates``) without
+    saying how its updates were obtained gets ``basis = "unknown"`` for them, never a default that
+    could be wrong.
+
+    Raises
+    ------
+    ValueError
+        A recorded entry that is not a dict with ``basis`` ``"counted"`` or ``"computed"``, or a
+        count name not in :data:`COUNT_KINDS`.
+    """
+    out = {k: dict(v) for k, v in DEFAULT_COUNT_BASIS.items()}
+    meta = getattr(result, "metadata", None) or {}
+    policy = meta.get("update_policy", meta.get("updates"))
+    if isinstance(policy, str) and policy != out["neuron_updates"]["policy"]:
+        # a simulator that names another policy but not how it obtained its counts: say so
+        out["neuron_updates"] = {"basis": "unknown", "policy": policy,
+                                 "how": f"the simulator ran the {policy!r} update policy but did not record how its "
+                                        f"neuron updates were obtained (metadata[{COUNT_BASIS_KEY!r}])"}
+    given = meta.get(COUNT_BASIS_KEY) or {}
+    if not isinstance(given, dict):
+        raise ValueError(f"metadata[{COUNT_BASIS_KEY!r}] must be a dict of count name -> entry")
+    for name, entry in given.items():
+        if name not in COUNT_KINDS:
+            raise ValueError(f"metadata[{COUNT_BASIS_KEY!r}]: unknown count {name!r} (allowed: {', '.join(COUNT_KINDS)})")
+        if not isinstance(entry, dict) or entry.get("basis") not in ("counted", "computed"):
+            raise ValueError(f"metadata[{COUNT_BASIS_KEY!r}][{name!r}] must be a dict with basis 'counted' or "
+                             f"'computed', got {entry!r}")
+        out[name] = dict(entry)
+    return out
