@@ -75,7 +75,7 @@ def test_split_energy_prices_each_part():
         from sim_energy import split_energy
     finally:
         sys.path.remove(str(PAPER))
-    from hcs_neuro.measure.energy import get_profile
+    from hcs_neuro.measure.profiles import get_profile
 
     loihi = get_profile("loihi")
     counts = {"sops_feedforward_sim": 1000.0, "sops_analytic": 1000.0, "input_spikes_sim": 10.0,
