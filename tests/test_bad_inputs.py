@@ -223,6 +223,35 @@ def test_overwrite_replaces_only_a_folder_that_holds_nothing_but_hcs_neuro_outpu
     refuse(work, capsys, ["circuit", "plot", "lif_kwta", "--out", "e", "--overwrite"], "energy")
 
 
+def test_an_existing_output_file_is_replaced_only_when_asked(work, capsys):
+    """--json/--out/--curve naming a file that exists: exit 2 before any work, the file unchanged;
+    with --overwrite it is replaced."""
+    (work / "results.json").write_text('{"mine": true}\n')
+    refuse(work, capsys, ["evaluate", "digits_hcs", "--dataset", "digits", "--limit", "20", "--json", "results.json"],
+           "--json", "results.json", "--overwrite")
+    refuse(work, capsys, ["train", "--config", DIGITS_CONFIG, "--out", "notes.txt"], "notes.txt")
+    assert (work / "results.json").read_text() == '{"mine": true}\n'
+    assert main(["evaluate", "digits_hcs", "--dataset", "digits", "--limit", "20", "--json", "results.json",
+                 "--overwrite"]) == 0
+    assert "accuracy" in json.loads((work / "results.json").read_text())
+
+
+def test_a_reader_that_goes_away_loses_no_results(work):
+    """``hcs-neuro energy ... | head -1``: the closed pipe neither kills the command nor its files."""
+    tmp = work / ".private_tmp"
+    tmp.mkdir(exist_ok=True)
+    env = dict(os.environ, TMPDIR=str(tmp), MPLBACKEND="Agg")
+    proc = subprocess.Popen([sys.executable, "-m", "hcs_neuro", "energy", "digits_hcs", "--dataset", "digits",
+                             "--analytic", "--n-images", "4", "--json", "e.json"], cwd=work, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.readline()
+    proc.stdout.close()  # the reader leaves after one line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=240) == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err
+    assert json.loads((work / "e.json").read_text())["n_images"] == 4
+
+
 # ---------------------------------------------------------------------------------------------
 # 2. output paths checked before the work
 # ---------------------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ MANIFEST = json.loads((MODELS / "MANIFEST.json").read_text())["models"]
 #: The options a manifest command may set besides --config and --out: how to run (PyTorch threads,
 #: recorded as the model was made) and the warm start of a two-stage recipe. Every other option of
 #: ``hcs-neuro train`` must stay at its default: the recipe is in the config file.
-COMMAND_OPTIONS = {"config", "out", "threads", "init"}
+COMMAND_OPTIONS = {"config", "out", "threads", "init", "overwrite"}
 
 #: [training] fields that may differ between a config and the model's record, and how they compare.
 DIFFERS = {"init": "the same model file (the config names it by its shipped name, the record by its path)"}
@@ -58,9 +58,12 @@ _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 
 
 def _parse(command: str):
+    """Parse a manifest command as ``hcs-neuro`` would, given ``--overwrite`` (the shipped model
+    exists, and the command replaces it only when the user asks: see test_rerun_needs_overwrite)."""
     argv = shlex.split(command)
     assert argv[:2] == ["hcs-neuro", "train"], command
-    return build_parser().parse_args(argv[1:])
+    assert "--overwrite" not in argv, f"{command}: the recorded command should not carry --overwrite"
+    return build_parser().parse_args(argv[1:] + ["--overwrite"])
 
 
 def _train_config(args) -> TrainConfig:
@@ -117,6 +120,16 @@ def test_command_parses_and_names_existing_files(name, in_repo):
     assert (MODELS / entry["config"]).resolve() == config
     if args.init is not None:
         assert model_path(args.init).is_file()
+
+
+def test_rerun_needs_overwrite(in_repo, capsys):
+    """Rerunning a manifest command as recorded is refused before any work: it would replace the
+    shipped model file."""
+    name = sorted(MANIFEST)[0]
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(shlex.split(MANIFEST[name]["command"])[1:])
+    assert exc.value.code == 2
+    assert f"models/{name}.npz: the file exists; pass --overwrite" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name", sorted(MANIFEST))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from hcs_neuro import __version__
@@ -49,6 +50,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _PipeSafeStream:
+    """A text stream that survives a reader that went away (``hcs-neuro energy ... | head``).
+
+    On the first ``BrokenPipeError`` the stream's file descriptor is pointed at ``/dev/null``, so
+    the command finishes its work and writes its files; only the printout that nobody reads is
+    lost. Every other attribute is the wrapped stream's.
+    """
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def _discard(self) -> None:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):  # not backed by a descriptor (a test's capture)
+            pass
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._discard()
+            return len(text)
+
+    def flush(self):
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._discard()
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def _one_line(message) -> str:
     return " ".join(str(message).split())
 
@@ -61,11 +98,18 @@ def main(argv: list[str] | None = None) -> int:
             args = parser.parse_args(argv)
         except SystemExit as exc:  # --help, --version, or a one-line parse error (Parser.error)
             return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+        stdout = sys.stdout
+        sys.stdout = _PipeSafeStream(stdout)
         try:
             try:
                 status = args.func(args)
             finally:
                 interrupt.acknowledge()  # from here on, a Ctrl-C that came is being handled
+                sys.stdout = stdout
+                try:
+                    stdout.flush()
+                except BrokenPipeError:
+                    _PipeSafeStream(stdout).flush()
             interrupt.check()  # a swallowed Ctrl-C still counts: nothing was committed after it
         except KeyboardInterrupt:
             print("hcs-neuro: interrupted (nothing written)", file=sys.stderr)

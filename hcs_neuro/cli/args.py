@@ -44,13 +44,35 @@ SEED_MAX = 2 ** 32 - 1
 
 
 class Parser(argparse.ArgumentParser):
-    """``argparse`` with one-line errors: ``hcs-neuro: error: <sub-command>: <message>``, exit 2."""
+    """``argparse`` with one-line errors: ``hcs-neuro: error: <sub-command>: <message>``, exit 2.
+
+    An option whose type is :func:`output_file` brings ``--overwrite`` with it, and an existing file
+    at such a path is refused at parse time unless ``--overwrite`` is given: no command replaces a
+    file the user did not ask it to replace (an option made with ``output_file(..., update=True)``,
+    such as ``train --manifest``, updates its file in place and is exempt).
+    """
 
     def error(self, message):  # noqa: D102 (argparse API)
         where = self.prog.removeprefix("hcs-neuro").strip()
         sys.stderr.write(f"hcs-neuro: error: {where + ': ' if where else ''}{message} "
                          f"(see '{self.prog} --help')\n")
         sys.exit(2)
+
+    def add_argument(self, *args, **kwargs):  # noqa: D102 (argparse API)
+        action = super().add_argument(*args, **kwargs)
+        if getattr(action.type, "replaces_files", False):
+            add_overwrite(self)
+        return action
+
+    def parse_known_args(self, args=None, namespace=None):  # noqa: D102 (argparse API)
+        namespace, rest = super().parse_known_args(args, namespace)
+        if not getattr(namespace, "overwrite", False):
+            for action in self._actions:
+                value = getattr(namespace, action.dest, None) if getattr(action.type, "replaces_files", False) else None
+                if value and (Path(value).is_file() or Path(value).is_symlink()):
+                    option = action.option_strings[-1] if action.option_strings else action.dest
+                    self.error(f"{option} {value}: the file exists; pass --overwrite to replace it, or name a new file")
+        return namespace, rest
 
 
 def _range_text(lo, hi, lo_open=False, hi_open=False) -> str:
@@ -139,14 +161,19 @@ def _as_type_error(check, *a, **kw):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def output_file(suffixes=None):
-    """An argparse type for an output file, checked at parse time (:func:`check_output_file`)."""
+def output_file(suffixes=None, *, update: bool = False):
+    """An argparse type for an output file, checked at parse time (:func:`check_output_file`).
+
+    An existing file at the path is replaced only with ``--overwrite`` (see :class:`Parser`), unless
+    ``update`` (the command updates the file in place, keeping what it holds).
+    """
 
     def parse(text: str) -> str:
         _as_type_error(check_output_file, text, option=None, suffixes=suffixes)
         return text
 
     parse.__name__ = "output file"
+    parse.replaces_files = not update
     return parse
 
 
@@ -178,10 +205,13 @@ def add_json(p, help_text: str = "write the numbers as JSON (stable snake_case k
 
 
 def add_overwrite(p) -> None:
-    """The ``--overwrite`` flag for output folders."""
+    """The ``--overwrite`` flag for output files and folders (added once per parser)."""
+    if "--overwrite" in p._option_string_actions:
+        return
     p.add_argument("--overwrite", action="store_true",
-                   help="replace an existing output folder that hcs-neuro wrote earlier (recognised by its "
-                        ".hcs-neuro-output.json marker; a folder holding anything else is never replaced)")
+                   help="replace existing output files named on the command line, and an output folder "
+                        "that hcs-neuro wrote earlier (recognised by its .hcs-neuro-output.json marker; a "
+                        "folder holding anything else is never replaced)")
 
 
 def add_data_arguments(p, *, default_dataset: str | None = None) -> None:

@@ -68,7 +68,7 @@ def register(subparsers) -> None:
                    help="set any other [training] field, e.g. adam_norm=tensor or beta1=0.99 (repeatable; "
                    "the options above win)")
     p.add_argument("--out", required=True, type=output_file((".npz",)), help="model file to write (.npz)")
-    p.add_argument("--manifest", type=output_file(JSON_SUFFIXES),
+    p.add_argument("--manifest", type=output_file(JSON_SUFFIXES, update=True),
                    help="JSON manifest to add/update an entry for --out in (e.g. models/MANIFEST.json); "
                    "the entry records the config's path relative to the manifest's folder")
     add_json(p, "write the training report as JSON")
