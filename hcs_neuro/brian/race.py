@@ -791,7 +791,8 @@ def _assemble(plan: NetworkPlan, levels: np.ndarray, parts: list, wall: float, m
             raise RuntimeError(f"layer {L}: a hypercolumn did not decide within its window (a bug: the race "
                                f"window is a worst-case bound)")
         n_inh = lp.n_hypercolumns
-        ticked = count_updates("clock", n, n_neurons=lp.n_cells + n_inh, tick_image=np.repeat(np.arange(n), agg["ticks"]))
+        ticked = count_updates("clock", n, n_neurons=lp.n_cells + n_inh,
+                               tick_image=np.repeat(np.arange(n), agg["ticks"]))
         # event policy: every cell at its integration step if it received input (nhit), at each
         # race step in which its interneuron replied to it or broadcast (n_rcv), and in the last
         # step (its reset; winners emit) unless already counted then (nlast); every interneuron
@@ -803,8 +804,8 @@ def _assemble(plan: NetworkPlan, levels: np.ndarray, parts: list, wall: float, m
                           "event": _mean(event_exc + event_inh), "event_exc": _mean(event_exc),
                           "event_inh": _mean(event_inh)})
         layers.append(SpikingLayer(
-            spike_counts=counts.reshape(shape), winners=(counts > 0).reshape(shape), first_spike_ms=first.reshape(shape),
-            interneuron_spikes=agg["n_ev"], sops=(counts @ plan.fan_out[L]).astype(np.int64),
+            spike_counts=counts.reshape(shape), winners=(counts > 0).reshape(shape),
+            first_spike_ms=first.reshape(shape), interneuron_spikes=agg["n_ev"], sops=(counts @ plan.fan_out[L]).astype(np.int64),
             sops_circuit=(agg["n_probe"] + agg["n_rcv"]).astype(np.int64),
             neuron_updates=upd.astype(np.int64), n_exc=lp.n_cells, n_inh=n_inh, n_synapses=lp.n_synapses))
     metadata = dict(metadata)
