@@ -26,7 +26,8 @@ from hcs_neuro.core.errors import ConfigError, DataError
 from hcs_neuro.core.io import check_output_dir
 from hcs_neuro.core.progress import progress as progress_bar
 from hcs_neuro.core.updates import DEFAULT_UPDATES, check_update_policy
-from hcs_neuro.measure.energy import merge_energy, network_energy, resolve_profiles
+from hcs_neuro.measure.energy import merge_energy, network_energy
+from hcs_neuro.measure.profiles import resolve_profiles
 from hcs_neuro.measure.validate import Validator
 
 __all__ = [
