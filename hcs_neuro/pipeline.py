@@ -25,6 +25,7 @@ from hcs_neuro.core.datasets import load_dataset
 from hcs_neuro.core.errors import ConfigError, DataError
 from hcs_neuro.core.io import check_output_dir
 from hcs_neuro.core.progress import progress as progress_bar
+from hcs_neuro.core.updates import DEFAULT_UPDATES, check_update_policy
 from hcs_neuro.measure.energy import merge_energy, network_energy
 from hcs_neuro.measure.profiles import resolve_profiles
 from hcs_neuro.measure.validate import Validator
@@ -124,7 +125,7 @@ def _check_run_args(block: int, tie_tol: float, device: str) -> None:
         raise ConfigError(f"device = {device!r}: allowed {', '.join(DEVICES)}")
 
 
-def _blocks(model, images, *, circuit, device, n_jobs, chunk, seed, block, progress, analytic, session):
+def _blocks(model, images, *, circuit, device, n_jobs, chunk, seed, block, progress, analytic, session, updates):
     """``(start, spiking or None)`` per block of images, from one compiled network."""
     n = len(images)
     if analytic:
@@ -136,12 +137,12 @@ def _blocks(model, images, *, circuit, device, n_jobs, chunk, seed, block, progr
     if device == "runtime":  # a network built per chunk: the slow, naive path
         for start in range(0, n, block):
             yield start, simulate(model, images[start:start + block], circuit=circuit, n_jobs=1, seed=seed,
-                                  progress=progress, device="runtime")
+                                  progress=progress, device="runtime", updates=updates)
         return
     chunk = chunk or default_chunk(min(block, n), n_jobs)
     own = session is None
     sess = session or SimulationSession(model, circuit=circuit, n_jobs=min(n_jobs, -(-min(block, n) // chunk)),
-                                        chunk=chunk, seed=seed)
+                                        chunk=chunk, seed=seed, updates=updates)
     try:
         yield from sess.iter_blocks(images, block, progress=progress)
     finally:
@@ -152,7 +153,8 @@ def _blocks(model, images, *, circuit, device, n_jobs, chunk, seed, block, progr
 def run_network(model, images, labels=None, *, circuit=None, device: str = "cpp_standalone", n_jobs: int = 2,
                 chunk: int | None = None, seed: int = 0, block: int = 500, validate: bool = True,
                 energy: bool = True, profiles=None, tie_tol: float = 0.01, analytic: bool = False,
-                keep_first: bool = False, progress: bool = True, session=None, memory=None) -> NetworkRun:
+                keep_first: bool = False, progress: bool = True, session=None, memory=None,
+                updates: str = DEFAULT_UPDATES) -> NetworkRun:
     """Simulate ``model`` as a spiking network on ``images``, validate it and count its energy.
 
     Parameters
@@ -183,7 +185,11 @@ def run_network(model, images, labels=None, *, circuit=None, device: str = "cpp_
         Keep the first block's images, reference and spikes (for a report).
     progress : bool
     session : hcs_neuro.brian.session.SimulationSession, optional
-        An open compiled network to reuse (sweeps keep one per model); not closed here.
+        An open compiled network to reuse (sweeps keep one per model); not closed here (its own
+        update policy applies).
+    updates : {"clock", "gated", "event"}
+        Neuron-update policy of the simulation (:mod:`hcs_neuro.core.updates`; the energy prices
+        the updates counted under it).
 
     Returns
     -------
@@ -191,6 +197,7 @@ def run_network(model, images, labels=None, *, circuit=None, device: str = "cpp_
     """
 
     _check_run_args(block, tie_tol, device)
+    check_update_policy(updates)
     if energy and profiles is not None:  # names and files resolved once, before any work
         profiles, file_memory = resolve_profiles([profiles] if isinstance(profiles, str) else profiles)
         memory = memory if memory is not None else file_memory
@@ -209,7 +216,7 @@ def run_network(model, images, labels=None, *, circuit=None, device: str = "cpp_
     with contextlib.closing(bar):
         for start, spiking in _blocks(model, images, circuit=circuit, device=device, n_jobs=n_jobs, chunk=chunk,
                                       seed=seed, block=block, progress=progress, analytic=analytic,
-                                      session=session):
+                                      session=session, updates=updates):
             m = spiking.n_images if spiking is not None else min(block, n - start)
             x = images[start:start + m]
             y = labels[start:start + m] if labels is not None else None
@@ -246,7 +253,7 @@ def validation_summary(run: NetworkRun) -> dict:
 
 
 def simulate_images(model, images, *, circuit=None, device: str = "cpp_standalone", n_jobs: int = 2,
-                    chunk: int | None = None, seed: int = 0, progress: bool = True):
+                    chunk: int | None = None, seed: int = 0, progress: bool = True, updates: str = DEFAULT_UPDATES):
     """Spikes only: :func:`hcs_neuro.brian.session.simulate` (one :class:`SpikingResult` for all
     images)."""
     from hcs_neuro.brian.session import simulate
@@ -254,7 +261,7 @@ def simulate_images(model, images, *, circuit=None, device: str = "cpp_standalon
     if device not in DEVICES:
         raise ConfigError(f"device = {device!r}: allowed {', '.join(DEVICES)}")
     return simulate(model, images, circuit=circuit, n_jobs=n_jobs, progress=progress, seed=seed, chunk=chunk,
-                    device=device)
+                    device=device, updates=updates)
 
 
 def write_network_report(run: NetworkRun, model, out, *, title: str, overwrite: bool = False) -> Path:

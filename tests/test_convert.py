@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hcs_neuro.core import reference
 from hcs_neuro.core.architecture import load_architecture
-from hcs_neuro.brian.race import plan_network, race_window
+from hcs_neuro.brian.race import ladder_race, plan_network, race_window
 from hcs_neuro.core.circuit_file import RaceParams
 from hcs_neuro.core.topology import layer_synapses
 from hcs_neuro.core.topology import conv_fan_out, linear_fan_out
@@ -78,15 +80,76 @@ def test_hypercolumn_layout_and_tie_scores():
 
 
 def test_race_window_bound_and_timeline():
+    # one-way race (1 rung): the coarse descent plus at most f steps per finer level
     g0, levels, steps = race_window(1000, 4)
     assert g0 == 4 ** levels
-    assert steps == -(-1000 // g0) + levels * 4 + 2
-    # the chosen L minimises the bound
-    assert all(steps <= -(-1000 // 4 ** L) + L * 4 + 2 for L in range(0, 12))
+    assert steps == -(-1000 // g0) + levels * 4
+    assert all(steps <= -(-1000 // 4 ** L) + L * 4 for L in range(0, 12))  # the chosen L minimises it
+    # M rungs per step: M g0 per coarse step, ceil(f / M) steps per finer level
+    for f, m in [(8, 8), (4, 8), (8, 3), (2, 1)]:
+        g0, levels, steps = race_window(14592, f, rungs=m)
+        assert g0 == f ** levels
+        assert steps == -(-14592 // (m * g0)) + levels * -(-f // m)
+        assert all(steps <= -(-14592 // (m * f ** L)) + L * -(-f // m) for L in range(0, 20))
+    assert race_window(14592, 8, rungs=8)[2] == 5  # 8**5 >= 14592: one coarse step + 4 levels
     plan = plan_network(tiny_model(), RaceParams(refine_factor=2))
+    assert plan.layers[0].race_start == 1  # step 0: the input spikes
     for a, b in zip(plan.layers, plan.layers[1:]):
-        assert b.race_start == a.emit_step + 1
-    assert plan.steps_per_image == plan.layers[-1].emit_step + 1
+        assert a.emit_step == a.race_start + a.window_steps - 1
+        assert b.race_start == a.emit_step + 1  # the emission step is b's integration step
+    assert plan.steps_per_image == plan.layers[-1].emit_step + 1 == 1 + sum(lp.window_steps for lp in plan.layers)
+
+
+def test_phases_run_each_layer_in_its_window_only():
+    plan = plan_network(tiny_model())
+    ph = plan.phases()
+    assert sum(n for n, _, _ in ph) == plan.steps_per_image
+    assert ph[0] == (1, True, ())  # the input alone at step 0
+    step = 1
+    for (n, inputs, layers), lp in zip(ph[1:], plan.layers):
+        assert not inputs and layers == (lp.index,) and n == lp.window_steps and step == lp.race_start
+        step += n
+
+
+def _reference_top_k(drive, k, eligible):
+    order = np.lexsort((np.arange(drive.size), -drive))  # largest drive first, ties: lower index
+    win = np.zeros(drive.size, bool)
+    win[[c for c in order if eligible[c]][:k]] = True
+    return win
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), c=st.integers(1, 40), f=st.sampled_from([2, 3, 4, 8]), m=st.sampled_from([1, 2, 3, 4, 8, 16]),
+       positive=st.booleans(), levels=st.one_of(st.none(), st.integers(0, 5)))
+def test_ladder_race_is_exact_and_within_its_window(data, c, f, m, positive, levels):
+    """The race of one hypercolumn (the NumPy specification of the circuit) picks exactly the
+    reference's top-k (ties to the lower channel, positive drives only in conv/pool layers) and
+    decides within the window of race_window, for any ladder (rungs, refinement, levels)."""
+    k = data.draw(st.integers(1, c))
+    d_max = data.draw(st.integers(1, 300))
+    d_min = -data.draw(st.integers(0, 300))
+    pool = data.draw(st.lists(st.integers(d_min, d_max), min_size=1, max_size=4))  # few values: ties
+    drive = np.array(data.draw(st.lists(st.sampled_from(pool), min_size=c, max_size=c)), dtype=np.int64)
+    scores = drive * c + (c - 1 - np.arange(c))
+    theta0 = (d_max + 1) * c
+    floor = c if positive else d_min * c
+    eligible = drive > 0 if positive else np.ones(c, bool)
+    g0, _, window = race_window(theta0 - floor, f, levels, m)
+    win, probes, received = ladder_race(scores, eligible, k, theta0, floor, g0, f, m)
+    np.testing.assert_array_equal(win, _reference_top_k(drive, k, eligible))
+    assert len(probes) <= window
+
+
+def test_shipped_race_is_at_most_a_third_of_the_one_way_race():
+    """The shipped ladder (8 rungs, f = 8) against the one-way race of the earlier release
+    (1 rung, f = 4): steps per image <= 1/3 on the tiny model (docs/studies/network.md measures
+    the shipped models)."""
+    m = tiny_model()
+    new = plan_network(m).steps_per_image
+    old = plan_network(m, RaceParams(refine_factor=4, rungs=1))
+    # the earlier release: per layer its window + a decision step, a spare step and an integration step
+    one_way = 1 + sum(race_window(lp.theta0 - lp.floor, 4)[2] + 3 for lp in old.layers)
+    assert new * 3 <= one_way
 
 
 def test_full_precision_model_is_refused():
@@ -100,3 +163,17 @@ def test_bad_race_parameters():
         RaceParams(refine_factor=1)
     with pytest.raises(ConfigError, match="dt"):
         RaceParams(dt_ms=-1.0)
+    for bad in (0, 65, 2.0, True):
+        with pytest.raises(ConfigError, match="rungs"):
+            RaceParams(rungs=bad)
+
+
+def test_float32_bound_covers_the_ladder():
+    """float32 is refused where a score or a rung of the ladder reaches 2**24."""
+    arch = load_architecture(dict(TINY, input={"shape": [1, 6, 6], "bits": 8}))
+    m = random_model(arch, seed=0)
+    m.layers[0].weight_levels = np.ones_like(m.layers[0].weight_levels)
+    plan_network(m, RaceParams(float32=True))  # small scores: fine
+    m.layers[0].bias_levels = np.full_like(m.layers[0].bias_levels, 2 ** 20)
+    with pytest.raises(ConfigError, match="2\\*\\*24"):
+        plan_network(m, RaceParams(float32=True))

@@ -456,6 +456,7 @@ def test_every_count_is_labelled_and_counted_ones_equal_the_simulation_arrays():
 
     sim = {  # every simulation count of the JSON and the SpikingResult array it must equal
         "input.spikes_per_image": flat(spk.input_spike_counts),
+        "totals.input_spikes_per_image": flat(spk.input_spike_counts),
         "input.sops_per_image": np.asarray(spk.input_sops),
         "totals.excitatory_spikes_per_image": sum(flat(l.spike_counts) for l in spk.layers),
         "totals.interneuron_spikes_per_image": sum(np.asarray(l.interneuron_spikes) for l in spk.layers),
@@ -473,18 +474,41 @@ def test_every_count_is_labelled_and_counted_ones_equal_the_simulation_arrays():
     for key, f in per_layer.items():
         for entry, layer in zip(e["layers"], spk.layers):
             assert entry[key] == pytest.approx(float(np.mean(f(layer))), rel=1e-12), key
-    checked = set(sim) | {f"layers.{k}" for k in per_layer}
+    np.testing.assert_array_equal(e["per_image"]["spikes"], spk.total_spikes())
+    checked = set(sim) | {f"layers.{k}" for k in per_layer} | {"per_image.spikes"}
     counted = {k for k, v in table.items() if v["basis"] == "counted"}
     assert counted and counted <= checked, counted - checked  # nothing labelled counted goes unchecked
     # computed ones: the formula their label names
     levels = quantize_input(model, images)
-    assert table["input.spikes_per_image"]["basis"] == "computed"
+    assert table["input.spikes_per_image"]["basis"] == "counted"  # the race's input spike monitor
     np.testing.assert_array_equal(flat(spk.input_spike_counts), flat(levels > 0))
     np.testing.assert_array_equal(spk.input_sops, flat((levels > 0) * layer_fan_out(model, 0)))
     for i, layer in enumerate(spk.layers[:-1]):
         np.testing.assert_array_equal(layer.sops, flat(layer.spike_counts * layer_fan_out(model, i + 1)))
     nu = table["layers.neuron_updates_per_image"]
-    if nu["basis"] == "computed" and nu.get("policy") == "clock":  # cells x steps of the schedule
+    assert nu["basis"] == "counted" and nu["policy"] == "clock"  # the default policy, counted from ticks
+    if nu.get("policy") == "clock":  # every cell at every step of the schedule
         steps = spk.metadata["plan"]["steps_per_image"]
         for layer in spk.layers:
             np.testing.assert_array_equal(layer.neuron_updates, (layer.n_exc + layer.n_inh) * steps)
+
+
+def test_neuron_updates_are_labelled_with_their_policy():
+    """The energy dict prices the neuron updates counted under the run's policy and labels them
+    (count_basis: counted, with the policy and how); gated and event count fewer than clock and
+    Loihi prices exactly the counted figure."""
+    from hcs_neuro.brian.session import simulate
+
+    model = tiny_model()
+    images, ref, x = _data(model, n=2)
+    totals = {}
+    for policy in ("clock", "gated", "event"):
+        sp = simulate(model, images, device="runtime", progress=False, updates=policy)
+        e = network_energy(model, ref, sp, profiles=["loihi"], input_levels=x)
+        nu = e["count_basis"]["layers.neuron_updates_per_image"]
+        assert nu["basis"] == "counted" and nu["policy"] == policy and nu["how"]
+        t = e["totals"]["neuron_updates_per_image"]
+        assert t == pytest.approx(sum(float(l.neuron_updates.mean()) for l in sp.layers))
+        assert e["energy"]["loihi"]["per_image_pj"]["neuron_updates_pj"] == pytest.approx(t * 52.0)
+        totals[policy] = t
+    assert totals["gated"] < totals["clock"] and totals["event"] < totals["clock"]

@@ -62,6 +62,13 @@ def test_bad_circuit_file_and_values(capsys, tmp_path):
     assert status == 2 and "no_such_model" in err
 
 
+@pytest.mark.parametrize("command", ["simulate", "validate", "energy"])
+def test_bad_update_policy_is_a_one_line_error(capsys, command):
+    status, _, err = _run(capsys, command, "digits_hcs", "--dataset", "digits", "--updates", "sometimes")
+    assert status == 2 and err.startswith("hcs-neuro: error:") and "--updates" in err and "gated" in err
+    assert len(err.strip().splitlines()) == 1
+
+
 @pytest.mark.standalone
 def test_validate_shipped_digits_model_end_to_end(capsys, tmp_path):
     """12 digits test images through the shipped model: exact agreement, JSON keys, report."""

@@ -10,8 +10,9 @@ Measures, in one run, on the same machine:
    tie-tolerant), latency, spikes; seconds per image with and without the compilation;
 3. the speed-up ``naive s/image / compiled s/image`` on the naive subset's size and on all
    images (compilation included in both);
-4. the race cost model: simulated steps per image for refinement factors 2..8 and for a plain
-   ramp without refinement (computed from :func:`hcs_neuro.brian.race.race_window`, not simulated).
+4. the race cost model: steps per image of the ladder race for 1 (one-way), 2, 4, 8 and 16 rungs
+   (refinement factor 8), and for a plain ramp without refinement (computed from
+   :func:`hcs_neuro.brian.race.race_window`, not simulated).
 
 Usage::
 
@@ -92,17 +93,19 @@ def main(argv=None) -> int:
     subset_s = (compile_s + per_img_run * n_naive) / max(n_naive, 1)
 
     # 4. race cost model (computed, not simulated)
+    # steps per image = 1 (the input step) + the layers' windows (each ends with its emission step)
     cost = {}
-    for f in (2, 3, 4, 8):
-        cost[f"refine_factor_{f}"] = sum(race_window(lp.theta0 - lp.floor, f)[2] + 1 for lp in plan.layers) + 1
-    cost["plain_ramp_no_refinement"] = sum(race_window(lp.theta0 - lp.floor, 2, 0)[2] + 1 for lp in plan.layers) + 1
+    for m in (1, 2, 4, 8, 16):
+        cost[f"rungs_{m}_refine_factor_8"] = 1 + sum(race_window(lp.theta0 - lp.floor, 8, None, m)[2]
+                                                     for lp in plan.layers)
+    cost["plain_ramp_no_refinement"] = 1 + sum(race_window(lp.theta0 - lp.floor, 2, 0)[2] for lp in plan.layers)
     cells = plan.n_inputs + sum(lp.n_cells + lp.n_hypercolumns for lp in plan.layers)
 
     out = {
         "model": model.architecture.source, "dataset": args.dataset, "n_images": n,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0],
                     "load_avg_1min_at_end": os.getloadavg()[0]},
-        "circuit": race.name, "dt_ms": race.dt_ms, "refine_factor": race.refine_factor,
+        "circuit": race.name, "dt_ms": race.dt_ms, "refine_factor": race.refine_factor, "rungs": race.rungs,
         "steps_per_image": plan.steps_per_image, "window_ms": plan.window_ms,
         "neurons": cells, "neuron_steps_per_image": cells * plan.steps_per_image,
         "naive_images": n_naive, "naive_s_per_image": naive_s, "naive_class_agreement": naive_agree / max(n_naive, 1),

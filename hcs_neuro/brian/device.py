@@ -12,6 +12,11 @@
 * :class:`ProcessCache` keeps one compiled object per process while consecutive uses share a
   key (a sweep worker reusing one network for many points); :data:`WORKER_CACHE` is the one
   the sweep workers use.
+* :func:`run_gated` runs a network as a sequence of phases with only each phase's objects active
+  (idle groups are not simulated at all): the gated schedule of the ``gated`` and ``event``
+  neuron-update policies (:mod:`hcs_neuro.core.updates`), for any network.
+* :func:`precompiled_header` builds, once per compiler and flags, a precompiled header of the
+  standard headers every generated translation unit parses (cpp_standalone builds include it).
 * :class:`StandaloneCircuit` is a compiled H x N hypercolumn circuit that reruns with new drives.
 
 Run-time settable in a :class:`StandaloneCircuit` (state variables, passed as ``run_args``): the
@@ -29,6 +34,7 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -42,7 +48,7 @@ from hcs_neuro.core.circuit_file import CircuitSpec
 from hcs_neuro.core.errors import ConfigError
 
 __all__ = ["DEVICES", "project_key", "cached_project_dir", "cache_root", "BuiltNetwork", "ProcessCache",
-           "WORKER_CACHE", "StandaloneCircuit"]
+           "WORKER_CACHE", "StandaloneCircuit", "run_gated", "precompiled_header", "PCH_HEADERS"]
 
 #: Brian2 devices hcs-neuro builds networks on.
 DEVICES = ("cpp_standalone", "runtime")
@@ -56,6 +62,113 @@ def project_key(description: dict) -> str:
 def cache_root() -> Path:
     """``$HCS_NEURO_CACHE`` (default ``~/.cache/hcs-neuro``)``/standalone``: safe to delete."""
     return Path(os.environ.get("HCS_NEURO_CACHE") or Path.home() / ".cache" / "hcs-neuro") / "standalone"
+
+
+#: Standard headers that every generated Brian2 translation unit includes (parsing them is most of
+#: the ~0.5 CPU-s each generated file takes to compile).
+PCH_HEADERS = ("iostream", "fstream", "ctime", "cmath", "climits", "vector", "map", "algorithm", "random",
+               "string", "stdint.h")
+
+
+def precompiled_header() -> Path | None:
+    """A precompiled header of :data:`PCH_HEADERS` for the compiler and flags Brian2 uses, built once
+    under ``cache_root().parent / "pch"``.
+
+    Returns the header's path (``-include`` it; GCC then loads ``<path>.gch``), or None where it
+    cannot be built (not GCC, no writable cache, a compiler error). A ``.gch`` that does not match
+    the flags is ignored by GCC, which then parses the header as text: never a wrong build, at
+    worst no speed-up. Measured on the race's generated files: 0.53 -> 0.21 CPU-s per file.
+    """
+    from brian2.codegen.cpp_prefs import get_compiler_and_args
+
+    try:
+        compiler, flags = get_compiler_and_args()
+        if compiler not in ("gcc", "unix"):
+            return None
+        cxx = os.environ.get("CXX", "g++")
+        version = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=30).stdout
+        args = ["-c", "-Wno-write-strings"] + list(flags)
+        key = project_key({"cxx": cxx, "version": version, "args": args, "headers": PCH_HEADERS})
+        root = cache_root().parent / "pch" / key
+        root.mkdir(parents=True, exist_ok=True)
+        header = root / "hcs_pch.h"
+        gch = root / "hcs_pch.h.gch"
+        if gch.is_file():
+            return header
+        with open(root / "lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not gch.is_file():
+                header.write_text("".join(f"#include <{h}>\n" for h in PCH_HEADERS))
+                tmp = root / f"hcs_pch.h.gch.{os.getpid()}"
+                subprocess.run([cxx, "-x", "c++-header"] + args + [str(header), "-o", str(tmp)], check=True,
+                               capture_output=True, timeout=600)
+                os.replace(tmp, gch)
+        return header
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+
+
+def run_gated(net, phases, repeats: int, dt, *, clock) -> None:
+    """Run ``net`` as ``repeats`` repetitions of a sequence of phases, each phase with only its own
+    objects active (idle groups are not run at all, so their neurons are not updated).
+
+    Parameters
+    ----------
+    net : brian2.Network
+        Every object on one ``clock``.
+    phases : list of (int, list)
+        ``(n_steps, objects)``: the objects that run in each phase (every other object of ``net``
+        is inactive then). Objects that must see every step belong to every phase.
+    repeats : int
+        Repetitions of the whole sequence (e.g. images per run).
+    dt : brian2 Quantity
+        The clock's time step.
+    clock : brian2.Clock
+
+    Notes
+    -----
+    With cpp_standalone the phases become one ``Network.run`` each inside a C++ loop over the
+    repetitions (``device.insert_code``), so the compiled program stays the size of one
+    repetition; each synaptic pathway's spike queue is prepared once, before the loop (Brian2
+    prepares it before every run, at a cost proportional to the synapses, and it does not
+    change). Brian2 writes a run's start time into the clock as a constant of the first
+    repetition, so the loop keeps the network's own time exact (step x dt) and hands it to the
+    clock before each run. The runtime device runs the same sequence from Python (each Brian2
+    ``run`` costs ~0.5-1 s of code generation there). A pathway whose presynaptic group is idle
+    delivers nothing, so delays must not carry spikes across a phase boundary. Nothing here is
+    specific to one network.
+    """
+
+    def activate(objs):
+        on = set(objs)
+        for o in net.objects:
+            o.active = o in on
+
+    dev = b2.get_device()
+    if dev.__class__.__name__ != "CPPStandaloneDevice":
+        for _ in range(int(repeats)):
+            for n_steps, objs in phases:
+                activate(objs)
+                net.run(n_steps * dt, namespace={})
+        return
+    name, cname = net.name, clock.name
+    dev.apply_run_args()
+    dev.insert_code("before_network_run", f"{cname}.t[0] = {name}.t;")
+    dev.insert_code("main", f"for (int _gated_rep = 0; _gated_rep < {int(repeats)}; ++_gated_rep) {{")
+    loop = len(dev.main_queue) - 1
+    for n_steps, objs in phases:
+        activate(objs)
+        net.run(n_steps * dt, namespace={})
+        dev.insert_code("main", f"{name}.t = {cname}.timestep[0] * {cname}.dt[0];")
+    dev.insert_code("main", "}")
+    body = dev.main_queue[loop + 1:]
+    prep = {}
+    for item in body:
+        if item[0] == "before_run_code_object" and item[1][0].name.endswith("_push_spikes"):
+            prep.setdefault(item[1][0].name, item)
+    dev.main_queue[loop:] = (list(prep.values()) + [dev.main_queue[loop]] +
+                             [item for item in body if not (item[0] == "before_run_code_object"
+                                                            and item[1][0].name in prep)])
 
 
 def cached_project_dir(key: str):
@@ -110,6 +223,10 @@ class BuiltNetwork:
     drop_static : sequence of str
         Globs of the project's ``static_arrays`` removed by :meth:`close` in a cached folder (the
         values passed through ``run_args`` are written there).
+    schedule : callable, optional
+        ``schedule(handles)``: performs one run's ``Network.run`` calls (e.g. :func:`run_gated`);
+        default ``handles.network.run(duration_ms)``. With cpp_standalone it is called once, at
+        build time; with the runtime device at every :meth:`run`.
 
     Attributes
     ----------
@@ -121,7 +238,8 @@ class BuiltNetwork:
 
     def __init__(self, build: Callable[[Any], Any], duration_ms: float, *, device: str = "cpp_standalone",
                  directory=None, cache_key: str | None = None, seed: int = 0, float32: bool = False,
-                 codegen_target: str | None = "numpy", drop_static: tuple[str, ...] = ()):
+                 codegen_target: str | None = "numpy", drop_static: tuple[str, ...] = (),
+                 schedule: Callable[[Any], None] | None = None):
         if device not in DEVICES:
             raise ConfigError(f"device = {device!r}: allowed {', '.join(DEVICES)}")
         # free the Brian2 objects of earlier builds in this process, so that generated code objects
@@ -135,6 +253,7 @@ class BuiltNetwork:
             self.directory = Path(tempfile.mkdtemp(prefix="hcs_net_")) if directory is None else Path(directory)
         self._tmp = directory is None and self._lock is None
         self._drop_static = tuple(drop_static)
+        self._schedule = schedule
         self._runs = 0
         t0 = time.perf_counter()
         self._old_dtype = b2.prefs.core.default_float_dtype
@@ -144,6 +263,9 @@ class BuiltNetwork:
         if device == "cpp_standalone":
             limit_compile_jobs()
             b2.set_device("cpp_standalone", build_on_run=False, directory=str(self.directory))
+            pch = precompiled_header()
+            if pch is not None:  # every translation unit starts from the parsed standard headers
+                b2.get_device().extra_compile_args += ["-include", str(pch)]
         else:
             b2.set_device("runtime")
             if codegen_target is not None:
@@ -154,7 +276,7 @@ class BuiltNetwork:
             b2.seed(int(seed))
             self.handles = build(b2)
             if device == "cpp_standalone":
-                self.handles.network.run(self.duration_ms * b2.ms)
+                self._run_schedule()
                 b2.device.build(directory=str(self.directory), run=False, compile=True, with_output=False)
                 self._device = b2.get_device()
         except BaseException:
@@ -175,7 +297,13 @@ class BuiltNetwork:
             raise RuntimeError("a runtime network runs once (build one per run)")
         if run_args:
             raise RuntimeError("run_args are for cpp_standalone; set the values before a runtime run")
-        self.handles.network.run(self.duration_ms * b2.ms)
+        self._run_schedule()
+
+    def _run_schedule(self) -> None:
+        if self._schedule is not None:
+            self._schedule(self.handles)
+        else:
+            self.handles.network.run(self.duration_ms * b2.ms)
 
     def drop_results(self, results_directory: str) -> None:
         """Remove a results folder whose values have been read."""

@@ -16,6 +16,10 @@ Images are presented one after another, each in its own period; the input levels
 :class:`brian2.TimedArray` indexed by the image. ``device="runtime"`` builds the same network with
 Brian2's runtime device (NumPy code generation), one chunk per build: the slow reference path
 for tests and the "naive" baseline of ``analysis/bench/bench_network.py``.
+
+Every entry point takes the neuron-update policy (``updates``: ``clock``, ``gated`` or ``event``,
+:mod:`hcs_neuro.core.updates`); the network runs its schedule (every group at every step, or the
+gated phases) and counts its updates under it. The spikes do not depend on the policy.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import time
 
 import numpy as np
 
+from hcs_neuro.brian import b2
 from hcs_neuro.brian.device import DEVICES, BuiltNetwork
 from hcs_neuro.brian.race import RaceNetwork
 from hcs_neuro.core.circuit_file import RaceParams, load_race_circuit
@@ -33,15 +38,16 @@ from hcs_neuro.core.errors import ConfigError, DataError
 from hcs_neuro.core.progress import progress as progress_bar
 from hcs_neuro.core.reference import quantize_input
 from hcs_neuro.core.spiking_result import SpikingResult
+from hcs_neuro.core.updates import DEFAULT_UPDATES, check_update_policy
 
 __all__ = ["make_network", "simulate", "SimulationSession", "NetworkRunner", "default_chunk"]
 
 
-def make_network(model, circuit=None):
+def make_network(model, circuit=None, updates: str = DEFAULT_UPDATES):
     """The network of ``model`` for a circuit (a file, a built-in name, RaceParams; default: the
-    exact race)."""
+    exact race), run and counted under the neuron-update policy ``updates``."""
     race = circuit if isinstance(circuit, RaceParams) else load_race_circuit(circuit)
-    return RaceNetwork(model, race)
+    return RaceNetwork(model, race, updates=updates)
 
 
 class NetworkRunner:
@@ -69,7 +75,8 @@ class NetworkRunner:
         self._built = BuiltNetwork(lambda b2: network.build(b2, self.chunk, levels), network.duration_ms(self.chunk),
                                    device=device, directory=directory,
                                    cache_key=network.cache_key(self.chunk) if directory is None else None,
-                                   seed=seed, float32=network.float32, drop_static=network.static_arrays)
+                                   seed=seed, float32=network.float32, drop_static=network.static_arrays,
+                                   schedule=network.schedule(b2, self.chunk))
         self.h = self._built.handles
         self.directory = self._built.directory
         self.compile_time_s = self._built.compile_time_s
@@ -128,16 +135,19 @@ class SimulationSession:
     seed : int
     directory : str or Path, optional
         Project directory (default: a cached folder per network shape).
+    updates : {"clock", "gated", "event"}
+        Neuron-update policy (:mod:`hcs_neuro.core.updates`; default ``clock``).
 
     Notes
     -----
     Use as a context manager; :meth:`run` returns one :class:`SpikingResult` per block.
     """
 
-    def __init__(self, model, *, circuit=None, n_jobs: int = 2, chunk: int = 64, seed: int = 0, directory=None):
+    def __init__(self, model, *, circuit=None, n_jobs: int = 2, chunk: int = 64, seed: int = 0, directory=None,
+                 updates: str = DEFAULT_UPDATES):
         t0 = time.perf_counter()
         self.model = model
-        self.network = make_network(model, circuit)
+        self.network = make_network(model, circuit, check_update_policy(updates))
         self.n_jobs = max(1, int(n_jobs))
         self.chunk = max(1, int(chunk))
         self.seed = int(seed)
@@ -220,7 +230,8 @@ def default_chunk(n: int, n_jobs: int) -> int:
 
 
 def simulate(model, images, *, circuit=None, n_jobs: int = 2, progress: bool = True, seed: int = 0,
-             chunk: int | None = None, device: str = "cpp_standalone", directory=None) -> SpikingResult:
+             chunk: int | None = None, device: str = "cpp_standalone", directory=None,
+             updates: str = DEFAULT_UPDATES) -> SpikingResult:
     """Simulate ``model`` as a spiking network on ``images``.
 
     Parameters
@@ -245,13 +256,19 @@ def simulate(model, images, *, circuit=None, n_jobs: int = 2, progress: bool = T
         cpp_standalone project directory (default: a persistent, locked folder per network shape
         under ``$HCS_NEURO_CACHE`` or ``~/.cache/hcs-neuro/standalone``, so that a second run of the
         same network recompiles nothing).
+    updates : {"clock", "gated", "event"}
+        Neuron-update policy: how the network is run and how its ``neuron_updates`` are counted
+        (``clock``: every group at every step; ``gated``: only the layer that can change, the
+        others are not simulated; ``event``: the gated run, a cell counted at the steps with a
+        synaptic event or an emission). Every figure is counted in the simulation;
+        ``metadata["count_basis"]["neuron_updates"]`` says which policy and how.
 
     Returns
     -------
     SpikingResult
         Arrays indexed like the reference's; ``metadata`` holds the plan summary (windows,
-        synapse counts), the device, chunk size, ``compile_time_s`` and ``run_time_s``;
-        ``wall_time_s`` includes the compilation.
+        synapse counts), the device, chunk size, ``compile_time_s``, ``run_time_s``, the update
+        policy and the basis of every count; ``wall_time_s`` includes the compilation.
 
     Raises
     ------
@@ -263,7 +280,7 @@ def simulate(model, images, *, circuit=None, n_jobs: int = 2, progress: bool = T
     t0 = time.perf_counter()
     if device not in DEVICES:
         raise ConfigError(f"device = {device!r}: allowed {', '.join(repr(d) for d in DEVICES)}")
-    network = make_network(model, circuit)
+    network = make_network(model, circuit, check_update_policy(updates))
     levels = _levels(model, images)
     n = len(levels)
     n_jobs = max(1, int(n_jobs))
@@ -272,7 +289,7 @@ def simulate(model, images, *, circuit=None, n_jobs: int = 2, progress: bool = T
         return _simulate_runtime(network, levels, chunk, progress, seed, t0)
     n_jobs = min(n_jobs, -(-n // chunk))
     with SimulationSession(model, circuit=network.race, n_jobs=n_jobs, chunk=chunk, seed=seed,
-                           directory=directory) as sess:
+                           directory=directory, updates=updates) as sess:
         result = sess.run(images, progress=progress)
     result.wall_time_s = time.perf_counter() - t0
     return result

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from hcs_neuro.core.errors import HCSError
+from hcs_neuro.core.updates import DEFAULT_UPDATES, UPDATE_POLICIES
 from hcs_neuro.core.io import (
     FIGURE_SUFFIXES,
     JSON_SUFFIXES,
@@ -37,6 +38,7 @@ __all__ = [
     "add_overwrite",
     "add_data_arguments",
     "add_network_arguments",
+    "add_updates_argument",
 ]
 
 #: Largest seed (NumPy and Brian2 seed generators take unsigned 32-bit integers).
@@ -237,3 +239,12 @@ def add_network_arguments(p, *, device: bool = True) -> None:
     p.add_argument("--n-jobs", type=int_in(1, 64), default=2, metavar="N", help="simulation processes (default: 2)")
     p.add_argument("--seed", type=seed, default=0, help="Brian2 seed (default: 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_updates_argument(p) -> None:
+    """``--updates clock|gated|event``: the neuron-update policy of a spiking run (issue 26)."""
+    p.add_argument("--updates", choices=UPDATE_POLICIES, default=DEFAULT_UPDATES,
+                   help="neuron-update policy, counted in the simulation: clock (every cell at every step), gated "
+                        "(a layer only in its race window; the simulation skips idle layers) or event (a cell at "
+                        "the steps with a synaptic event or an emission; gated run). The spikes do not depend on "
+                        f"it (default: {DEFAULT_UPDATES})")

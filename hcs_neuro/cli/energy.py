@@ -12,6 +12,7 @@ from hcs_neuro.cli.args import (
     add_data_arguments,
     add_json,
     add_network_arguments,
+    add_updates_argument,
     add_overwrite,
     int_in,
     output_dir,
@@ -47,6 +48,7 @@ def register(subparsers) -> None:
                    help="no simulation: report what a network that reproduces the reference emits "
                         "(one spike per winner), without neuron updates")
     add_network_arguments(p)
+    add_updates_argument(p)
     p.add_argument("--block", type=int_in(1, 1_000_000), default=500, metavar="N",
                    help="images simulated and counted per block (bounds memory; one compiled network for "
                         "all blocks; default: 500: 1.0 GB peak measured with --analytic for the 28x28 "
@@ -70,7 +72,7 @@ def _handle(args) -> int:
     images, _labels = load_images(model, args.dataset, args.split, args.data_dir, args.n_images)
     run = run_network(model, images, circuit=circuit, device=args.device, n_jobs=args.n_jobs, seed=args.seed,
                       block=args.block, validate=False, energy=True, profiles=profiles, memory=memory,
-                      analytic=args.analytic, progress=not args.no_progress)
+                      analytic=args.analytic, progress=not args.no_progress, updates=args.updates)
     e = run.energy
     e["wall_time_s"] = run.total_time_s
     print_energy(e)

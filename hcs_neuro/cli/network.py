@@ -9,6 +9,7 @@ from hcs_neuro.cli.args import (
     add_json,
     add_network_arguments,
     add_overwrite,
+    add_updates_argument,
     float_in,
     int_in,
     output_dir,
@@ -30,6 +31,7 @@ def _common(p) -> None:
     p.add_argument("model", metavar="MODEL", help="model .npz file, or the name of a shipped model (e.g. digits_hcs)")
     add_data_arguments(p)
     add_network_arguments(p, device=False)
+    add_updates_argument(p)
     p.add_argument("--chunk", type=int_in(1, 100_000), metavar="N",
                    help="images per run of the compiled binary (default: automatic)")
     add_json(p)
@@ -77,7 +79,7 @@ def _load(args):
 def _simulate(args) -> int:
     model, images, labels, network = _load(args)
     sp = simulate_images(model, images, circuit=network.race, n_jobs=args.n_jobs, chunk=args.chunk, seed=args.seed,
-                         progress=not args.no_progress, device=args.device)
+                         progress=not args.no_progress, device=args.device, updates=args.updates)
     lat = sp.decision_latency_ms[np.isfinite(sp.decision_latency_ms)]
     cells = sum(l.n_exc for l in sp.layers)
     out = {
@@ -102,6 +104,12 @@ def _simulate(args) -> int:
               f"(from stimulus onset)")
     print(f"per image: {out['spikes_per_image']:,.0f} spikes ({out['spikes_per_neuron_per_image']:.3f} per "
           f"excitatory neuron), {out['sops_per_image']:,.0f} SOPs")
+    nu = sum(float(l.neuron_updates.mean()) for l in sp.layers)
+    out["neuron_updates_per_image"] = nu
+    out["update_policy"] = args.updates
+    out["steps_per_image"] = sp.metadata["plan"]["steps_per_image"]
+    print(f"{out['steps_per_image']} time steps per image; {nu:,.0f} neuron updates per image (counted, "
+          f"{args.updates} policy)")
     print(f"wall time {out['wall_time_s']:.1f} s (compile {out['compile_time_s']:.1f} s), "
           f"{out['images_per_s']:.1f} images/s after compiling")
     if args.json:
@@ -118,7 +126,7 @@ def _validate(args) -> int:
     model, images, labels, network = _load(args)
     run = run_network(model, images, labels, circuit=network.race, n_jobs=args.n_jobs, chunk=args.chunk,
                       seed=args.seed, tie_tol=args.tie_tol, block=args.block, energy=False,
-                      progress=not args.no_progress, keep_first=bool(args.out))
+                      progress=not args.no_progress, keep_first=bool(args.out), updates=args.updates)
     metrics = validation_summary(run)
     metrics["model"] = model.architecture.source
     metrics["dataset"] = args.dataset

@@ -325,17 +325,21 @@ class RaceParams:
         Simulation time step in ms (time is reported in ms; the race itself is exact at any dt
         because it counts steps).
     refine_factor : int
-        Factor f by which the threshold step g shrinks on an overshoot (>= 2).
+        Factor f by which the ladder's rung spacing g shrinks on a refinement (>= 2).
+    rungs : int
+        Staggered thresholds M that each interneuron tests per step (1..64; 1 is the one-way
+        falling threshold of the first race).
     max_levels : int or None
         Refinement levels L (g0 = f**L); None chooses the L that minimises the window.
     float32 : bool
-        Compile the network with float32 state variables (scores must stay below 2**24).
+        Compile the network with float32 state variables (scores and rungs must stay below 2**24).
     name, source : str
         Circuit name and file.
     """
 
     dt_ms: float = 0.1
-    refine_factor: int = 4
+    refine_factor: int = 8
+    rungs: int = 8
     max_levels: int | None = None
     float32: bool = False
     name: str = "network_race"
@@ -346,6 +350,8 @@ class RaceParams:
             raise ConfigError(f"{self.source}: race.dt = {self.dt_ms!r} ms: allowed 0 < dt <= 10 ms")
         if isinstance(self.refine_factor, bool) or not isinstance(self.refine_factor, int) or self.refine_factor < 2:
             raise ConfigError(f"{self.source}: race.refine_factor = {self.refine_factor!r}: allowed an integer >= 2")
+        if isinstance(self.rungs, bool) or not isinstance(self.rungs, int) or not 1 <= self.rungs <= 64:
+            raise ConfigError(f"{self.source}: race.rungs = {self.rungs!r}: allowed an integer 1..64")
         if self.max_levels is not None and (isinstance(self.max_levels, bool) or not isinstance(self.max_levels, int)
                                             or not 0 <= self.max_levels <= 40):
             raise ConfigError(f"{self.source}: race.max_levels = {self.max_levels!r}: allowed an integer 0..40 "
@@ -421,7 +427,7 @@ def load_race_circuit(path_or_name=None) -> RaceParams:
     return _race_from_raw(raw, source)
 
 
-_RACE_KEYS = {"dt": str, "refine_factor": int, "max_levels": (int, str), "float32": bool}
+_RACE_KEYS = {"dt": str, "refine_factor": int, "rungs": int, "max_levels": (int, str), "float32": bool}
 
 
 def _race_from_raw(raw: dict, src: str) -> "RaceParams":
@@ -451,13 +457,15 @@ def _race_from_raw(raw: dict, src: str) -> "RaceParams":
         if levels != "auto":
             raise ConfigError(f"{src}: race.max_levels = {levels!r}: allowed an integer 0..40 or \"auto\"")
         levels = None
-    f = race.get("refine_factor", 4)
+    f = race.get("refine_factor", RaceParams.refine_factor)
+    rungs = race.get("rungs", RaceParams.rungs)
     f32 = race.get("float32", False)
     if not isinstance(f32, bool):
         raise ConfigError(f"{src}: race.float32 must be true or false, got {f32!r}")
     circuit = raw.get("circuit", {})
     name = circuit.get("name", Path(src.split(" ")[0]).stem) if isinstance(circuit, dict) else Path(src).stem
-    return RaceParams(dt_ms=float(dt_ms), refine_factor=f, max_levels=levels, float32=f32, name=str(name), source=src)
+    return RaceParams(dt_ms=float(dt_ms), refine_factor=f, rungs=rungs, max_levels=levels, float32=f32, name=str(name),
+                      source=src)
 
 
 def _from_text(text: str, source: str) -> CircuitSpec:

@@ -21,14 +21,16 @@ COUNT_BASIS_KEY = "count_basis"
 #: The counts a :class:`SpikingResult` carries, by the name used in :data:`DEFAULT_COUNT_BASIS`.
 COUNT_KINDS = ("input_spikes", "input_sops", "spikes", "interneuron_spikes", "sops", "sops_circuit",
                "neuron_updates")
-#: How each count of a result is obtained when its metadata does not say otherwise: what
-#: :mod:`hcs_neuro.brian.race` fills today. ``basis`` is ``"counted"`` (read from the simulation's
-#: monitors) or ``"computed"`` (derived: from the input levels, from counted events times a
-#: fan-out, or from the schedule); ``how`` says from what. ``neuron_updates`` also names its
-#: ``policy``: ``clock`` (every cell at every step), ``gated`` (a layer's cells only while the layer
-#: can change) or ``event`` (a cell when it receives or emits an event). A simulator that counts
-#: its neuron updates records e.g. ``{"neuron_updates": {"basis": "counted", "how": "...",
-#: "policy": "event"}}`` under :data:`COUNT_BASIS_KEY`.
+#: How each count of a result is obtained when its metadata does not say otherwise (the exact race,
+#: :mod:`hcs_neuro.brian.race`, records its own: everything counted but the SOPs, which are counted
+#: spikes x fan-out; its neuron updates counted under the run's policy). ``basis`` is
+#: ``"counted"`` (read from the simulation's monitors) or ``"computed"`` (derived: from the input
+#: levels, from counted events times a fan-out, or from the schedule); ``how`` says from what.
+#: ``neuron_updates`` also names its ``policy`` (:mod:`hcs_neuro.core.updates`): ``clock`` (every
+#: cell at every step), ``gated`` (a layer's cells only while the layer can change) or ``event`` (a
+#: cell when it receives or emits an event). A simulator that counts its neuron updates records
+#: e.g. ``{"neuron_updates": {"basis": "counted", "how": "...", "policy": "event"}}`` under
+#: :data:`COUNT_BASIS_KEY`.
 DEFAULT_COUNT_BASIS = {
     "input_spikes": {"basis": "computed",
                      "how": "one spike per non-zero quantized input level (the race's input coding)"},
