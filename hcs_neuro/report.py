@@ -213,9 +213,13 @@ def _markdown(title, model, spiking, validation, energy, figs, agree_figs, meta,
     scope = (f"{n_spk} images" if n_val in (None, n_spk) else
              f"validation over {n_val:,} images; spike raster, agreement maps and the SOP/energy tables from "
              f"the first {n_spk:,} of them")
+    block = "" if n_val in (None, n_spk) else ", first block"
+    compile_s, run_s = ((spiking.metadata or {}).get(k) for k in ("compile_time_s", "run_time_s"))
+    wall = (f"simulation run time {float(run_s):.1f} s{block}, build and compile {float(compile_s):.1f} s"
+            if all(isinstance(t, (int, float)) for t in (compile_s, run_s)) else
+            f"simulation wall time {spiking.wall_time_s:.1f} s (build + compile + run{block})")
     lines.append(f"Model `{arch.name}` ({arch.source}); {scope}; dt = {spiking.dt_ms:g} ms, "
-                 f"window = {spiking.window_ms:g} ms per image; simulation wall time {spiking.wall_time_s:.1f} s "
-                 f"(build + compile + run{'' if n_val in (None, n_spk) else ', first block'}).")
+                 f"window = {spiking.window_ms:g} ms per image; {wall}.")
     if meta:
         lines.append("Run: " + ", ".join(f"{k} = `{_fmt(meta[k])}`" for k in sorted(meta)
                                          if isinstance(meta[k], (str, int, float, bool))) + ".")
@@ -375,16 +379,17 @@ def energy_tables(e: dict) -> list[str]:
     lines += unpriced
     c = e.get("comparison")
     if c:
-        lines.append(f"SNN / reference at its own precision ({c['reference_profile']}), one model ({c['ratio']}):")
+        lines.append(f"SNN / reference at its own precision ({c['reference_profile']}), one model ({c['ratio']}; "
+                     f"cmos45_snn is always shown, as the spiking side priced with the reference's own 45 nm figures):")
         lines.append(f"{'profile':<17}{'no data mvt, dense':>20}{'with, dense':>14}{'with, sparse bound':>20}")
         for r in c["rows"]:
             lines.append(f"{r['profile']:<17}{_x(r['ratio_without_data_movement']):>20}"
                          f"{_x(r['ratio_with_data_movement']):>14}{_x(r['ratio_with_data_movement_vs_sparse']):>20}")
     be = e.get("break_even")
     if be:
-        lines.append(f"break-even activity a* ({be['activity']}; measured a0 = {be['measured_activity']:.4g}, "
-                     f"{be['activity_counts']} counts; {be['formula']}; '-': none, the part that does not scale "
-                     f"with activity alone costs more):")
+        a0_source = "counted in the simulation" if be["activity_counts"] == "simulation" else "from analytic counts"
+        lines.append(f"break-even activity a* ({be['activity']}; a0 = {be['measured_activity']:.4g}, {a0_source}; "
+                     f"{be['formula']}; '-': none, the part that does not scale with activity alone costs more):")
         lines.append(f"{'profile':<17}{'data mvt':<10}{'reference':<11}{'a*':>9}{'k/C at a*':>11}"
                      f"{'a*, no step updates':>21}{'k/C at it':>11}")
         for r in be["rows"]:

@@ -68,8 +68,18 @@ def test_missing_dataset_message(tmp_path, monkeypatch):
     assert str(tmp_path) in msg and "--data-dir" in msg and "\n" not in msg
 
 
+def test_a_misspelt_hcs_neuro_data_is_an_error_not_a_fall_back(tmp_path, monkeypatch):
+    """$HCS_NEURO_DATA naming no folder: a one-line error naming it, not the system copy instead."""
+    monkeypatch.setenv("HCS_NEURO_DATA", str(tmp_path / "no_such_folder"))
+    with pytest.raises(DataError) as exc:
+        load_dataset("fashion-mnist", "test", limit=5)
+    msg = str(exc.value)
+    assert "HCS_NEURO_DATA" in msg and "no_such_folder" in msg and "\n" not in msg
+
+
 def test_missing_fashion_names_every_place(tmp_path, monkeypatch):
     monkeypatch.setenv("HCS_NEURO_DATA", str(tmp_path / "env"))
+    (tmp_path / "env").mkdir()
     import hcs_neuro.core.datasets as ds
 
     monkeypatch.setattr(ds, "DEBIAN_FASHION_DIR", tmp_path / "debian")

@@ -349,5 +349,5 @@ def _plot(args) -> int:
             for ext in ("png", "pdf"):
                 fig.savefig(tmp / f"{stem}.{ext}", dpi=150)
             plt.close(fig)
-    print(f"wrote {args.out}/: " + ", ".join(f"{stem}.png/.pdf" for _, stem in figures))
+    print(f"wrote {str(args.out).rstrip('/') or '/'}/: " + ", ".join(f"{stem}.png/.pdf" for _, stem in figures))
     return 0

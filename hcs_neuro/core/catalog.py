@@ -68,7 +68,13 @@ def model_path(name_or_path, base_dir=None) -> Path:
     p = Path(text)
     if base_dir is not None and not p.is_absolute():
         p = Path(base_dir) / p
-    if p.exists() or is_path_like(text):
+    if p.exists():
+        return p
+    if is_path_like(text):
+        stem, _ = _shipped_model(p.stem) if p.suffix == ".npz" else (None, None)
+        if stem is not None:
+            raise ModelError(f"{text}: model file not found; the shipped model of that name is "
+                             f"'{stem}' (without .npz), or models/{stem}.npz in a clone")
         return p
     _, entry = _shipped_model(text)
     if entry is not None:

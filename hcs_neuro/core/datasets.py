@@ -135,6 +135,9 @@ def _candidates(name: str, data_dir) -> list[Path]:
     out: list[Path] = []
     env = os.environ.get("HCS_NEURO_DATA")
     if env:
+        if not Path(env).is_dir():  # a typo must not fall back silently to another copy of the data
+            raise DataError(f"HCS_NEURO_DATA={env}: no such folder; set it to a folder with the IDX files, "
+                            f"or unset it")
         out.append(Path(env))
         if name in ("fashion-mnist", "mnist"):
             out.append(Path(env) / name)

@@ -56,6 +56,20 @@ def _cpu_flags() -> str:
     return platform.machine() + platform.processor()
 
 
+def _announce_first_build(name: str) -> None:
+    """Say on stderr that the kernel is being compiled when no build of it exists yet (the first
+    training on a machine is otherwise silent for about a minute)."""
+    try:
+        from torch.utils.cpp_extension import _get_build_directory
+
+        folder = Path(_get_build_directory(name, verbose=False))
+    except Exception:  # a private helper of PyTorch: say nothing rather than fail
+        return
+    if not any(folder.glob(f"{name}*.so")):
+        print(f"hcs-neuro: compiling the k-WTA kernel for this CPU (once, about a minute; cached in {folder})",
+              file=sys.stderr, flush=True)
+
+
 def load():
     """The compiled module, or None (disabled, or the build failed: warned once)."""
     if "module" in _STATE:
@@ -74,6 +88,7 @@ def load():
             # cluster must not hand an AVX-512 build to an older node), source and PyTorch version
             tag = hashlib.sha1(_SOURCE.read_bytes() + _cpu_flags().encode() + torch.__version__.encode())
             tag = tag.hexdigest()[:10]
+            _announce_first_build(f"hcs_neuro_kwta_{tag}")
             module = build(name=f"hcs_neuro_kwta_{tag}", sources=[str(_SOURCE)],
                            extra_cflags=["-O3", "-march=native", "-fopenmp", "-ffp-contract=off"],
                            extra_ldflags=["-fopenmp"], verbose=False)
