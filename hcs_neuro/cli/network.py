@@ -66,17 +66,18 @@ def register(subparsers) -> None:
 
 def _load(args):
     """Model, images, labels and network, all checked before anything is simulated."""
-    from hcs_neuro.brian.session import make_network
+    from hcs_neuro.brian.session import make_network, network_circuit
 
     model = resolve_model(args.model)
     images, labels = load_images(model, args.dataset, args.split, args.data_dir, args.n_images)
-    network = make_network(model, args.circuit)  # a bad circuit, or a model that cannot be converted
+    # a bad circuit, or a model that cannot be converted; the exact race or a biophysical circuit (issue 25)
+    network = network_circuit(make_network(model, args.circuit))
     return model, images, labels, network
 
 
 def _simulate(args) -> int:
     model, images, labels, network = _load(args)
-    sp = simulate_images(model, images, circuit=network.race, n_jobs=args.n_jobs, chunk=args.chunk, seed=args.seed,
+    sp = simulate_images(model, images, circuit=network, n_jobs=args.n_jobs, chunk=args.chunk, seed=args.seed,
                          progress=not args.no_progress, device=args.device)
     lat = sp.decision_latency_ms[np.isfinite(sp.decision_latency_ms)]
     cells = sum(l.n_exc for l in sp.layers)
@@ -95,7 +96,7 @@ def _simulate(args) -> int:
         "pred": sp.pred.tolist(), "metadata": sp.metadata,
     }
     print(f"simulated {out['n_images']} images of {args.dataset} ({model.architecture.name}, circuit "
-          f"{network.race.name}, dt {sp.dt_ms:g} ms, window {sp.window_ms:g} ms per image)")
+          f"{network.name}, dt {sp.dt_ms:g} ms, window {sp.window_ms:g} ms per image)")
     print(f"spiking accuracy {100 * out['spiking_accuracy']:.2f} %, undecided {100 * out['undecided_fraction']:.2f} %")
     if lat.size:
         print(f"decision latency median {out['latency_ms_median']:.2f} ms, max {out['latency_ms_max']:.2f} ms "
@@ -116,7 +117,7 @@ def _validate(args) -> int:
     if args.out:
         check_output_dir(args.out, overwrite=args.overwrite, kind=REPORT_KIND)
     model, images, labels, network = _load(args)
-    run = run_network(model, images, labels, circuit=network.race, n_jobs=args.n_jobs, chunk=args.chunk,
+    run = run_network(model, images, labels, circuit=network, n_jobs=args.n_jobs, chunk=args.chunk,
                       seed=args.seed, tie_tol=args.tie_tol, block=args.block, energy=False,
                       progress=not args.no_progress, keep_first=bool(args.out))
     metrics = validation_summary(run)
