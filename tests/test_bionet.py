@@ -217,3 +217,39 @@ def test_standalone_equals_runtime():
         np.testing.assert_array_equal(la.first_spike_ms, lb.first_spike_ms)
     v = validate(m, x, reference.forward(m, x).pred, sa)
     assert v["class_agreement"] == 1.0
+
+
+def test_cli_simulate_maps_lif_kwta_to_its_network_form(tmp_path, capsys):
+    """``hcs-neuro simulate --circuit lif_kwta`` runs lif_net (runtime device, one digits image) and
+    the JSON names the mode, the tie rule, the protocol and the numerical methods."""
+    import json
+
+    from hcs_neuro.cli import main
+
+    js = tmp_path / "s.json"
+    status = main(["simulate", "digits_hcs", "--dataset", "digits", "--n-images", "1", "--circuit", "lif_kwta",
+                   "--device", "runtime", "--no-progress", "--json", str(js)])
+    out = capsys.readouterr().out
+    assert status == 0 and "circuit lif_net" in out
+    meta = json.loads(js.read_text())["metadata"]
+    assert meta["mode"] == "biophysical" and meta["tie_rule"]["name"] == "gradient"
+    assert meta["protocol"] and meta["numerical_methods"]
+    assert meta["count_basis"]["spikes"]["basis"] == "counted"
+
+
+def test_network_sweep_spec_sweeps_circuit_fields(tmp_path):
+    """The sweeps' network target takes a biophysical circuit and its dotted fields as parameters;
+    a value the circuit refuses fails when the spec is loaded."""
+    from pathlib import Path
+
+    import hcs_neuro.sweep.targets.network  # noqa: F401  (registers the target)
+    from hcs_neuro.sweep.spec import load_sweep_spec
+
+    spec = load_sweep_spec(Path(__file__).parents[1] / "analysis" / "sweeps" / "network_noise.toml")
+    assert spec.parameters[0].name == "neuron.sigma_v" and spec.parameters[0].unit == "mV"
+    assert spec.target_cfg["circuit"] == "lif_net"
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[sweep]\nname = "b"\nmetrics = ["class_agreement"]\n[target]\nkind = "network"\n'
+                   'model = "digits_hcs"\ncircuit = "lif_net"\n[parameters]\n"neuron.tau_syn" = ["0 ms", "2 ms"]\n')
+    with pytest.raises(ConfigError, match="tau_syn"):
+        load_sweep_spec(bad)
