@@ -508,7 +508,7 @@ def _energy(rec, key):
     """
     if key != "reference_effective_own_precision_uj":
         return rec["energy"][key]
-    from hcs_neuro.measure.energy import get_profile
+    from hcs_neuro.measure.profiles import get_profile
 
     s = rec["spec"]
     name = "cmos45_fp32" if 32 in (int(s["weight_bits"]), int(s["act_bits"])) else "cmos45_lowprec"

@@ -128,7 +128,8 @@ def simulate_point(spec: dict, model, n_images: int, device: str = "runtime", n_
     SOP cross-check, and energies per image (pJ) for Loihi (simulated and analytic) and the
     45 nm reference profiles (dense and zeros skipped).
     """
-    from hcs_neuro.measure.energy import get_profile, network_energy, own_precision_profile
+    from hcs_neuro.measure.energy import network_energy, own_precision_profile
+    from hcs_neuro.measure.profiles import get_profile
     from hcs_neuro.core.reference import forward, quantize_input
     from hcs_neuro.brian.session import simulate
 
