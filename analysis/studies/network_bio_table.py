@@ -42,7 +42,7 @@ def main(paths) -> None:
     groups = defaultdict(list)
     for path in paths:
         d = json.load(open(path))
-        key = (d["model"], d["plan"]["circuit"], re.sub(r"_from\d+$", "", path))
+        key = (d["model"], d["plan"]["circuit"], re.sub(r"_from\d+\.json$", ".json", path))
         groups[key].append(d)
     print("| model (images) | circuit | class agreement | spiking / reference accuracy | cond. strict / tie-tol. "
           "(min layer) | over / under (max layer) | latency median / p95 (ms) | spikes / neuron | SOPs ff / circuit "
