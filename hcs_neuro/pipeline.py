@@ -249,6 +249,10 @@ def validation_summary(run: NetworkRun) -> dict:
     out = dict(run.validation or {})
     out.update(compile_time_s=run.compile_time_s, total_time_s=run.total_time_s, wall_time_s=run.wall_time_s,
                images_per_s=run.images_per_s)
+    # -- the network's mode and, for biophysical circuits, tie rule, protocol, numerical methods (issue 25) --
+    for key in ("mode", "tie_rule", "protocol", "numerical_methods", "membrane_noise_mV"):
+        if key in run.metadata:
+            out[key] = run.metadata[key]
     return out
 
 
@@ -305,13 +309,13 @@ def run_demo(*, model=DEMO_MODEL, n_images=None, out="hcs-neuro-demo", circuit=N
         (simulation, with the build), ``compile_time_s``, ``device``, ``circuit`` and
         ``total_time_s`` (everything, this call).
     """
-    from hcs_neuro.brian.session import make_network
+    from hcs_neuro.brian.session import make_network, network_circuit
     from hcs_neuro.report import REPORT_KIND
 
     t0 = time.perf_counter()
     check_output_dir(out, overwrite=overwrite, kind=REPORT_KIND)  # before any work
     model = resolve_model(model)
-    race = make_network(model, circuit).race  # a bad circuit file: error before any work
+    race = network_circuit(make_network(model, circuit))  # a bad circuit file: error before any work
     images, labels = load_images(model, "digits", "test", None, n_images)
     log(f"demo: {model.architecture.name} on {len(images)} digits test images "
         f"(8x8, scikit-learn's bundled set), circuit {race.name}")

@@ -223,6 +223,11 @@ def _markdown(title, model, spiking, validation, energy, figs, agree_figs, meta,
     if meta:
         lines.append("Run: " + ", ".join(f"{k} = `{_fmt(meta[k])}`" for k in sorted(meta)
                                          if isinstance(meta[k], (str, int, float, bool))) + ".")
+        # -- biophysical networks (issue 25): tie rule and the mechanisms that are numerical methods --
+        if isinstance(meta.get("tie_rule"), dict):
+            lines += ["", f"Tie rule: `{meta['tie_rule'].get('name')}`: {meta['tie_rule'].get('what')}."]
+        if meta.get("numerical_methods"):
+            lines += ["", "Numerical methods (not biophysics): " + "; ".join(meta["numerical_methods"]) + "."]
     lines += ["", "## Summary", ""]
     rows = []
     for key, label in (("class_agreement", "class agreement (spiking class = reference class)"),

@@ -40,10 +40,17 @@ def test_model_and_dataset_that_do_not_fit(capsys, tmp_path, fashion_shaped_mode
 
 
 def test_single_hypercolumn_circuit_is_refused(capsys, tmp_path):
+    """A single-hypercolumn circuit *file* cannot serve a network: one line naming the allowed
+    circuits (a built-in single-hypercolumn *name* maps to its network form: tests/test_bionet.py)."""
+    from hcs_neuro.core.catalog import circuit_text
+
+    single = tmp_path / "my_kwta.toml"
+    single.write_text(circuit_text("lif_kwta")[0])
     out = tmp_path / "report"
     status, _, err = _run(capsys, "validate", "digits_hcs", "--dataset", "digits", "--n-images", "3",
-                          "--circuit", "lif_kwta", "--out", str(out), "--no-progress")
-    assert status == 2 and "[race]" in err and "network_race" in err
+                          "--circuit", str(single), "--out", str(out), "--no-progress")
+    assert status == 2 and err.startswith("hcs-neuro: error:") and len(err.strip().splitlines()) == 1
+    assert "single-hypercolumn" in err and "network_race" in err and "lif_net" in err and "cond_net" in err
     assert not out.exists()
 
 

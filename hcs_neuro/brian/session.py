@@ -31,23 +31,37 @@ import time
 import numpy as np
 
 from hcs_neuro.brian import b2
+from hcs_neuro.brian.bionet import BioNetwork
 from hcs_neuro.brian.device import DEVICES, BuiltNetwork
 from hcs_neuro.brian.race import RaceNetwork
-from hcs_neuro.core.circuit_file import RaceParams, load_race_circuit
+from hcs_neuro.core.circuit_file import NetworkCircuit, RaceParams, load_network_circuit
 from hcs_neuro.core.errors import ConfigError, DataError
 from hcs_neuro.core.progress import progress as progress_bar
 from hcs_neuro.core.reference import quantize_input
 from hcs_neuro.core.spiking_result import SpikingResult
 from hcs_neuro.core.updates import DEFAULT_UPDATES, check_update_policy
 
-__all__ = ["make_network", "simulate", "SimulationSession", "NetworkRunner", "default_chunk"]
+__all__ = ["make_network", "network_circuit", "simulate", "SimulationSession", "NetworkRunner", "default_chunk"]
 
 
 def make_network(model, circuit=None, updates: str = DEFAULT_UPDATES):
-    """The network of ``model`` for a circuit (a file, a built-in name, RaceParams; default: the
-    exact race), run and counted under the neuron-update policy ``updates``."""
-    race = circuit if isinstance(circuit, RaceParams) else load_race_circuit(circuit)
-    return RaceNetwork(model, race, updates=updates)
+    """The network of ``model`` for a circuit (a file, a built-in name, RaceParams or
+    NetworkCircuit; default: the exact race), run and counted under the neuron-update policy
+    ``updates``. A biophysical circuit (``[network]`` section, or a single-hypercolumn name with a
+    network form such as ``lif_kwta``) gives a :class:`hcs_neuro.brian.bionet.BioNetwork`, which
+    runs every cell at every step (``clock`` only)."""
+    spec = circuit if isinstance(circuit, (RaceParams, NetworkCircuit)) else load_network_circuit(circuit)
+    if isinstance(spec, NetworkCircuit):  # -- biophysical networks (issue 25) --
+        if updates != "clock":
+            raise ConfigError(f"--updates {updates}: the biophysical circuit {spec.name!r} runs every cell at every "
+                              f"step; only 'clock' is allowed (gated and event policies are for the exact race)")
+        return BioNetwork(model, spec)
+    return RaceNetwork(model, spec, updates=updates)
+
+
+def network_circuit(network):
+    """The loaded circuit of a network made by :func:`make_network` (RaceParams or NetworkCircuit)."""
+    return network.circuit if isinstance(network, BioNetwork) else network.race
 
 
 class NetworkRunner:
@@ -288,7 +302,7 @@ def simulate(model, images, *, circuit=None, n_jobs: int = 2, progress: bool = T
     if device == "runtime":
         return _simulate_runtime(network, levels, chunk, progress, seed, t0)
     n_jobs = min(n_jobs, -(-n // chunk))
-    with SimulationSession(model, circuit=network.race, n_jobs=n_jobs, chunk=chunk, seed=seed,
+    with SimulationSession(model, circuit=network_circuit(network), n_jobs=n_jobs, chunk=chunk, seed=seed,
                            directory=directory, updates=updates) as sess:
         result = sess.run(images, progress=progress)
     result.wall_time_s = time.perf_counter() - t0

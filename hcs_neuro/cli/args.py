@@ -234,9 +234,10 @@ def add_data_arguments(p, *, default_dataset: str | None = None) -> None:
 def add_network_arguments(p, *, device: bool = True) -> None:
     """``--circuit``, ``--device``, ``--n-jobs``, ``--seed``, ``--no-progress`` of the commands that
     run a model as a spiking network."""
-    p.add_argument("--circuit", metavar="FILE",
-                   help="whole-network circuit, a .toml file or a built-in name (default: network_race, the "
-                        "exact mode)")
+    p.add_argument("--circuit", metavar="NAME|FILE",
+                   help="whole-network circuit, a .toml file or a built-in name: network_race (default, the exact "
+                        "mode) or a biophysical network circuit (lif_net, lif_pool_net, cond_net; lif_kwta, lif_pool "
+                        "and cond_kwta name their network forms)")
     if device:
         p.add_argument("--device", choices=("cpp_standalone", "runtime"), default="cpp_standalone",
                        help="Brian2 device: cpp_standalone compiles once and runs fast (default); runtime needs "

@@ -61,14 +61,14 @@ def register(subparsers) -> None:
 
 
 def _handle(args) -> int:
-    from hcs_neuro.brian.session import make_network
+    from hcs_neuro.brian.session import make_network, network_circuit
     from hcs_neuro.report import ENERGY_KIND, print_energy, write_energy_report
 
     if args.out:
         check_output_dir(args.out, overwrite=args.overwrite, kind=ENERGY_KIND)
     profiles, memory = resolve_profiles(args.profile) if args.profile else (None, None)  # before any work
     model = resolve_model(args.model)
-    circuit = None if args.analytic else make_network(model, args.circuit).race  # a bad circuit: before any work
+    circuit = None if args.analytic else network_circuit(make_network(model, args.circuit))  # a bad circuit: before any work
     images, _labels = load_images(model, args.dataset, args.split, args.data_dir, args.n_images)
     run = run_network(model, images, circuit=circuit, device=args.device, n_jobs=args.n_jobs, seed=args.seed,
                       block=args.block, validate=False, energy=True, profiles=profiles, memory=memory,

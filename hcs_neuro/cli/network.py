@@ -15,6 +15,7 @@ from hcs_neuro.cli.args import (
     output_dir,
 )
 from hcs_neuro.core.io import check_output_dir, write_json_atomic
+from hcs_neuro.core.spiking_result import COUNT_BASIS_KEY
 from hcs_neuro.pipeline import (
     load_images,
     resolve_model,
@@ -68,17 +69,18 @@ def register(subparsers) -> None:
 
 def _load(args):
     """Model, images, labels and network, all checked before anything is simulated."""
-    from hcs_neuro.brian.session import make_network
+    from hcs_neuro.brian.session import make_network, network_circuit
 
     model = resolve_model(args.model)
     images, labels = load_images(model, args.dataset, args.split, args.data_dir, args.n_images)
-    network = make_network(model, args.circuit)  # a bad circuit, or a model that cannot be converted
+    # a bad circuit, or a model that cannot be converted; the exact race or a biophysical circuit (issue 25)
+    network = network_circuit(make_network(model, args.circuit, args.updates))
     return model, images, labels, network
 
 
 def _simulate(args) -> int:
     model, images, labels, network = _load(args)
-    sp = simulate_images(model, images, circuit=network.race, n_jobs=args.n_jobs, chunk=args.chunk, seed=args.seed,
+    sp = simulate_images(model, images, circuit=network, n_jobs=args.n_jobs, chunk=args.chunk, seed=args.seed,
                          progress=not args.no_progress, device=args.device, updates=args.updates)
     lat = sp.decision_latency_ms[np.isfinite(sp.decision_latency_ms)]
     cells = sum(l.n_exc for l in sp.layers)
@@ -97,7 +99,7 @@ def _simulate(args) -> int:
         "pred": sp.pred.tolist(), "metadata": sp.metadata,
     }
     print(f"simulated {out['n_images']} images of {args.dataset} ({model.architecture.name}, circuit "
-          f"{network.race.name}, dt {sp.dt_ms:g} ms, window {sp.window_ms:g} ms per image)")
+          f"{network.name}, dt {sp.dt_ms:g} ms, window {sp.window_ms:g} ms per image)")
     print(f"spiking accuracy {100 * out['spiking_accuracy']:.2f} %, undecided {100 * out['undecided_fraction']:.2f} %")
     if lat.size:
         print(f"decision latency median {out['latency_ms_median']:.2f} ms, max {out['latency_ms_max']:.2f} ms "
@@ -107,9 +109,10 @@ def _simulate(args) -> int:
     nu = sum(float(l.neuron_updates.mean()) for l in sp.layers)
     out["neuron_updates_per_image"] = nu
     out["update_policy"] = args.updates
-    out["steps_per_image"] = sp.metadata["plan"]["steps_per_image"]
-    print(f"{out['steps_per_image']} time steps per image; {nu:,.0f} neuron updates per image (counted, "
-          f"{args.updates} policy)")
+    out["steps_per_image"] = (sp.metadata.get("plan") or {}).get("steps_per_image")
+    basis = (sp.metadata.get(COUNT_BASIS_KEY) or {}).get("neuron_updates", {}).get("basis", "computed")
+    steps = f"{out['steps_per_image']} time steps per image; " if out["steps_per_image"] else ""
+    print(f"{steps}{nu:,.0f} neuron updates per image ({basis}, {args.updates} policy)")
     print(f"wall time {out['wall_time_s']:.1f} s (compile {out['compile_time_s']:.1f} s), "
           f"{out['images_per_s']:.1f} images/s after compiling")
     if args.json:
@@ -124,7 +127,7 @@ def _validate(args) -> int:
     if args.out:
         check_output_dir(args.out, overwrite=args.overwrite, kind=REPORT_KIND)
     model, images, labels, network = _load(args)
-    run = run_network(model, images, labels, circuit=network.race, n_jobs=args.n_jobs, chunk=args.chunk,
+    run = run_network(model, images, labels, circuit=network, n_jobs=args.n_jobs, chunk=args.chunk,
                       seed=args.seed, tie_tol=args.tie_tol, block=args.block, energy=False,
                       progress=not args.no_progress, keep_first=bool(args.out), updates=args.updates)
     metrics = validation_summary(run)

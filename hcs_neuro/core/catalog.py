@@ -122,8 +122,9 @@ def load_model_reference(ref: str):
 
 
 def shipped_circuit_names(kind: str | None = None) -> list[str]:
-    """Names of the built-in circuit files; ``kind`` ``"hypercolumn"`` (a ``[neuron]`` section) or
-    ``"race"`` (a ``[race]`` section) selects one kind."""
+    """Names of the built-in circuit files; ``kind`` ``"hypercolumn"`` (a ``[neuron]`` section and no
+    ``[network]``), ``"race"`` (a ``[race]`` section) or ``"network"`` (a biophysical whole-network
+    circuit: a ``[network]`` section) selects one kind."""
     root = resources.files("hcs_neuro.circuits")
     names = []
     for f in root.iterdir():
@@ -133,7 +134,8 @@ def shipped_circuit_names(kind: str | None = None) -> list[str]:
             raw = tomllib.loads(f.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError):
             continue
-        if kind is None or (kind == "hypercolumn" and "neuron" in raw) or (kind == "race" and "race" in raw):
+        if kind is None or (kind == "hypercolumn" and "neuron" in raw and "network" not in raw) \
+                or (kind == "race" and "race" in raw) or (kind == "network" and "network" in raw):
             names.append(f.name[:-5])
     return sorted(names)
 

@@ -37,6 +37,7 @@ from hcs_neuro.core.io import parse_toml
 from hcs_neuro.core.units import (
     CAPACITANCE,
     CONDUCTANCE,
+    DIMENSIONLESS,
     DISPLAY_UNITS,
     RATE,
     TIME,
@@ -50,7 +51,10 @@ __all__ = [
     "Param",
     "CircuitSpec",
     "RaceParams",
+    "NetworkCircuit",
     "DEFAULT_NETWORK_CIRCUIT",
+    "NETWORK_FORMS",
+    "load_network_circuit",
     "load_circuit_file",
     "load_circuit",
     "load_race_circuit",
@@ -389,6 +393,8 @@ def load_circuit_file(path_or_name=None) -> "CircuitSpec | RaceParams":
     raw = parse_toml(text, source, what="circuit file")
     if "race" in raw:
         return _race_from_raw(raw, source)
+    if "network" in raw:
+        return _network_from_raw(raw, source)
     return _from_raw(raw, source)
 
 
@@ -405,6 +411,9 @@ def load_circuit(path_or_name: str | Path) -> CircuitSpec:
     if isinstance(spec, RaceParams):
         raise ConfigError(f"{spec.source} is not a hypercolumn circuit (it has no [neuron] section; it is the "
                           "whole-network race, for simulate/validate/energy --circuit)")
+    if isinstance(spec, NetworkCircuit):
+        raise ConfigError(f"{spec.source} is a whole-network circuit ([network] section), for "
+                          "simulate/validate/energy --circuit, not a single-hypercolumn circuit")
     return spec
 
 
@@ -706,3 +715,303 @@ def check_k(k: int, n_channels: int) -> None:
 
 
 __all__.append("check_k")
+
+
+# ----------------------------------------------------------------------------------------------
+# Whole networks of biophysical hypercolumns (``circuits/lif_net.toml`` and friends).
+
+#: The network form of each single-hypercolumn circuit: ``--circuit lif_kwta`` runs ``lif_net``.
+NETWORK_FORMS = {"lif_kwta": "lif_net", "lif_pool": "lif_pool_net", "cond_kwta": "cond_net"}
+
+# [network] keys: type, and whether the value needs a citation (choices of mechanism do not)
+_NETWORK_KEYS: dict[str, tuple[type | tuple, bool]] = {
+    "input_coding": (str, False), "feedforward_delay": (str, True), "settle": (str, True),
+    "fine_steps_per_tick": (int, True), "tie": (str, False), "tie_span": ((int, float), True),
+    "t_image": (str, True), "speed_scale": ((int, float), True), "brake_delay": (str, True),
+    "dt": (str, True), "tie_seed": (int, False),
+}
+_NETWORK_TIMES = ("feedforward_delay", "settle", "t_image", "brake_delay", "dt")
+_NETWORK_SECTIONS = {
+    "circuit": {"name": str, "description": str},
+    "neuron": {"equations": str, "method": str, "noise_term": str},
+    "interneuron": {"equations": str},
+    "inhibition": {"n_interneurons": int, "on_pre_ei": str, "on_pre_ie": str},
+    "network": {},
+    "citations": {},
+}
+#: Parameters the network builder reads, with their dimension (None: any listed below).
+_NETWORK_PARAMS = {"tau_syn": TIME, "v_rest": VOLTAGE, "v_threshold": VOLTAGE, "v_reset": VOLTAGE,
+                   "t_ref_i": TIME, "delay_ei": TIME, "delay_ie": TIME}
+_TIE_RULES = ("gradient", "random", "none")
+_NETWORK_CODINGS = ("onset_charge",)
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkCircuit:
+    """A whole-network biophysical circuit file (``[network]`` section), validated.
+
+    Every hypercolumn of a model becomes the file's excitatory cells (one per channel) and its
+    interneuron(s); see :mod:`hcs_neuro.brian.bionet` for the mechanisms and what each
+    ``[network]`` key means.
+
+    Attributes
+    ----------
+    name, description, source : str
+    neuron_eqs, method, noise_term : str
+        Excitatory model (Brian2 equations with a ``{noise}`` placeholder; must define ``v``, the
+        persistent plateau ``P`` and the feed-forward synaptic current ``s_ff``), its integration
+        method and its membrane-noise term (with ``sigma_v``).
+    inter_eqs : str
+        Interneuron model (defines ``count``).
+    n_interneurons : int
+    on_pre_ei, on_pre_ie : str
+        E->I and I->E synaptic effects.
+    params : tuple of Param
+    network : tuple of (key, value)
+        The ``[network]`` keys (times as strings with units).
+    citations : tuple of (str, str)
+    """
+
+    name: str
+    description: str
+    source: str
+    neuron_eqs: str
+    method: str
+    noise_term: str
+    inter_eqs: str
+    n_interneurons: int
+    on_pre_ei: str
+    on_pre_ie: str
+    params: tuple[Param, ...]
+    network: tuple[tuple[str, Any], ...]
+    citations: tuple[tuple[str, str], ...]
+
+    def si(self, name: str) -> float:
+        """SI value of the parameter with bare name ``name``."""
+        for p in self.params:
+            if p.name == name:
+                return p.si
+        raise ConfigError(f"{self.source}: circuit has no parameter {name!r}")
+
+    def has(self, name: str) -> bool:
+        return any(p.name == name for p in self.params)
+
+    def net(self, key: str, default=None):
+        """A ``[network]`` value (raw: times stay strings)."""
+        return dict(self.network).get(key, default)
+
+    def net_time_s(self, key: str, default: str) -> float:
+        """A ``[network]`` time in seconds."""
+        si, _ = parse_quantity(self.net(key, default), f"{self.source}: network.{key}")
+        return si
+
+    @property
+    def conductance_based(self) -> bool:
+        """True if drives are currents (the file declares ``C_m`` and ``g_L``)."""
+        return self.has("C_m") and self.has("g_L")
+
+    @property
+    def dt_ms(self) -> float:
+        return self.net_time_s("dt", "0.1 ms") * 1e3
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> "NetworkCircuit":
+        """A new validated circuit with dotted names replaced (``neuron.tau_m``, ``network.tie``)."""
+        raw = self.to_toml_dict()
+        for dotted, value in overrides.items():
+            if not isinstance(dotted, str) or "." not in dotted:
+                raise ConfigError(f"override {dotted!r} must be a dotted name such as neuron.tau_m")
+            section, key = dotted.split(".", 1)
+            if section not in raw or section in ("citations", "circuit"):
+                raise ConfigError(f"override {dotted!r}: unknown section {section!r} (allowed: neuron, "
+                                  f"interneuron, inhibition, network)")
+            if section == "network":
+                if key not in _NETWORK_KEYS:
+                    raise ConfigError(f"override {dotted!r}: unknown field (allowed: "
+                                      f"{', '.join('network.' + k for k in _NETWORK_KEYS)})")
+                typ = _NETWORK_KEYS[key][0]
+                if typ is int:
+                    try:
+                        value = int(str(value))
+                    except ValueError:
+                        raise ConfigError(f"{dotted} must be an integer, got {value!r}") from None
+                elif typ == (int, float):
+                    try:
+                        value = float(value)
+                    except (TypeError, ValueError):
+                        raise ConfigError(f"{dotted} must be a number, got {value!r}") from None
+                else:
+                    value = str(value)
+                raw[section][key] = value
+                if _NETWORK_KEYS[key][1] and f"network.{key}" not in raw["citations"]:
+                    raw["citations"][f"network.{key}"] = "override"
+                continue
+            old = next((p for p in self.params if p.dotted == dotted), None)
+            if old is None:
+                raise ConfigError(f"override {dotted!r}: unknown field (known: "
+                                  f"{', '.join(p.dotted for p in self.params)})")
+            _, dim = parse_quantity(value, dotted)
+            if dim != old.dim:
+                raise ConfigError(f"{dotted} must be a {dimension_name(old.dim)}, got {value}")
+            raw[section][key] = value if isinstance(value, str) else float(value)
+        return _network_from_raw(raw, self.source)
+
+    def to_toml_dict(self) -> dict:
+        raw: dict[str, dict] = {
+            "circuit": {"name": self.name, "description": self.description},
+            "neuron": {"equations": self.neuron_eqs, "method": self.method, "noise_term": self.noise_term},
+            "interneuron": {"equations": self.inter_eqs},
+            "inhibition": {"n_interneurons": self.n_interneurons, "on_pre_ei": self.on_pre_ei,
+                           "on_pre_ie": self.on_pre_ie},
+            "network": dict(self.network),
+            "citations": dict(self.citations),
+        }
+        for p in self.params:
+            raw[p.section][p.name] = p.text()
+        return raw
+
+    def to_dict(self) -> dict:
+        d = self.to_toml_dict()
+        d["source"] = self.source
+        return d
+
+
+def load_network_circuit(path_or_name=None) -> "RaceParams | NetworkCircuit":
+    """The whole-network circuit of ``--circuit NAME|FILE``: the exact race (default) or a
+    biophysical network circuit.
+
+    A built-in single-hypercolumn name maps to its network form (:data:`NETWORK_FORMS`:
+    ``lif_kwta`` -> ``lif_net``); a single-hypercolumn *file* is refused in one line naming the
+    circuits a network can use.
+
+    Raises
+    ------
+    ConfigError
+        As :func:`load_circuit_file`, or a circuit that cannot serve a network.
+    """
+    name = path_or_name
+    if isinstance(name, str) and name in NETWORK_FORMS:
+        name = NETWORK_FORMS[name]
+    spec = load_circuit_file(name)
+    if isinstance(spec, CircuitSpec):
+        allowed = shipped_circuit_names("race") + shipped_circuit_names("network") + sorted(NETWORK_FORMS)
+        raise ConfigError(f"{spec.source}: a single-hypercolumn circuit (no [network] section) cannot serve a "
+                          f"network; allowed: {', '.join(allowed)} or a network circuit file")
+    return spec
+
+
+def _network_from_raw(raw: dict, src: str) -> NetworkCircuit:
+    """Validate a network circuit file; every refusal is one line naming the file and the field."""
+    for section in raw:
+        if section not in _NETWORK_SECTIONS:
+            raise ConfigError(f"{src}: unknown section [{section}] (allowed: {', '.join(_NETWORK_SECTIONS)})")
+    for section in ("neuron", "interneuron", "inhibition", "network"):
+        if section not in raw:
+            raise ConfigError(f"{src}: cannot serve a network: missing section [{section}]")
+        if not isinstance(raw[section], dict):
+            raise ConfigError(f"{src}: [{section}] must be a table")
+    for section, key in (("neuron", "equations"), ("interneuron", "equations"), ("inhibition", "on_pre_ei"),
+                         ("inhibition", "on_pre_ie")):
+        if key not in raw[section]:
+            raise ConfigError(f"{src}: cannot serve a network: missing field {section}.{key}")
+    params: list[Param] = []
+    fields: dict[str, Any] = {}
+    for section in ("neuron", "interneuron", "inhibition"):
+        reserved = _NETWORK_SECTIONS[section]
+        for key, value in raw[section].items():
+            dotted = f"{section}.{key}"
+            if key in reserved:
+                typ = reserved[key]
+                if (typ is int and (isinstance(value, bool) or not isinstance(value, int))) or \
+                        (typ is str and not isinstance(value, str)):
+                    raise ConfigError(f"{src}: {dotted} must be {'an integer' if typ is int else 'a string'}, "
+                                      f"got {value!r}")
+                fields[dotted] = value
+                continue
+            if isinstance(value, (dict, list, bool)) or (isinstance(value, str) and not re.match(rf"\s*{_NUMBER}", value)):
+                raise ConfigError(f"{src}: unknown field {dotted} = {value!r} (reserved keys of [{section}]: "
+                                  f"{', '.join(reserved)}; parameters are \"<number> <unit>\")")
+            si, dim = parse_quantity(value, f"{src}: {dotted}")
+            if dim not in DISPLAY_UNITS:
+                raise ConfigError(f"{src}: {dotted} has an unsupported unit in {value!r}")
+            want = _NETWORK_PARAMS.get(key)
+            if key.startswith("tau"):
+                want = TIME
+            if want is not None and dim != want:
+                raise ConfigError(f"{src}: {dotted} must be a {dimension_name(want)}, got {value!r}")
+            if key.startswith("tau") and si <= 0:
+                raise ConfigError(f"{src}: {dotted} is a time constant and must be > 0, got {value}")
+            if (dim == TIME or key.startswith(("sigma", "w_"))) and si < 0:
+                raise ConfigError(f"{src}: {dotted} must be >= 0, got {value}")
+            disp = DISPLAY_UNITS[dim]
+            params.append(Param(section, key, float(f"{si / disp[1]:.15g}"), disp[0], dim))
+    names = {p.name for p in params}
+    if len(names) != len(params):
+        raise ConfigError(f"{src}: a parameter name appears in two sections (they share one namespace)")
+    for need in ("tau_syn", "v_rest", "v_threshold", "v_reset", "w_ie", "t_ref_i", "delay_ei", "delay_ie"):
+        if need not in names:
+            what = "the feed-forward synaptic kinetics" if need == "tau_syn" else "needed by the network builder"
+            raise ConfigError(f"{src}: cannot serve a network: missing parameter {need} ({what})")
+    eqs = fields["neuron.equations"]
+    defined = _defined_vars(eqs)
+    for var, what in (("v", "the membrane"), ("P", "the persistent plateau"), ("s_ff", "the feed-forward "
+                                                                                     "synaptic current")):
+        if var not in defined:
+            raise ConfigError(f"{src}: cannot serve a network: neuron.equations must define {var} ({what})")
+    if "{noise}" not in eqs:
+        raise ConfigError(f"{src}: neuron.equations must contain the placeholder {{noise}} (where membrane noise "
+                          f"is added)")
+    if "count" not in _defined_vars(fields["interneuron.equations"]):
+        raise ConfigError(f"{src}: cannot serve a network: interneuron.equations must define count")
+    conductance = "C_m" in names and "g_L" in names
+    for p in params:
+        if p.name == "w_ie" and p.dim not in ((DIMENSIONLESS, CONDUCTANCE)):
+            raise ConfigError(f"{src}: inhibition.w_ie must be dimensionless or a conductance, got {p.text()}")
+    method = fields.get("neuron.method", "euler")
+    if method not in ("euler", "heun", "rk2", "rk4", "milstein", "exponential_euler"):
+        raise ConfigError(f"{src}: neuron.method must be a Brian2 integration method, got {method!r}")
+    n_int = fields.get("inhibition.n_interneurons", 1)
+    if n_int < 1:
+        raise ConfigError(f"{src}: inhibition.n_interneurons must be >= 1, got {n_int}")
+    # [network]
+    net = raw["network"]
+    for key, value in net.items():
+        if key not in _NETWORK_KEYS:
+            raise ConfigError(f"{src}: unknown field network.{key} (allowed: {', '.join(_NETWORK_KEYS)})")
+        typ = _NETWORK_KEYS[key][0]
+        if isinstance(value, bool) or not isinstance(value, typ):
+            raise ConfigError(f"{src}: network.{key} must be {'a string' if typ is str else 'a number'}, got {value!r}")
+        if key in _NETWORK_TIMES:
+            si, dim = parse_quantity(value, f"{src}: network.{key}")
+            if dim != TIME or si < 0 or (key in ("t_image", "dt") and si <= 0):
+                raise ConfigError(f"{src}: network.{key} must be a {'positive ' if key in ('t_image', 'dt') else ''}"
+                                  f"time such as \"20 ms\", got {value!r}")
+    if net.get("tie", "gradient") not in _TIE_RULES:
+        raise ConfigError(f"{src}: network.tie = {net['tie']!r}: allowed {', '.join(_TIE_RULES)}")
+    if net.get("input_coding", "onset_charge") not in _NETWORK_CODINGS:
+        raise ConfigError(f"{src}: network.input_coding = {net['input_coding']!r}: allowed "
+                          f"{', '.join(_NETWORK_CODINGS)}")
+    span = float(net.get("tie_span", 1.0))
+    if not 0 < span <= 1:
+        raise ConfigError(f"{src}: network.tie_span = {span}: allowed 0 < tie_span <= 1 (drive units)")
+    if int(net.get("fine_steps_per_tick", 1)) < 1:
+        raise ConfigError(f"{src}: network.fine_steps_per_tick must be >= 1, got {net['fine_steps_per_tick']}")
+    if float(net.get("speed_scale", 1.0)) <= 0:
+        raise ConfigError(f"{src}: network.speed_scale must be > 0, got {net['speed_scale']}")
+    dt = parse_quantity(net.get("dt", "0.1 ms"), f"{src}: network.dt")[0]
+    if not 0 < dt <= 1e-3:
+        raise ConfigError(f"{src}: network.dt must be in (0, 1 ms], got {net['dt']!r}")
+    # citations: every parameter and every numeric [network] value
+    cites = raw.get("citations", {})
+    if not isinstance(cites, dict):
+        raise ConfigError(f"{src}: [citations] must be a table of \"section.name\" = \"source\"")
+    needed = [p.dotted for p in params] + [f"network.{k}" for k in net if _NETWORK_KEYS[k][1]]
+    for dotted in needed:
+        if not isinstance(cites.get(dotted), str) or not cites[dotted].strip():
+            raise ConfigError(f"{src}: {dotted} needs a citation (citations.\"{dotted}\")")
+    circuit = raw.get("circuit", {})
+    return NetworkCircuit(
+        name=str(circuit.get("name", Path(src.split(" ")[0]).stem)), description=str(circuit.get("description", "")),
+        source=src, neuron_eqs=eqs, method=method, noise_term=fields.get("neuron.noise_term", ""),
+        inter_eqs=fields["interneuron.equations"], n_interneurons=int(n_int),
+        on_pre_ei=fields["inhibition.on_pre_ei"], on_pre_ie=fields["inhibition.on_pre_ie"], params=tuple(params),
+        network=tuple(net.items()), citations=tuple(sorted((k, str(v)) for k, v in cites.items())))

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from hcs_neuro.core.catalog import load_model_reference, model_reference
-from hcs_neuro.core.circuit_file import load_race_circuit
+from hcs_neuro.core.circuit_file import NetworkCircuit, load_network_circuit
 from hcs_neuro.core.errors import ConfigError, ModelError
 from hcs_neuro.core.metrics import NETWORK_METRICS
 from hcs_neuro.pipeline import load_images, run_network
@@ -29,7 +29,7 @@ NETWORK_PARAMETERS: dict[str, ParamInfo] = {
     "tie_tol": ParamInfo(unit="", low=0.0, high=0.999, doc="near-tie tolerance"),
 }
 _NETWORK_FIELDS = {"model", "model_template", "dataset", "split", "data_dir", "n_images",
-                   "images", "circuit", "chunk", "tie_tol"}
+                   "images", "circuit", "chunk", "tie_tol", "overrides"}
 
 
 def _template_fields(template: str | None) -> list[str]:
@@ -70,7 +70,18 @@ def _prepare_network(table: dict, spec_dir: Path | None) -> dict:
         if spec_dir is not None and (circuit.suffix == ".toml" or "/" in cfg["circuit"]) \
                 and not circuit.is_absolute():
             cfg["circuit"] = str((spec_dir / circuit).resolve())
-        load_race_circuit(cfg["circuit"])  # validates
+    # -- biophysical network circuits (issue 25): fixed overrides and swept circuit fields --
+    circuit = load_network_circuit(cfg["circuit"])  # validates; the exact race by default
+    overrides = table.get("overrides", {})
+    if not isinstance(overrides, dict) or (overrides and not isinstance(circuit, NetworkCircuit)):
+        raise ConfigError("[target] overrides: a table of dotted fields of a biophysical network circuit "
+                          "(e.g. circuit = \"lif_net\", overrides = {\"network.tie\" = \"random\"})")
+    if overrides:
+        try:
+            circuit.with_overrides(overrides)
+        except ConfigError as exc:
+            raise ConfigError(f"[target] overrides: {exc}") from None
+    cfg["overrides"] = overrides
     models = {}
     template = table.get("model_template")
     if template is not None:
@@ -94,6 +105,13 @@ def _prepare_network(table: dict, spec_dir: Path | None) -> dict:
 def _check_network(cfg: dict, parameters: tuple) -> None:
     swept = {p.name: p for p in parameters}
     spec_dir = cfg.pop("spec_dir", None)  # only needed here; keeps point hashes path-free
+    for p in parameters:  # every swept circuit value must be accepted by the circuit file
+        if "." in p.name:
+            for value in p.values:
+                try:
+                    _point_circuit(cfg, {p.name: value})
+                except ConfigError as exc:
+                    raise ConfigError(f"[parameters] {p.name!r} = {value!r}: {exc}") from None
     fields = _template_fields(cfg.get("model_template"))
     if fields:
         missing = [f for f in fields if f not in swept]
@@ -149,10 +167,11 @@ def _evaluate_network(cfg: dict, params: dict, seed: int) -> dict[str, float]:
         pick = np.arange(n_images)
     images, labels = np.ascontiguousarray(images[pick]), labels[pick]
     # one compiled network per (model, circuit, chunk), reused by the next points in this worker
+    circuit = _point_circuit(cfg, params)
     key = content_digest({"model": ref, "sha": cfg["model_sha256"].get(ref), "circuit": cfg["circuit"],
-                          "chunk": cfg["chunk"]})
+                          "overrides": _point_overrides(cfg, params), "chunk": cfg["chunk"]})
     session, built = WORKER_CACHE.get(key, lambda: SimulationSession(
-        model, circuit=cfg["circuit"], n_jobs=1, chunk=cfg["chunk"], seed=0,
+        model, circuit=circuit, n_jobs=1, chunk=cfg["chunk"], seed=0,
         directory=Path(worker_scratch_dir("network")) / key[:16]))
     try:
         # counts and chip-level energy priced by the Loihi profile (hcs_neuro/data/energy_profiles.toml)
@@ -179,7 +198,30 @@ def _network_parameters(cfg: dict) -> dict[str, ParamInfo]:
     out = dict(NETWORK_PARAMETERS)
     for name in _template_fields(cfg.get("model_template")):
         out[name] = ParamInfo(unit="", doc="model_template field")
+    circuit = load_network_circuit(cfg.get("circuit"))
+    if isinstance(circuit, NetworkCircuit):  # every parameter of a biophysical circuit can be swept
+        for p in circuit.params:
+            out[p.dotted] = ParamInfo(unit="" if p.unit == "1" else p.unit, low=None,
+                                      doc=f"circuit parameter ({circuit.name})")
     return out
+
+
+def _point_overrides(cfg: dict, params: dict) -> dict:
+    """The circuit overrides of one point: the fixed ``overrides`` plus the swept circuit fields."""
+    out = dict(cfg.get("overrides") or {})
+    info = _network_parameters(cfg)
+    for name, value in params.items():
+        if "." in name and name in info:
+            unit = info[name].unit
+            out[name] = f"{value!r} {unit}" if unit else float(value)
+    return out
+
+
+def _point_circuit(cfg: dict, params: dict):
+    """The loaded circuit of one point (RaceParams, or a NetworkCircuit with its overrides)."""
+    circuit = load_network_circuit(cfg.get("circuit"))
+    overrides = _point_overrides(cfg, params)
+    return circuit.with_overrides(overrides) if overrides else circuit
 
 
 register_target(Target(
