@@ -408,3 +408,34 @@ def test_make_paper_quick_end_to_end(tmp_path):
     assert "to compute" in r2.stderr and "computed in" not in r2.stderr
     s2 = json.loads((tmp_path / "s.json").read_text())
     assert s2["effects"] == summary["effects"] and s2["verdicts"] == summary["verdicts"]
+
+
+def test_extra_seeds_for_cells_whose_interval_crosses_zero(paper, tmp_path):
+    """Cells with an interval across 0 get seeds 3-4 in a generated spec that shares the source's
+    [target] and out (hence its records); complete stages only."""
+    import shutil
+
+    mp, st = paper["make_paper"], paper["stats"]
+    clear = st.welch_effect([5.0, 5.2, 5.1], [1.0, 1.1, 0.9])
+    unclear = st.welch_effect([1.0, 5.0, 3.0], [2.0, 4.0, 3.0])
+    eff = {"fashion": {"claim1": {"cells": {(2, 1): unclear, (1, 1): clear, (32, 32): unclear}},
+                       "claim2": {"gains": {0.01: unclear}, "gain_minus_all": {0.01: unclear}},
+                       "claim5": {"w2a1": {"kinds": {"gauss": {"levels": {0.1: {"robustness": clear}}}}}}}}
+    cells = mp.extra_seed_cells(eff, complete={"fashion_grid", "robustness_fashion"})
+    assert cells == {("fashion", "fashion_grid"): [{"act_bits": 1, "weight_bits": 2, "data_fraction": 1.0},
+                                                   {"act_bits": 32, "weight_bits": 32, "data_fraction": 1.0}]}
+    assert mp.extra_seed_cells(eff, complete=set()) == {}
+    folder = tmp_path / "specs"
+    shutil.copytree(PAPER / "specs", folder, ignore=shutil.ignore_patterns("extra", "quick"))
+    cells = mp.extra_seed_cells(eff, complete={"fashion_grid", "fashion_data"})
+    files = mp.write_extra_specs(cells, folder=folder)
+    assert sorted(f.name for f in files) == ["fashion__fashion_data__w2_a1_f0.01.toml",
+                                             "fashion__fashion_grid__w2_a1_f1.toml",
+                                             "fashion__fashion_grid__w32_a32_f1.toml"]
+    assert mp.write_extra_specs(cells, folder=folder) == []  # written once
+    src = mp.load_stage_spec(folder / "fashion_grid.toml")
+    new = mp.load_stage_spec(folder / "extra" / "fashion__fashion_grid__w2_a1_f1.toml")
+    assert new.target_cfg == src.target_cfg and new.out == src.out and new.seeds == mp.EXTRA_SEEDS
+    assert {p.name: p.values for p in new.parameters} == {"act_bits": (1,), "weight_bits": (2,), "hcs": ("on", "off"),
+                                                          "data_fraction": (1.0,)}
+    assert new.n_points == 4 and not (_ids(new) & _ids(src))

@@ -18,7 +18,9 @@ informative cells first); each can also be run by hand::
 ``make paper`` runs every stage, then writes ``analysis/REPORT.md`` and ``analysis/figures/``
 from the records; ``make paper-quick`` runs the reduced specs (an 8-channel digits net, 1 epoch)
 into ``output/paper-quick`` (CI smoke test). ``--report-only`` trains nothing and reports what is
-recorded (missing points are listed). ``--estimate`` measures the training throughput and the
+recorded (missing points are listed). After the fixed stages, every cell whose effect's 95 %
+interval crosses 0 with 3 seeds gets seeds 3 and 4 (a generated spec in ``specs/extra/``, run at
+the end; ``--no-extra-seeds`` skips that). ``--estimate`` measures the training throughput and the
 test-pass cost of every cell on this machine (a few steps each) and prints the time the missing
 points and the whole study would take, without running them.
 """
@@ -39,7 +41,8 @@ REPO = HERE.parent.parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-__all__ = ["STAGES", "QUICK_STAGES", "main", "load_stage_spec", "stage_specs", "read_records", "estimate"]
+__all__ = ["STAGES", "QUICK_STAGES", "EXTRA_SEEDS", "main", "load_stage_spec", "stage_specs", "read_records",
+           "estimate", "extra_seed_cells", "write_extra_specs"]
 
 #: (dataset section, spec file stem) in run order: the Fashion ternary/binary cells first (and
 #: their robustness), then digits, then the rest of Fashion-MNIST.
@@ -108,13 +111,16 @@ def load_stage_spec(path: Path, out_root: Path | None = None):
     return parse_sweep_spec(raw, source=str(path), spec_dir=Path(path).parent)
 
 
-def stage_specs(quick: bool, out_root: Path | None, only=None, stages=None) -> list:
+def stage_specs(quick: bool, out_root: Path | None, only=None, stages=None, extra: bool = True) -> list:
     """``[(section, stem, SweepSpec)]`` of the study in run order (``only``: sections; ``stages``:
-    stems)."""
+    stems); with ``extra``, the generated specs of ``specs/extra/`` (more seeds, see
+    :func:`write_extra_specs`) follow the fixed stages."""
     from hcs_neuro.errors import ConfigError
 
     folder = HERE / "specs" / ("quick" if quick else "")
-    order = QUICK_STAGES if quick else STAGES
+    order = list(QUICK_STAGES if quick else STAGES)
+    if extra and not quick:
+        order += [(f.stem.split("__")[0], f"extra/{f.stem}") for f in sorted((folder / "extra").glob("*.toml"))]
     known = {stem for _, stem in order}
     for name in stages or ():
         if name not in known:
@@ -127,6 +133,83 @@ def stage_specs(quick: bool, out_root: Path | None, only=None, stages=None) -> l
             continue
         out.append((section, stem, load_stage_spec(folder / f"{stem}.toml", out_root)))
     return out
+
+
+#: Seeds added to a cell whose effect's interval crosses 0 (issue 27: 5 seeds there).
+EXTRA_SEEDS = (3, 4)
+
+
+def extra_seed_cells(effects: dict, complete: set) -> dict:
+    """The cells that need :data:`EXTRA_SEEDS`, from the report's effects (:func:`report.claim_effects`).
+
+    ``complete``: stems of the stages whose every point is recorded (a cell is judged only on a
+    complete stage). Returns ``{(section, source stem): [params, ...]}``: claim 1 cells (every weight x
+    activity precision) whose HCS − no HCS interval crosses 0 with fewer than 5 seeds; claim 2 shares
+    whose gain-minus-gain-with-all interval crosses 0; the robustness models when a robustness effect
+    of the ternary/binary models crosses 0 (their grid cell then gets the seeds too).
+    """
+    out = {}
+
+    def add(section, stem, params):
+        lst = out.setdefault((section, stem), [])
+        if params not in lst:
+            lst.append(params)
+
+    for section, r in effects.items():
+        grid, data, rob = f"{section}_grid", f"{section}_data", f"robustness_{section}"
+        if grid in complete:
+            for (wb, ab), e in r["claim1"]["cells"].items():
+                if e["crosses_zero"] and min(e["n_a"], e["n_b"]) < 5:
+                    add(section, grid, {"act_bits": ab, "weight_bits": wb, "data_fraction": 1.0})
+        if data in complete:
+            for f, e in r["claim2"]["gain_minus_all"].items():
+                if e["crosses_zero"] and min(r["claim2"]["gains"][f]["n_a"], r["claim2"]["gains"][f]["n_b"]) < 5:
+                    add(section, data, {"act_bits": 1, "weight_bits": 2, "data_fraction": f})
+                    add(section, grid, {"act_bits": 1, "weight_bits": 2, "data_fraction": 1.0})
+        if rob in complete and grid in complete:
+            prec = r["claim5"].get("w2a1", {"kinds": {}})
+            crossing = [lv for k in prec["kinds"].values() for lv in k["levels"].values()
+                        if lv["robustness"]["crosses_zero"] and min(lv["robustness"]["n_a"], lv["robustness"]["n_b"]) < 5]
+            if crossing:
+                add(section, rob, {"act_bits": 1, "weight_bits": 2, "data_fraction": 1.0})
+                add(section, grid, {"act_bits": 1, "weight_bits": 2, "data_fraction": 1.0})
+    return out
+
+
+def write_extra_specs(cells: dict, folder: Path = HERE / "specs") -> list:
+    """Write one spec per cell of :func:`extra_seed_cells` into ``folder/extra/`` (the source spec
+    with seeds :data:`EXTRA_SEEDS` and the cell's parameter values; the same ``[target]`` and
+    ``out``, hence the same records); returns the new files (existing ones are kept)."""
+    import re
+
+    from hcs_neuro.atomic import write_text_atomic
+
+    new = []
+    for (section, stem), cell_list in cells.items():
+        src = (folder / f"{stem}.toml").read_text()
+        for params in cell_list:
+            tag = f"w{params['weight_bits']}_a{params['act_bits']}_f{params['data_fraction']:g}"
+            path = folder / "extra" / f"{section}__{stem}__{tag}.toml"
+            if path.exists():
+                continue
+            body = src[:src.index("[parameters]")]
+            body = re.sub(r'(?m)^name = "([^"]+)"', lambda m: f'name = "{m.group(1)}_{tag}_seeds34"', body, count=1)
+            body = re.sub(r"(?m)^seeds = .*$", f"seeds = {list(EXTRA_SEEDS)}", body, count=1)
+            lines = [f"# Generated by make_paper.py (write_extra_specs): seeds {list(EXTRA_SEEDS)} for one cell of",
+                     f"# {stem}.toml whose effect's 95 % interval crossed 0 with 3 seeds (issue 27: 5 seeds there).",
+                     body.rstrip(), "", "[parameters]"]
+            for name in ("act_bits", "weight_bits", "hcs", "data_fraction"):
+                if name == "hcs":
+                    lines.append('hcs = ["on", "off"]')
+                elif name in params and f"\n{name} = " in "\n" + src[src.index("[parameters]"):]:
+                    lines.append(f"{name} = [{params[name]!r}]")
+            write_text_atomic(path, "\n".join(lines) + "\n")
+            spec = load_stage_spec(path)
+            if spec.target_cfg != load_stage_spec(folder / f"{stem}.toml").target_cfg:  # pragma: no cover
+                path.unlink()
+                raise RuntimeError(f"{path}: [target] differs from {stem}.toml")
+            new.append(path)
+    return new
 
 
 def read_records(spec) -> tuple[list, list]:
@@ -306,6 +389,21 @@ def _grid_options(dataset: str, specs) -> dict | None:
     return None
 
 
+def _extra_round(specs, only, stages, args) -> list:
+    """Seeds 3-4 for the cells whose interval crosses 0 (:func:`extra_seed_cells`), judged on the
+    complete stages; writes their specs (``specs/extra/``) and runs them."""
+    from report import claim_effects, collect
+
+    data = collect(specs)
+    complete = {st["stage"] for sec in data.values() for st in sec["stages"] if st["missing"] == 0}
+    new = write_extra_specs(extra_seed_cells(claim_effects(data), complete))
+    for path in new:
+        print(f"new stage: {path.relative_to(REPO)} (seeds {list(EXTRA_SEEDS)})", file=sys.stderr)
+    extra = [t for t in stage_specs(False, None, only=only) if t[1].startswith("extra/")
+             and (not stages or t[1] in stages)]
+    return run_stages(extra, workers=args.workers, progress=not args.no_progress) if extra else []
+
+
 def machine() -> str:
     try:
         import torch
@@ -329,6 +427,8 @@ def main(argv=None) -> int:
     ap.add_argument("--report-only", action="store_true", help="train nothing: report what is recorded")
     ap.add_argument("--estimate", action="store_true", help="measure this machine and print the run time; no run")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
+    ap.add_argument("--no-extra-seeds", action="store_true", help="do not add seeds 3-4 to the cells whose "
+                                                                  "interval crosses 0 (specs/extra/)")
     ap.add_argument("--json", metavar="PATH", help="also write the report's numbers as JSON (default: "
                                                    "<out>/paper_summary.json)")
     args = ap.parse_args(argv)
@@ -362,6 +462,9 @@ def main(argv=None) -> int:
             return 0
         t0 = time.time()
         notes = [] if args.report_only else run_stages(specs, workers=args.workers, progress=not args.no_progress)
+        if not (args.report_only or args.quick or args.no_extra_seeds or out_root is not None):
+            notes += _extra_round(specs, only, stages, args)
+            specs = stage_specs(args.quick, out_root, only=only, stages=stages)
         from report import write_report
 
         command = "python analysis/paper/make_paper.py " + " ".join(argv if argv is not None else sys.argv[1:])
