@@ -47,7 +47,8 @@ def plot_precision(df, weight_bits, act_bits: int, ax=None, title: str = "", met
     for hcs, st in HCS_STYLE.items():
         m, s, dots = _series(sub[sub["hcs"] == hcs], "weight_bits", weight_bits, metric)
         off = 0.07 if hcs == "on" else -0.07
-        ax.errorbar(x + off, m, yerr=s, color=st["color"], marker=st["marker"], ls=st["ls"], capsize=3,
+        ok = np.isfinite(m)  # cells without records are left out (the line joins the others)
+        ax.errorbar(x[ok] + off, m[ok], yerr=s[ok], color=st["color"], marker=st["marker"], ls=st["ls"], capsize=3,
                     label=f"{st['label']} (mean ± sd)")
         for xi, d in zip(x, dots):
             ax.plot(np.full(d.size, xi + off), d, ".", color=st["color"], alpha=0.35, ms=4)
@@ -55,7 +56,10 @@ def plot_precision(df, weight_bits, act_bits: int, ax=None, title: str = "", met
     ax.set_xticklabels([bits_label(b) for b in weight_bits])
     ax.set_xlabel("weight precision (bits)")
     ax.set_ylabel(ylabel)
-    ax.set_title(title or f"activities: {bits_label(act_bits)} bit{'s' if act_bits != 1 else ''}", fontsize=10)
+    ax.set_title(title or ("activities: 1 bit" if act_bits == 1 else f"activities: {bits_label(act_bits)}"),
+                 fontsize=10)
+    if sub.empty:
+        ax.text(0.5, 0.5, "no records yet", transform=ax.transAxes, ha="center", va="center", color="0.5")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return ax
@@ -67,7 +71,8 @@ def plot_data(df, fractions, ax=None, title: str = ""):
     xs = np.asarray(fractions, dtype=float) * 100
     for hcs, st in HCS_STYLE.items():
         m, s, dots = _series(df[df["hcs"] == hcs], "data_fraction", list(fractions), "test_accuracy")
-        ax.errorbar(xs, m, yerr=s, color=st["color"], marker=st["marker"], ls=st["ls"], capsize=3,
+        ok = np.isfinite(m)
+        ax.errorbar(xs[ok], m[ok], yerr=s[ok], color=st["color"], marker=st["marker"], ls=st["ls"], capsize=3,
                     label=f"{st['label']} (mean ± sd)")
         for xi, d in zip(xs, dots):
             ax.plot(np.full(d.size, xi), d, ".", color=st["color"], alpha=0.35, ms=4)

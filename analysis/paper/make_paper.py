@@ -67,6 +67,8 @@ QUICK_STAGES = (
     ("digits", "theory_digits"),
 )
 SECTIONS = ("digits", "fashion")
+#: ``--estimate`` of the committed study (per-stage seconds measured on this machine), read by the report.
+ESTIMATE_FILE = HERE / "estimate.json"
 
 
 def _paper_env() -> None:
@@ -453,6 +455,11 @@ def main(argv=None) -> int:
         report_dir = out_root if out_root is not None else REPO / "analysis"
         if args.estimate:
             est = estimate(specs)
+            est["measured"] = f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine()}"
+            if out_root is None and not args.only and not args.stages:  # the committed study's estimate
+                from hcs_neuro.atomic import write_json_atomic
+
+                write_json_atomic(ESTIMATE_FILE, est)
             print(f"total: all points {est['all_s'] / 3600:.1f} h, missing points {est['missing_s'] / 3600:.1f} h "
                   f"on one worker ({machine()}); about half with --workers 2 on two free cores")
             if args.json:
@@ -471,7 +478,8 @@ def main(argv=None) -> int:
         summary = write_report(report_dir, specs, quick=args.quick, command=command.strip(), notes=notes,
                                machine=machine(), wall_s=time.time() - t0,
                                json_path=args.json or report_dir / ("paper_summary.json" if out_root else
-                                                                    "paper/paper_summary.json"))
+                                                                    "paper/paper_summary.json"),
+                               estimate_path=None if out_root is not None else ESTIMATE_FILE)
         print(f"wrote {report_dir / 'REPORT.md'}: {summary['n_records']} records, {summary['n_missing']} missing")
         return 0
     except HCSError as exc:

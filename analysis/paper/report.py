@@ -56,12 +56,16 @@ def collect(specs) -> dict:
     from make_paper import read_records
 
     out = {}
-    for section, stem, spec in specs:
+    order = {"digits": 0, "fashion": 1}
+    for section, stem, spec in sorted(specs, key=lambda t: order.get(t[0], 9)):
         sec = out.setdefault(section, {"rows": {"grid": {}, "robust": {}, "theory": {}}, "stages": [], "errors": [],
-                                       "specs": {}})
+                                       "specs": {}, "point_ids": set(), "missing_ids": set(),
+                                       "missing_est": {}})
         kind = _kind(spec)
         sec["specs"][stem] = spec
         recs, missing = read_records(spec)
+        sec["point_ids"].update(r["point_id"] for r in recs if not r["error"])
+        sec["missing_ids"].update((str(spec.out), p.point_id) for p in missing)
         good = [r for r in recs if not r["error"]]
         for r in recs:
             if r["error"]:
@@ -71,14 +75,23 @@ def collect(specs) -> dict:
             row.update(r["metrics"])
             sec["rows"].setdefault(kind, {})[r["point_id"]] = row
         times = [r["run_time_s"] for r in good if r["run_time_s"] == r["run_time_s"]]
-        est = _estimate_missing(good, missing)
+        per_point = _estimate_missing(good, missing)
+        est = None if per_point is None else float(sum(per_point.values()))
+        for p in missing:
+            key = (str(spec.out), p.point_id)
+            if per_point is not None:
+                sec["missing_est"][key] = per_point[p.point_id]
+            else:
+                sec["missing_est"].setdefault(key, None)
         sec["stages"].append({"stage": stem, "kind": kind, "points": spec.n_points, "recorded": len(good),
+                              "missing_ids": [(str(spec.out), p.point_id) for p in missing],
                               "errors": len(recs) - len(good), "missing": len(missing),
                               "recorded_s": float(sum(times)), "missing_estimate_s": est,
                               "spec": f"analysis/paper/specs/{stem}.toml", "out": str(spec.out),
                               "first_utc": min((r["finished_utc"] for r in good), default=""),
                               "last_utc": max((r["finished_utc"] for r in good), default="")})
     for sec in out.values():
+        sec.pop("specs")
         for kind, rows in sec.pop("rows").items():
             df = pd.DataFrame(list(rows.values()))
             if not df.empty:
@@ -91,22 +104,22 @@ def collect(specs) -> dict:
     return out
 
 
-def _estimate_missing(good, missing) -> float | None:
-    """Seconds the missing points would take, from the recorded wall times of the same cell
-    (weight bits, activity bits, data share), else of the stage; None when nothing is recorded."""
+def _estimate_missing(good, missing) -> dict | None:
+    """Point id -> seconds a missing point would take, from the recorded wall times of the same
+    cell (weight bits, activity bits, data share), else of the stage; None when nothing is recorded."""
     if not missing:
-        return 0.0
+        return {}
     if not good:
         return None
     by_cell = {}
     for r in good:
         by_cell.setdefault((r.get("weight_bits"), r.get("act_bits"), r.get("data_fraction")), []).append(r["run_time_s"])
     stage_mean = float(np.mean([r["run_time_s"] for r in good]))
-    tot = 0.0
+    out = {}
     for p in missing:
         key = (p.params.get("weight_bits"), p.params.get("act_bits"), p.params.get("data_fraction"))
-        tot += float(np.mean(by_cell[key])) if key in by_cell else stage_mean
-    return tot
+        out[p.point_id] = float(np.mean(by_cell[key])) if key in by_cell else stage_mean
+    return out
 
 
 def _vals(df, metric, scale=100.0, **match) -> list:
@@ -410,8 +423,23 @@ CLAIM_NAMES = {1: "HCS is critical for low-precision (probabilistic) learning", 
                5: "robustness to noise (input noise, faulty synapses)"}
 
 
+def _load_estimate(path) -> dict:
+    """Stage -> estimated seconds of all its points, from ``make_paper.py --estimate --json PATH``."""
+    import json
+
+    if not path or not Path(path).exists():
+        return {}
+    try:
+        est = json.loads(Path(path).read_text())
+        out = {st["stage"]: float(st["all_s"]) for st in est["stages"]}
+        out["_measured"] = est.get("measured", "")
+        return out
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
 def write_report(out: Path, specs, *, quick: bool, command: str, notes=(), machine: str = "", wall_s: float = 0.0,
-                 json_path=None) -> dict:
+                 json_path=None, estimate_path=None) -> dict:
     """Write ``out/REPORT.md``, ``out/figures/*`` and the JSON summary; returns the summary."""
     import matplotlib
 
@@ -425,9 +453,10 @@ def write_report(out: Path, specs, *, quick: bool, command: str, notes=(), machi
     figdir = out / "figures"
     data = collect(specs)
     eff = claim_effects(data)
-    n_rec = sum(s["recorded"] for sec in data.values() for s in sec["stages"])
-    n_pts = sum(s["points"] for sec in data.values() for s in sec["stages"])
-    n_missing = sum(s["missing"] for sec in data.values() for s in sec["stages"])
+    # points shared by several stages (same [target] and out) count once
+    n_rec = sum(len(sec["point_ids"]) for sec in data.values())
+    n_missing = sum(len(sec["missing_ids"]) for sec in data.values())
+    n_pts = n_rec + n_missing
     L = ["# The claims of hypercolumn sparsification (HCS), tested on the shipped recipes", ""]
     L.append("Generated by `analysis/paper/make_paper.py` from the sweep records in "
              f"`{_rel(out)}/{'records' if quick or out.name != 'analysis' else 'paper/records'}/` — do not edit by hand."
@@ -435,8 +464,8 @@ def write_report(out: Path, specs, *, quick: bool, command: str, notes=(), machi
                 "nothing.**" if quick else ""))
     L.append("")
     L.append(f"- Command: `{command}`; written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine}.")
-    L.append(f"- Records: **{n_rec} of {n_pts} points** (point x seed) recorded, {n_missing} missing "
-             "(per stage below); every number below is computed from the records present. Each record is the "
+    L.append(f"- Records: **{n_rec} of {n_pts} points** (point x seed; a point shared by two stages counted "
+             f"once) recorded, {n_missing} missing (per stage below); every number below is computed from the records present. Each record is the "
              "sweep engine's point file (`points/<point_id>.json`: the point, its seed, the metrics, the wall "
              "time, when it finished).")
     L.append("- Statistics: an *effect* is a difference of means over seeds (seeds are the replicates: every "
@@ -492,24 +521,36 @@ def write_report(out: Path, specs, *, quick: bool, command: str, notes=(), machi
              "recorded between |")
     L.append("|---|---|---|---|---|---|---|---|")
     tot_rec = tot_est = 0.0
-    unknown = []
+    unknown, from_probe = [], []
+    probe = _load_estimate(estimate_path)
     for section, sec in data.items():
         for st in sec["stages"]:
             est = st["missing_estimate_s"]
+            if est is None and st["stage"] in probe:
+                est = probe[st["stage"]] * st["missing"] / max(st["points"], 1)
+                from_probe.append(st["stage"])
+                st["missing_estimate_s"], st["missing_estimate_from"] = est, "make_paper.py --estimate"
+                for key in st["missing_ids"]:
+                    if sec["missing_est"].get(key) is None:
+                        sec["missing_est"][key] = probe[st["stage"]] / max(st["points"], 1)
             tot_rec += st["recorded_s"]
             if est is None:
                 unknown.append(st["stage"])
-            else:
-                tot_est += est
             L.append(f"| `{st['stage']}` | {st['points']} | {st['recorded']} | {st['errors']} | {st['missing']} | "
-                     f"{st['recorded_s'] / 3600:.2f} h | {'?' if est is None else f'{est / 3600:.2f} h'} | "
+                     f"{st['recorded_s'] / 3600:.2f} h | {'?' if est is None else f'{est / 3600:.2f} h'}"
+                     f"{' (probe)' if st['stage'] in from_probe else ''} | "
                      f"{st['first_utc'] or '–'} .. {st['last_utc'] or '–'} |")
     L.append("")
+    tot_est = sum(v for sec in data.values() for v in sec["missing_est"].values() if v is not None)
     L.append(f"Recorded: {tot_rec / 3600:.1f} h of single-thread wall time (one training process at a time, "
-             f"`nice`, on 2 CPU cores shared with other engineers' jobs). Missing points, estimated from the "
-             f"recorded wall times of the same cell: {tot_est / 3600:.1f} h"
-             + (f" plus stages without any record yet ({', '.join(unknown)}; `make_paper.py --estimate` "
-                "measures their throughput)" if unknown else "") + ".")
+             f"`nice`, on 2 CPU cores shared with other engineers' jobs). Missing points: {tot_est / 3600:.1f} h "
+             "more on one worker, estimated from the recorded wall times of the same cell"
+             + (f", or, for stages without a record (marked probe), from `make_paper.py --estimate` "
+                f"({probe.get('_measured', 'a measurement')}: a few training steps and test images per cell)"
+                if from_probe else "")
+             + (f", plus stages without any estimate ({', '.join(unknown)})" if unknown else "")
+             + ". Stages share points (`fashion_first` is part of `fashion_grid`; the 100 % data points are grid "
+             "points): a shared point is counted in each stage's row but trained once, and once in these totals.")
     for note in notes:
         L.append(f"- {note}")
     errs = [e for sec in data.values() for e in sec["errors"]]
@@ -523,7 +564,8 @@ def write_report(out: Path, specs, *, quick: bool, command: str, notes=(), machi
                "verdicts": {str(k): v for k, v in verdicts.items()}, "sections": {}}
     for section, sec in data.items():
         summary["sections"][section] = _section(L, section, sec, eff[section], figdir, plt, F, quick)
-        summary["sections"][section]["stages"] = sec["stages"]
+        summary["sections"][section]["stages"] = [{k: v for k, v in st.items() if k != "missing_ids"}
+                                                  for st in sec["stages"]]
     _membrane_placeholder(L)
     L.append("## The earlier short-budget study")
     L.append("")
@@ -572,6 +614,32 @@ def _jsonable(obj):
     return obj
 
 
+#: The shipped model made by each grid's recipe at ternary weights, binary activities, HCS, seed 0.
+ANCHORS = {"digits": "digits_hcs", "fashion": "fashion_hcs_ternary"}
+
+
+def _anchor(section: str, full) -> str:
+    """A line comparing the grid's seed-0 ternary/binary HCS run with the shipped model of the same
+    recipe (``models/MANIFEST.json``), or "" when either is missing."""
+    import json
+
+    name = ANCHORS.get(section)
+    path = Path(__file__).resolve().parents[2] / "models" / "MANIFEST.json"
+    try:
+        entry = json.loads(path.read_text())["models"][name]
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    got = _vals(full, "test_accuracy", weight_bits=2, act_bits=1, hcs="on", seed=0)
+    if not got:
+        return ""
+    ship = 100 * float(entry["test_accuracy"])
+    return (f"Anchor: the shipped `{name}` (`models/MANIFEST.json`: the same recipe, seed 0, "
+            f"`{entry['command']}`) has {ship:.2f} %; this grid's seed 0 of that cell has {got[0]:.2f} % "
+            + ("(reproduced exactly: the grid trains the shipped recipe)." if abs(got[0] - ship) < 1e-9 else
+               f"({got[0] - ship:+.2f} points: the runs differ in PyTorch threads or the code version, which can "
+               "change floating-point sums)."))
+
+
 def _section(L, section, sec, r, figdir, plt, F, quick) -> dict:
     g, rb = sec.get("grid"), sec.get("robust")
     title = SECTION_TITLES.get(section, section)
@@ -614,6 +682,10 @@ def _section(L, section, sec, r, figdir, plt, F, quick) -> dict:
     plt.close(fig)
     L.append(f"![precision x HCS](figures/precision_{tag}.png)")
     L.append("")
+    anchor = "" if quick else _anchor(section, full)
+    if anchor:
+        L.append(anchor)
+        L.append("")
     c1 = r["claim1"]
     low = [c1["cells"].get((w, 1)) for w in LOW_BITS if (w, 1) in c1["cells"]]
     pos, neg, n = _count_signs(low)
