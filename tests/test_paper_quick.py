@@ -392,7 +392,8 @@ def test_make_paper_quick_end_to_end(tmp_path):
         assert png.stat().st_size > 10_000 and png.with_suffix(".pdf").exists()
         assert f"figures/{fig}_digits.png" in report
     summary = json.loads((out / "paper_summary.json").read_text())
-    assert summary["n_missing"] == 0 and summary["n_records"] == summary["n_points"] == 24
+    # 8 grid + 4 data (the 100 % points are grid points) + 4 robustness + 4 theory points
+    assert summary["n_missing"] == 0 and summary["n_records"] == summary["n_points"] == 20
     eff = summary["effects"]["digits"]
     cell = eff["claim1"]["cells"]["2/1"]
     assert cell["n_a"] == cell["n_b"] == 2 and len(cell["ci"]) == 2
