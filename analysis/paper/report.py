@@ -387,12 +387,14 @@ def _claim_row_text(section: str, r: dict) -> dict:
 
 
 def _overall(verdicts: list) -> str:
-    vs = [v for v in verdicts if v and v != "not measured yet"]
-    if not vs:
+    """One verdict when every dataset agrees (and all are measured), else ``dataset: verdict`` each."""
+    named = list(zip(("digits", "Fashion-MNIST"), verdicts))
+    measured = [(n, v) for n, v in named if v and v != "not measured yet"]
+    if not measured:
         return "not measured yet"
-    if all(v == vs[0] for v in vs):
-        return vs[0]
-    return "; ".join(f"{s}: {v}" for s, v in zip(("digits", "Fashion-MNIST"), verdicts) if v)
+    if len(measured) == len(named) and all(v == measured[0][1] for _, v in measured):
+        return measured[0][1]
+    return "; ".join(f"{n}: {v}" for n, v in named if v)
 
 
 def _claim5_verdict(r: dict) -> str:
@@ -418,6 +420,8 @@ REGEN = {
     4: "`make paper` (stages `theory_digits`, `theory_fashion`)",
     5: "`make paper` (stages `robustness_*`)",
 }
+#: The stage whose completeness a claim's verdict depends on (per dataset).
+CLAIM_STAGES = {1: "{s}_grid", 2: "{s}_data", 3: "{s}_grid", 4: "theory_{s}", 5: "robustness_{s}"}
 CLAIM_NAMES = {1: "HCS is critical for low-precision (probabilistic) learning", 2: "more data-efficient learning",
                3: "emergent pruning of connections", 4: "the theory (why HCS helps probabilistic learning)",
                5: "robustness to noise (input noise, faulty synapses)"}
@@ -494,6 +498,10 @@ def write_report(out: Path, specs, *, quick: bool, command: str, notes=(), machi
             r = eff[s]
             v = {1: r["claim1"]["verdict"], 2: r["claim2"]["verdict"], 3: r["claim3"]["verdict"],
                  4: r["claim4"]["verdict"], 5: _claim5_verdict(r)}[c]
+            stage = CLAIM_STAGES[c].format(s=s)
+            st = next((x for x in data[s]["stages"] if x["stage"] == stage), None)
+            if st and st["missing"] and v != "not measured yet":
+                v += f" (provisional: {st['recorded']} of {st['points']} points of `{stage}`)"
             per.append(v)
         verdicts[c] = per
         verdict = _overall(per)
