@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 JOBS   ?= 2
 
-.PHONY: demo test test-slow test-all install data bench paper paper-quick paper-report paper-estimate clean help
+.PHONY: demo test test-slow test-all install data bench paper paper-quick paper-report paper-estimate docs clean help
 
 help:
 	@echo "make demo       set up (.venv, pinned deps, Fashion-MNIST data) and run the main job"
@@ -18,6 +18,7 @@ help:
 	@echo "make paper-quick  the same in a reduced smoke-test mode"
 	@echo "make paper-report  analysis/REPORT.md from the committed records (no training)"
 	@echo "make paper-estimate  measure this machine and print the study's run time"
+	@echo "make docs       build the guides, studies and API reference (HTML in docs/_build/html)"
 
 install: $(STAMP)
 
@@ -38,7 +39,7 @@ data:
 	else echo "note: apt-get not available; Fashion-MNIST must come from --data-dir or HCS_NEURO_DATA"; fi
 
 demo: install data
-	$(VENV)/bin/hcs-neuro demo
+	$(VENV)/bin/hcs-neuro demo --overwrite
 
 test: install data
 	$(PY) -m pytest -q
@@ -53,11 +54,11 @@ test-all: install data
 BENCH_OUT ?= results/bench
 bench: install data
 	mkdir -p $(BENCH_OUT)
-	$(PY) analysis/bench_training.py --json $(BENCH_OUT)/training.json
-	$(PY) analysis/bench_kwta.py --json $(BENCH_OUT)/kwta.json
-	$(PY) analysis/bench_circuit_speed.py --out $(BENCH_OUT)/circuit_speed.json
-	$(PY) analysis/bench_network.py --json $(BENCH_OUT)/network_digits.json
-	$(PY) analysis/bench_sweep.py --json $(BENCH_OUT)/sweep.json
+	$(PY) analysis/bench/bench_training.py --json $(BENCH_OUT)/training.json
+	$(PY) analysis/bench/bench_kwta.py --json $(BENCH_OUT)/kwta.json
+	$(PY) analysis/bench/bench_circuit_speed.py --out $(BENCH_OUT)/circuit_speed.json
+	$(PY) analysis/bench/bench_network.py --json $(BENCH_OUT)/network_digits.json
+	$(PY) analysis/bench/bench_sweep.py --json $(BENCH_OUT)/sweep.json
 
 # The claims study runs on the sweep engine (specs in analysis/paper/specs/, one record per point x
 # seed under analysis/paper/records/, committed): `make paper` computes only the missing points
@@ -78,5 +79,13 @@ paper-report: install
 paper-estimate: install data
 	$(PY) analysis/paper/make_paper.py --estimate
 
+# The user guides, the research record and the API reference (Sphinx + MyST; warnings are
+# errors). autosummary regenerates docs/api/generated/ from the docstrings on every build.
+docs: install
+	@$(PY) -c "import sphinx, myst_parser" 2>/dev/null || $(PIP) install -q -c constraints.txt -e ".[docs]"
+	rm -rf docs/api/generated
+	MPLBACKEND=Agg $(PY) -m sphinx -b html -W --keep-going -q docs docs/_build/html
+	@echo "docs: docs/_build/html/index.html"
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis docs/_build docs/api/generated

@@ -33,8 +33,8 @@ def require_data() -> bool:
 def fashion_test_split():
     """Fashion-MNIST's test split; skips the test when it is not installed, fails under CI's
     HCS_NEURO_REQUIRE_DATA=1 (a broken data install must not hide)."""
-    from hcs_neuro.datasets import load_dataset
-    from hcs_neuro.errors import DataError
+    from hcs_neuro.core.datasets import load_dataset
+    from hcs_neuro.core.errors import DataError
 
     try:
         return load_dataset("fashion-mnist", "test")

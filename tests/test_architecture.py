@@ -2,8 +2,8 @@
 
 import pytest
 
-from hcs_neuro.architecture import load_architecture, with_overrides
-from hcs_neuro.errors import ConfigError
+from hcs_neuro.core.architecture import load_architecture, with_overrides
+from hcs_neuro.core.errors import ConfigError
 
 BASE = {
     "name": "t",
@@ -61,7 +61,7 @@ def test_file_errors_name_file(tmp_path):
         load_architecture(p)
     assert str(p) in str(exc.value) and "bogus" in str(exc.value)
     p.write_text("name = [")
-    with pytest.raises(ConfigError, match="TOML syntax"):
+    with pytest.raises(ConfigError, match="not valid TOML"):
         load_architecture(p)
     with pytest.raises(ConfigError, match="not found"):
         load_architecture(tmp_path / "missing.toml")
@@ -90,12 +90,12 @@ def test_malformed(changes, match):
 
 
 def test_documented_experiment_configs_load():
-    """The variant configs that docs/training.md's experiments name still load, keep the shipped
+    """The variant configs that docs/studies/training.md's experiments name still load, keep the shipped
     Fashion config's input, and really differ from it in their layers (k, width or precision)."""
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    shipped = load_architecture(root / "models" / "configs" / "fashion.toml")
+    shipped = load_architecture(root / "models" / "configs" / "fashion_hcs_ternary.toml")
     configs = sorted((root / "docs" / "data" / "configs").glob("fashion_*.toml"))
     assert len(configs) >= 5
     for path in configs:

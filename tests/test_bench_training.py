@@ -1,4 +1,4 @@
-"""The plain-PyTorch baseline of analysis/bench_training.py is the same architecture as the HCS
+"""The plain-PyTorch baseline of analysis/bench/bench_training.py is the same architecture as the HCS
 model it is compared with (same layers, same weight shapes), only float, ReLU and no k-WTA."""
 
 import importlib.util
@@ -6,21 +6,21 @@ from pathlib import Path
 
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch
 
-from hcs_neuro.architecture import load_architecture  # noqa: E402
+from hcs_neuro.core.architecture import load_architecture  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("bench_training", ROOT / "analysis" / "bench_training.py")
+    spec = importlib.util.spec_from_file_location("bench_training", ROOT / "analysis" / "bench" / "bench_training.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
 
 
-@pytest.mark.parametrize("config", ["digits.toml", "fashion.toml"])
+@pytest.mark.parametrize("config", ["digits.toml", "fashion_short_budget.toml"])
 def test_plain_baseline_has_the_architectures_weights(config):
     arch = load_architecture(ROOT / "models" / "configs" / config)
     net = _bench().plain_pytorch_net(arch)

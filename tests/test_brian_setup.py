@@ -2,7 +2,7 @@
 
 import brian2 as b2
 
-from hcs_neuro.brian_setup import limit_compile_jobs
+from hcs_neuro.brian import limit_compile_jobs
 
 
 def test_unlimited_make_jobs_are_limited_and_user_choice_is_kept():

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from hcs_neuro.circuit_bench import psychometric, reference_topk, score_trials
+from hcs_neuro.core.agreement import psychometric, score_trials, topk_mask as reference_topk
 
 
 def test_reference_topk_ties_lower_index():
@@ -40,26 +40,24 @@ def test_psychometric_bins():
 
 
 def test_run_bench_small_exact_and_json_able():
-    pytest.importorskip("brian2")
-    from hcs_neuro.circuit_bench import run_bench
-    from hcs_neuro.circuit_spec import load_circuit
+    from hcs_neuro.brian.bench import run_bench
+    from hcs_neuro.core.circuit_file import load_circuit
 
     r = run_bench(load_circuit("lif_kwta"), k=2, n_channels=16, trials=200, seed=7)
     json.dumps(r)
     for key in ("strict_agreement", "tie_tolerant_agreement", "over_selection", "under_selection",
-                "latency_median_ms", "latency_p95_ms", "wall_time_per_trial_s", "psychometric_strict"):
+                "latency_ms_median", "latency_ms_p95", "wall_time_per_trial_s", "psychometric_strict"):
         assert key in r
     # refinement makes the noise-free circuit exact on these 200 trials
     assert r["strict_agreement"] == 1.0 and r["over_selection"] == 0 and r["undecided"] == 0
-    assert 1.0 < r["latency_median_ms"] < 5.0
+    assert 1.0 < r["latency_ms_median"] < 5.0
     r2 = run_bench(load_circuit("lif_kwta"), k=2, n_channels=16, trials=200, seed=7)
-    assert r2["strict_agreement"] == r["strict_agreement"] and r2["latency_median_ms"] == r["latency_median_ms"]
+    assert r2["strict_agreement"] == r["strict_agreement"] and r2["latency_ms_median"] == r["latency_ms_median"]
 
 
 def test_run_bench_noise_lowers_agreement():
-    pytest.importorskip("brian2")
-    from hcs_neuro.circuit_bench import run_bench
-    from hcs_neuro.circuit_spec import load_circuit
+    from hcs_neuro.brian.bench import run_bench
+    from hcs_neuro.core.circuit_file import load_circuit
 
     r = run_bench(load_circuit("lif_kwta"), k=1, n_channels=32, trials=300, seed=1, noise=2.0)
     assert r["noise_mv"] == 2.0

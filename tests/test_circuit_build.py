@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-b2 = pytest.importorskip("brian2")
+import brian2 as b2
 
-from hcs_neuro.circuit import attach_kwta, build_hypercolumns, make_exc_group  # noqa: E402
-from hcs_neuro.circuit_bench import reference_topk  # noqa: E402
-from hcs_neuro.circuit_spec import load_circuit  # noqa: E402
-from hcs_neuro.errors import ConfigError  # noqa: E402
+from hcs_neuro.brian.hypercolumn import attach_kwta, build_hypercolumns, make_exc_group  # noqa: E402
+from hcs_neuro.core.agreement import topk_mask as reference_topk  # noqa: E402
+from hcs_neuro.core.circuit_file import load_circuit  # noqa: E402
+from hcs_neuro.core.errors import ConfigError  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -116,7 +116,7 @@ def test_same_seed_same_result_with_noise():
 
 
 def test_conductance_circuit_runs_tie_tolerant():
-    from hcs_neuro.circuit_bench import score_trials
+    from hcs_neuro.core.agreement import score_trials
 
     spec = load_circuit("cond_kwta")
     d = _clear_margin_drives(20, 10, 2, seed=5, gap=0.05)
@@ -149,7 +149,7 @@ def test_poisson_input_coding(tmp_path):
 
 
 def test_reset_for_stimulus_two_stimuli_in_one_network():
-    from hcs_neuro.circuit import reset_for_stimulus
+    from hcs_neuro.brian.hypercolumn import reset_for_stimulus
 
     spec = load_circuit("lif_kwta")
     d1 = _clear_margin_drives(10, 8, 2, seed=1)

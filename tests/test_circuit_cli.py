@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
-pytest.importorskip("brian2")
 
 from hcs_neuro.cli import main  # noqa: E402
 

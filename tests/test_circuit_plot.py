@@ -38,8 +38,8 @@ def test_plot_functions_return_given_axes():
 
 
 def test_plot_front():
-    rows = [{"latency_median_ms": 3.0, "strict_agreement": 0.9, "wall_time_per_trial_s": 1e-3, "label": "a"},
-            {"latency_median_ms": 3.2, "strict_agreement": 1.0, "wall_time_per_trial_s": 2e-3, "label": "b"}]
+    rows = [{"latency_ms_median": 3.0, "strict_agreement": 0.9, "wall_time_per_trial_s": 1e-3, "label": "a"},
+            {"latency_ms_median": 3.2, "strict_agreement": 1.0, "wall_time_per_trial_s": 2e-3, "label": "b"}]
     _, ax = plt.subplots()
     assert pc.plot_front(rows, ax=ax) is ax
     plt.close("all")

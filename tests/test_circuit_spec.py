@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from hcs_neuro.circuit_spec import check_k, list_builtin_circuits, load_circuit, parse_quantity
-from hcs_neuro.errors import ConfigError, HCSError
+from hcs_neuro.core.circuit_file import check_k, list_builtin_circuits, load_circuit
+from hcs_neuro.core.units import CONDUCTANCE, DIMENSIONLESS, TIME, parse_quantity
+from hcs_neuro.core.errors import ConfigError, HCSError
 
 BUILTIN = Path(__file__).resolve().parents[1] / "circuits" / "lif_kwta.toml"
 
@@ -27,15 +28,17 @@ def test_builtins_listed_and_load():
 
 def test_units_parse_to_si():
     v, dim = parse_quantity("20 ms")
-    assert v == pytest.approx(0.02) and dim == (1, 0, 0)
+    assert v == pytest.approx(0.02) and dim == TIME
     assert parse_quantity("0.8 mV/ms")[0] == pytest.approx(0.8)
-    assert parse_quantity("25 nS")[1] == (0, -1, 1)
-    assert parse_quantity(3) == (3.0, (0, 0, 0))
+    assert parse_quantity("25 nS")[1] == CONDUCTANCE
+    assert parse_quantity(3) == (3.0, DIMENSIONLESS)
 
 
 def test_namespace_has_brian_units():
-    b2 = pytest.importorskip("brian2")
-    ns = load_circuit("lif_kwta").namespace()
+    import brian2 as b2
+    from hcs_neuro.brian.hypercolumn import circuit_namespace
+
+    ns = circuit_namespace(load_circuit("lif_kwta"))
     assert ns["tau_m"] == 1 * b2.ms
     assert ns["urgency_rate"] == 0.8 * b2.mV / b2.ms
 
@@ -112,7 +115,7 @@ def test_missing_citation(tmp_path):
 
 
 def test_missing_file_and_unknown_builtin(tmp_path):
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(ConfigError, match="not found"):
         load_circuit(tmp_path / "nope.toml")
     with pytest.raises(ConfigError, match="neither a file nor a built-in"):
         load_circuit("no_such_circuit")

@@ -15,12 +15,12 @@ pytestmark = pytest.mark.standalone
 SCRIPT = textwrap.dedent(
     """
     import json, os, sys, numpy as np
-    import brian2 as b2
+    from hcs_neuro.brian import b2
     # -O0: this test checks behaviour, not speed; unoptimised C++ compiles several times faster
     b2.prefs.codegen.cpp.extra_compile_args_gcc = ["-w", "-O0", "-std=c++11"]
-    from hcs_neuro.circuit_spec import load_circuit
-    from hcs_neuro.standalone import StandaloneCircuit
-    from hcs_neuro.circuit_bench import reference_topk
+    from hcs_neuro.core.circuit_file import load_circuit
+    from hcs_neuro.brian.device import StandaloneCircuit
+    from hcs_neuro.core.agreement import topk_mask as reference_topk
     H, N = 200, 16
     out = {}
     with StandaloneCircuit(load_circuit("lif_kwta"), H, N, 2, duration_ms=30, directory=sys.argv[1]) as sa:
@@ -34,7 +34,7 @@ SCRIPT = textwrap.dedent(
         out["recompiled"] = os.path.getmtime(binary) != mtime
         out["compile_time_s"] = sa.compile_time_s
     # the process can build a runtime network afterwards
-    from hcs_neuro.circuit import build_hypercolumns
+    from hcs_neuro.brian.hypercolumn import build_hypercolumns
     b2.prefs.codegen.target = "numpy"
     c = build_hypercolumns(load_circuit("lif_kwta"), 2, 8, 2, np.random.default_rng(0).uniform(0, 1, (2, 8)), monitors=())
     c.run(30)

@@ -104,12 +104,13 @@ def test_train_set_overlaps_a_named_option(tmp_path, config):
     (["--set", "adam_norm=layer"], "command line: adam_norm = 'layer'"),
     (["--set", "beta1=1.5"], "command line: beta1 = 1.5: allowed 0 <= beta1 < 1"),
     (["--set", "eps=0"], "eps = 0.0"),
-    (["--lr", "-1"], "command line: lr = -1.0"),
+    (["--lr", "-1"], "argument --lr: -1: allowed a number > 0"),
+    (["--set", "lr=-1"], "command line: lr = -1.0"),
     (["--set", "momentum=0.9"], "unknown key 'momentum'"),
     (["--set", "lr"], "expected KEY=VALUE"),
     (["--set", "distill_weight=1.5"], "command line: distill_weight = 1.5: allowed 0 <= distill_weight <= 1"),
     (["--set", "distill_temp=0"], "command line: distill_temp = 0.0: allowed > 0"),
-    (["--teacher", "no_such_model"], "'no_such_model': neither a model file nor a shipped model"),
+    (["--teacher", "no_such_model"], "model 'no_such_model': no such file, and not a shipped model"),
     (["--teacher", "missing.npz"], "missing.npz: model file not found"),
     (["--set", "teacher=missing.npz"], "missing.npz: model file not found"),
 ])
@@ -142,8 +143,8 @@ def test_train_bad_config(tmp_path, capsys):
 
 
 def test_evaluate_bad_models(tmp_path, capsys):
-    from hcs_neuro.architecture import load_architecture
-    from hcs_neuro.model import random_model, save_model
+    from hcs_neuro.core.architecture import load_architecture
+    from hcs_neuro.core.model import random_model, save_model
 
     arch = load_architecture({"input": {"shape": [1, 8, 8], "bits": 4},
                               "layers": [{"type": "conv2d", "channels": 8, "kernel": 3, "padding": 1},

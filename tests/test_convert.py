@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hcs_neuro import reference
-from hcs_neuro.architecture import load_architecture
-from hcs_neuro.convert import RaceParams, layer_synapses, plan_network, race_window
-from hcs_neuro.energy import conv_fan_out, linear_fan_out
-from hcs_neuro.errors import ConfigError, ModelError
-from hcs_neuro.model import random_model
+from hcs_neuro.core import reference
+from hcs_neuro.core.architecture import load_architecture
+from hcs_neuro.brian.race import plan_network, race_window
+from hcs_neuro.core.circuit_file import RaceParams
+from hcs_neuro.core.topology import layer_synapses
+from hcs_neuro.core.topology import conv_fan_out, linear_fan_out
+from hcs_neuro.core.errors import ConfigError, ModelError
+from hcs_neuro.core.model import random_model
 
 TINY = {
     "name": "tiny",

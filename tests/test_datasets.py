@@ -1,14 +1,13 @@
 """Datasets: digits split, IDX reader, missing-data errors, Fashion-MNIST when installed."""
 
 import gzip
-import os
 
 import numpy as np
 import pytest
 
 from conftest import fashion_test_split
-from hcs_neuro.datasets import find_idx_dir, load_dataset, read_idx
-from hcs_neuro.errors import ConfigError, DataError
+from hcs_neuro.core.datasets import load_dataset, read_idx
+from hcs_neuro.core.errors import ConfigError, DataError
 
 
 def test_digits_split_fixed_and_disjoint():
@@ -71,14 +70,28 @@ def test_missing_dataset_message(tmp_path, monkeypatch):
 
 def test_missing_fashion_names_every_place(tmp_path, monkeypatch):
     monkeypatch.setenv("HCS_NEURO_DATA", str(tmp_path / "env"))
-    import hcs_neuro.datasets as ds
+    import hcs_neuro.core.datasets as ds
+
+    monkeypatch.setattr(ds, "DEBIAN_FASHION_DIR", tmp_path / "debian")
+    with pytest.raises(DataError) as exc:
+        load_dataset("fashion-mnist", "test")
+    msg = str(exc.value)
+    for where in ("env", "debian", "apt-get install dataset-fashion-mnist"):
+        assert where in msg
+
+
+def test_a_named_data_dir_is_the_only_place_searched(tmp_path, monkeypatch):
+    """--data-dir names the data: a folder without the files is an error, never a silent fall-back
+    to $HCS_NEURO_DATA or the system copy."""
+    import hcs_neuro.core.datasets as ds
 
     monkeypatch.setattr(ds, "DEBIAN_FASHION_DIR", tmp_path / "debian")
     with pytest.raises(DataError) as exc:
         load_dataset("fashion-mnist", "test", data_dir=tmp_path / "cli")
     msg = str(exc.value)
-    for where in ("cli", "env", "debian", "apt-get install dataset-fashion-mnist"):
-        assert where in msg
+    assert "cli" in msg and "debian" not in msg
+    with pytest.raises(ConfigError, match="empty"):
+        load_dataset("fashion-mnist", "test", data_dir="")
 
 
 def test_unknown_dataset_and_split():

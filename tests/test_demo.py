@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from hcs_neuro.architecture import load_architecture
+from hcs_neuro.core.architecture import load_architecture
 from hcs_neuro.cli import main
-from hcs_neuro.model import random_model, save_model
+from hcs_neuro.core.model import random_model, save_model
 
 
 def _check_demo(tmp_path, capsys, extra, n_expected):
@@ -59,7 +59,7 @@ def test_demo_rejects_a_model_that_does_not_fit_digits(tmp_path, capsys):
     assert not out.exists()
 
 
-@pytest.mark.parametrize("args, message", [(["--n-images", "0"], "--n-images 0"),
+@pytest.mark.parametrize("args, message", [(["--n-images", "0"], "--n-images: 0"),
                                            (["--circuit", "lif_kwta"], "single-hypercolumn circuit"),
                                            (["--model", "no-such-model"], "not a shipped model")])
 def test_demo_bad_arguments(tmp_path, capsys, args, message):

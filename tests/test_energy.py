@@ -1,11 +1,11 @@
-"""Operation counting and energy profiles (hcs_neuro.energy)."""
+"""Operation counting and energy profiles (hcs_neuro.measure.energy)."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hcs_neuro.energy import (
+from hcs_neuro.measure.energy import (
     conv_dense_macs,
     conv_fan_out,
     get_profile,
@@ -15,7 +15,7 @@ from hcs_neuro.energy import (
     spiking_energy_pj,
     synaptic_ops,
 )
-from hcs_neuro.errors import ConfigError
+from hcs_neuro.core.errors import ConfigError
 
 
 def _brute_force_conv2d(w, x, stride, padding):

@@ -1,4 +1,4 @@
-"""Network-level spike, SOP, MAC and energy accounting (hcs_neuro.energy.network_energy).
+"""Network-level spike, SOP, MAC and energy accounting (hcs_neuro.measure.energy.network_energy).
 
 The spiking side is a synthetic :class:`SpikingResult` built from the reference forward pass the
 way a correct spiking network behaves (every winner spikes once, the readout's decision unit
@@ -11,12 +11,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hcs_neuro import reference
-from hcs_neuro.architecture import load_architecture
-from hcs_neuro.energy import get_profile, layer_fan_out, network_energy, spiking_energy_pj
-from hcs_neuro.errors import ConfigError, DataError
-from hcs_neuro.model import random_model
-from hcs_neuro.spiking_result import SpikingLayer, SpikingResult
+from hcs_neuro.core import reference
+from hcs_neuro.core.architecture import load_architecture
+from hcs_neuro.core.topology import layer_fan_out
+from hcs_neuro.measure.energy import get_profile, network_energy, spiking_energy_pj
+from hcs_neuro.core.errors import ConfigError, DataError
+from hcs_neuro.core.model import random_model
+from hcs_neuro.core.spiking_result import SpikingLayer, SpikingResult
 
 TINY_2D = {
     "name": "tiny2d",
@@ -252,7 +253,7 @@ DIGITS_LIKE = dict(TINY_2D, name="digits-like", input={"shape": [1, 8, 8], "bits
 
 @pytest.fixture()
 def model_file(tmp_path):
-    from hcs_neuro.model import save_model
+    from hcs_neuro.core.model import save_model
 
     return save_model(random_model(load_architecture(DIGITS_LIKE), seed=5), tmp_path / "m.npz")
 
@@ -278,7 +279,7 @@ def test_cli_energy_analytic_writes_json_and_folder(model_file, tmp_path, capsys
 
 @pytest.mark.parametrize("args, message", [
     (["--dataset", "digits", "--profile", "tpu"], "unknown energy profile 'tpu'"),
-    (["--dataset", "digits", "--n-images", "0"], "--n-images 0"),
+    (["--dataset", "digits", "--n-images", "0"], "--n-images: 0"),
     (["--dataset", "imagenet"], "dataset = 'imagenet'"),
 ])
 def test_cli_energy_bad_input_exit_2_no_output(model_file, tmp_path, capsys, args, message):
@@ -307,7 +308,7 @@ def test_cli_energy_circuit_that_does_not_fit(model_file, tmp_path, capsys, circ
 
 def test_cli_energy_model_that_does_not_fit_the_dataset(tmp_path, capsys):
     from hcs_neuro.cli import main
-    from hcs_neuro.model import save_model
+    from hcs_neuro.core.model import save_model
 
     fashion_like = dict(DIGITS_LIKE, input={"shape": [1, 28, 28], "bits": 4})
     path = save_model(random_model(load_architecture(fashion_like), seed=0), tmp_path / "f.npz")
@@ -347,7 +348,7 @@ def test_cli_energy_simulated_counts_match_analytic(tmp_path, capsys):
 
 
 def test_merge_energy_of_blocks_equals_energy_of_all_images():
-    from hcs_neuro.energy import merge_energy
+    from hcs_neuro.measure.energy import merge_energy
 
     model = tiny_model()
     images, ref, x = _data(model, n=11)
@@ -412,7 +413,7 @@ def test_multibit_activities_follow_the_coding():
 
 
 def test_own_precision_profile_matches_the_arithmetic():
-    from hcs_neuro.energy import own_precision_profile
+    from hcs_neuro.measure.energy import own_precision_profile
 
     def arch(**prec):
         return load_architecture(dict(TINY_2D, precision=dict({"weight_bits": 2, "act_bits": 1}, **prec)))
@@ -422,3 +423,67 @@ def test_own_precision_profile_matches_the_arithmetic():
     assert own_precision_profile(arch(weight_bits=4, act_bits=2)) == "cmos45_int8"
     assert own_precision_profile(arch(weight_bits=32)) == "cmos45_fp32"
     assert own_precision_profile(arch(act_bits=32)) == "cmos45_fp32"
+
+
+def test_every_count_is_labelled_and_counted_ones_equal_the_simulation_arrays():
+    """The shipped digits model simulated (runtime device): every count of the energy JSON names its
+    basis; each one labelled "counted" equals the simulation's own arrays (SpikingResult, filled from
+    the monitors) image-mean for image-mean, and each computed one equals the formula its label names."""
+    from hcs_neuro.core.reference import quantize_input
+    from hcs_neuro.core.spiking_result import count_basis
+    from hcs_neuro.pipeline import load_images, resolve_model, run_network
+
+    model = resolve_model("digits_hcs")
+    images, _labels = load_images(model, "digits", "test", None, 4)
+    run = run_network(model, images, device="runtime", n_jobs=1, validate=False, energy=True, keep_first=True,
+                      progress=False, profiles=["cmos45_snn", "cmos45_lowprec"])
+    _x, _y, _ref, spk = run.first_block
+    e = run.energy
+    n = spk.n_images
+    table = e["count_basis"]
+    for section in ("input", "totals"):  # every count says how it was obtained
+        for key, value in e[section].items():
+            if key.endswith("_per_image") and value is not None:
+                assert f"{section}.{key}" in table, key
+    for key, value in e["layers"][0].items():
+        if key.endswith("_per_image") and value is not None:
+            assert f"layers.{key}" in table, key
+    assert count_basis(spk)["spikes"]["basis"] == "counted"
+
+    def flat(a):
+        return np.asarray(a).reshape(n, -1).sum(1)
+
+    sim = {  # every simulation count of the JSON and the SpikingResult array it must equal
+        "input.spikes_per_image": flat(spk.input_spike_counts),
+        "input.sops_per_image": np.asarray(spk.input_sops),
+        "totals.excitatory_spikes_per_image": sum(flat(l.spike_counts) for l in spk.layers),
+        "totals.interneuron_spikes_per_image": sum(np.asarray(l.interneuron_spikes) for l in spk.layers),
+        "totals.neuron_updates_per_image": sum(np.asarray(l.neuron_updates) for l in spk.layers),
+        "totals.sops_circuit_per_image": sum(np.asarray(l.sops_circuit) for l in spk.layers),
+        "totals.sops_per_image": spk.total_sops(), "totals.spikes_per_image": spk.total_spikes(),
+    }
+    for key, arr in sim.items():
+        section, name = key.split(".")
+        assert e[section][name] == pytest.approx(float(np.mean(arr)), rel=1e-12), key
+    per_layer = {"spikes_per_image": lambda l: flat(l.spike_counts),
+                 "interneuron_spikes_per_image": lambda l: l.interneuron_spikes,
+                 "sops_out_per_image": lambda l: l.sops, "sops_circuit_per_image": lambda l: l.sops_circuit,
+                 "neuron_updates_per_image": lambda l: l.neuron_updates}
+    for key, f in per_layer.items():
+        for entry, layer in zip(e["layers"], spk.layers):
+            assert entry[key] == pytest.approx(float(np.mean(f(layer))), rel=1e-12), key
+    checked = set(sim) | {f"layers.{k}" for k in per_layer}
+    counted = {k for k, v in table.items() if v["basis"] == "counted"}
+    assert counted and counted <= checked, counted - checked  # nothing labelled counted goes unchecked
+    # computed ones: the formula their label names
+    levels = quantize_input(model, images)
+    assert table["input.spikes_per_image"]["basis"] == "computed"
+    np.testing.assert_array_equal(flat(spk.input_spike_counts), flat(levels > 0))
+    np.testing.assert_array_equal(spk.input_sops, flat((levels > 0) * layer_fan_out(model, 0)))
+    for i, layer in enumerate(spk.layers[:-1]):
+        np.testing.assert_array_equal(layer.sops, flat(layer.spike_counts * layer_fan_out(model, i + 1)))
+    nu = table["layers.neuron_updates_per_image"]
+    if nu["basis"] == "computed" and nu.get("policy") == "clock":  # cells x steps of the schedule
+        steps = spk.metadata["plan"]["steps_per_image"]
+        for layer in spk.layers:
+            np.testing.assert_array_equal(layer.neuron_updates, (layer.n_exc + layer.n_inh) * steps)

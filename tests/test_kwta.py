@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from hcs_neuro.errors import ConfigError, HCSError
-from hcs_neuro.kwta import kwta_mask, resolve_k
+from hcs_neuro.core.errors import ConfigError, HCSError
+from hcs_neuro.core.kwta import kwta_mask, resolve_k
 
 drives = arrays(np.int64, st.tuples(st.integers(1, 3), st.integers(1, 9), st.integers(1, 3), st.integers(1, 3)),
                 elements=st.integers(-5, 5))
@@ -96,17 +96,17 @@ small_drives = arrays(np.int64, st.tuples(st.integers(1, 3), st.integers(1, 12),
 @given(small_drives, st.data())
 def test_torch_kwta_paths_equal_reference(d, data):
     """Both training k-WTA paths give the reference's winners and the k-th/(k+1)-th midpoint."""
-    torch = pytest.importorskip("torch")
-    from hcs_neuro.training import _kwta_torch
+    import torch
+    from hcs_neuro.train.kwta import kwta_torch
 
     k = data.draw(st.integers(1, d.shape[1]))
     t = torch.as_tensor(d, dtype=torch.float32)
     want = kwta_mask(d, k)
     desc = -np.sort(-d, axis=1)
     for vmax in (None, 8):  # None: unsorted topk on index-tagged keys; 8: counting
-        mask = _kwta_torch(torch, t, k, True, vmax=vmax)
+        mask = kwta_torch(t, k, True, vmax=vmax)
         np.testing.assert_array_equal(mask.numpy(), want)
-        mask2, theta = _kwta_torch(torch, t, k, True, True, vmax)
+        mask2, theta = kwta_torch(t, k, True, True, vmax)
         np.testing.assert_array_equal(mask2.numpy(), want)
         if k < d.shape[1]:
             mid = 0.5 * (desc[:, k - 1:k] + desc[:, k:k + 1])

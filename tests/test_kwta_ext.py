@@ -1,4 +1,4 @@
-"""The compiled k-WTA (hcs_neuro/csrc/kwta.cpp) equals the PyTorch path bit for bit.
+"""The compiled k-WTA (hcs_neuro/train/csrc/kwta.cpp) equals the PyTorch path bit for bit.
 
 In CI ``HCS_NEURO_KWTA_EXT=1`` (set by .ci/run) makes a failed build an error, so these tests
 cannot skip there; elsewhere they skip when no C++ toolchain is available.
@@ -10,12 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-torch = pytest.importorskip("torch")
+import torch
 
-from hcs_neuro import _kwta_ext  # noqa: E402
-from hcs_neuro.architecture import load_architecture, with_overrides  # noqa: E402
-from hcs_neuro.datasets import load_dataset  # noqa: E402
-from hcs_neuro.training import _select_torch, load_train_config, train  # noqa: E402
+from hcs_neuro.train import ext as _kwta_ext  # noqa: E402
+from hcs_neuro.core.architecture import load_architecture, with_overrides  # noqa: E402
+from hcs_neuro.core.datasets import load_dataset  # noqa: E402
+from hcs_neuro.train import load_train_config, train  # noqa: E402
+from hcs_neuro.train.kwta import select_torch  # noqa: E402
 
 from test_training import IMG, SIG  # noqa: E402
 
@@ -48,7 +49,7 @@ def test_select_equals_pytorch_path(ext, data):
     scale = data.draw(st.sampled_from([0.05, 0.3, 1.0, 1 / 255]))
     dd = torch.as_tensor(d)
     for window in (True, False):
-        win, winf, surr = _select_torch(torch, dd, k, exact, window, scale)
+        win, winf, surr = select_torch(dd, k, exact, window, scale)
         res = ext.kwta_select(dd, k, exact, window, scale)
         assert torch.equal(res[0], winf), "winners"
         if exact:
@@ -70,7 +71,7 @@ def test_select_wide_hypercolumns(ext, channels, exact):
         d = torch.randint(-hi, hi + 1, (3, channels, 7, 5), generator=gen).float()
         if not exact:
             d = d + torch.rand(d.shape, generator=gen) - 0.5
-        _, winf, surr = _select_torch(torch, d, k, exact, True, 0.2)
+        _, winf, surr = select_torch(d, k, exact, True, 0.2)
         res = ext.kwta_select(d, k, exact, True, 0.2)
         assert torch.equal(res[0], winf) and torch.equal(res[1], surr)
 
@@ -84,7 +85,7 @@ def test_select_mixed_ranges_across_a_tile(ext):
         d[0, :, 3] = torch.randint(-30000, 30000, (48,), generator=gen).to(dtype)
         d[1, :, 17] = 7.0  # every channel tied
         for k in (1, 6, 24, 47):
-            _, winf, surr = _select_torch(torch, d, k, True, True, 0.01)
+            _, winf, surr = select_torch(d, k, True, True, 0.01)
             res = ext.kwta_select(d, k, True, True, 0.01)
             assert torch.equal(res[0], winf) and torch.equal(res[1], surr)
 
@@ -92,7 +93,7 @@ def test_select_mixed_ranges_across_a_tile(ext):
 def test_select_handles_non_contiguous_input(ext):
     d = torch.randint(-3, 4, (2, 5, 6, 8)).float().permute(0, 1, 3, 2)
     assert not d.is_contiguous()
-    _, winf, surr = _select_torch(torch, d, 2, True, True, 0.5)
+    _, winf, surr = select_torch(d, 2, True, True, 0.5)
     res = ext.kwta_select(d, 2, True, True, 0.5)
     assert torch.equal(res[0], winf) and torch.equal(res[1], surr)
 
@@ -183,7 +184,7 @@ def _data(arch, n=320):
     (IMG, {"hcs": False}, {}),                                # binarisation without k-WTA, pooled
 ])
 def test_training_with_compiled_kwta_is_bit_identical(ext, spec, overrides, train_over, monkeypatch):
-    import hcs_neuro.training as T
+    import hcs_neuro.train as T
 
     arch = load_architecture(spec)
     if overrides:
@@ -236,7 +237,7 @@ def test_pip_installed_ninja_is_found_without_an_activated_venv(monkeypatch, tmp
     """`.venv/bin/python` run directly has no .venv/bin on PATH; the build must still find ninja."""
     import shutil
 
-    pytest.importorskip("ninja")
+    import ninja  # noqa: F401  (a required dependency: a broken install fails here)
     monkeypatch.setenv("PATH", str(tmp_path))
     assert shutil.which("ninja") is None
     _kwta_ext._put_ninja_on_path()

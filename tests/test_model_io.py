@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from hcs_neuro.architecture import load_architecture
-from hcs_neuro.errors import ModelError
-from hcs_neuro.model import load_model, random_model, save_model
+from hcs_neuro.core.architecture import load_architecture
+from hcs_neuro.core.errors import ModelError
+from hcs_neuro.core.model import load_model, random_model, save_model
 
 ARCH = {"name": "io", "input": {"shape": [1, 8, 8], "bits": 4}, "precision": {"weight_bits": 2, "act_bits": 1},
         "layers": [{"type": "conv2d", "channels": 8, "kernel": 3, "padding": 1, "k": 2},
@@ -73,7 +73,7 @@ def _rewrite(path, **changes):
 def test_wrong_shape_names_array(tmp_path, model):
     path = save_model(model, tmp_path / "m.npz")
     _rewrite(path, layer2_weight_levels=np.zeros((10, 7), dtype=np.int8))
-    with pytest.raises(ModelError, match=r"layer2_weight_levels has shape \(10, 7\)"):
+    with pytest.raises(ModelError, match=r"'layer2_weight_levels' has shape \(10, 7\)"):
         load_model(path)
 
 

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from hcs_neuro.architecture import load_architecture
+from hcs_neuro.core.architecture import load_architecture
 from hcs_neuro.cli import main
-from hcs_neuro.model import random_model, save_model
+from hcs_neuro.core.model import random_model, save_model
 
 from test_convert import TINY
 

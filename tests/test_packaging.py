@@ -24,6 +24,7 @@ def test_wheel_contains_every_builtin_circuit_model_and_config(tmp_path):
     expected = {f"hcs_neuro/circuits/{p.name}" for p in (REPO / "circuits").glob("*.toml")}
     expected |= {f"hcs_neuro/models/{p.relative_to(REPO / 'models')}" for p in (REPO / "models").rglob("*")
                  if p.suffix in (".npz", ".toml", ".json")}
-    expected |= {"hcs_neuro/data/energy_profiles.toml", "hcs_neuro/csrc/kwta.cpp"}
+    expected |= {"hcs_neuro/data/energy_profiles.toml", "hcs_neuro/train/csrc/kwta.cpp"}
+    expected |= {p.relative_to(REPO).as_posix() for p in (REPO / "hcs_neuro").rglob("*.py")}  # every sub-package
     assert len(expected) > 8
     assert expected <= names, sorted(expected - names)

@@ -7,6 +7,7 @@ import json
 import math
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +25,8 @@ def paper():
         import paper_grid
         import report
         import robustness
-        import stats
 
-        yield {"make_paper": make_paper, "grid": paper_grid, "report": report, "robustness": robustness,
-               "stats": stats}
+        yield {"make_paper": make_paper, "grid": paper_grid, "report": report, "robustness": robustness}
     finally:
         sys.path.remove(str(PAPER))
 
@@ -63,12 +62,20 @@ def test_study_specs_cover_the_grid_and_share_points(paper):
                 assert spec.target_cfg == grid.target_cfg and spec.out == grid.out
     assert _ids(specs["fashion_first"]) <= _ids(specs["fashion_grid"])
     fo = specs["fashion_grid"].target_cfg["options"]
-    # the shipped narrow Fashion recipe (models/MANIFEST.json, fashion_hcs_ternary)
+    # the shipped narrow Fashion recipe: the whole recipe of fashion_hcs_ternary is its config
+    # (models/MANIFEST.json names it); the grid's base config is the same network
     assert (fo["epochs"], fo["batch_size"], fo["lr"]) == (6, 128, 0.01)
     assert fo["settings"] == {"reset_momentum": True, "beta1": 0.99}
     manifest = json.loads((REPO / "models" / "MANIFEST.json").read_text())
-    cmd = manifest["models"]["fashion_hcs_ternary"]["command"]
-    assert "--epochs 6 --batch-size 128 --lr 0.01" in cmd and "reset_momentum=true" in cmd and "beta1=0.99" in cmd
+    assert "models/configs/fashion_hcs_ternary.toml" in manifest["models"]["fashion_hcs_ternary"]["command"]
+    shipped = tomllib.loads((REPO / "models" / "configs" / "fashion_hcs_ternary.toml").read_text())
+    base = tomllib.loads((REPO / fo["config"]).read_text())
+    tr = shipped.pop("training")
+    assert {k: tr[k] for k in ("epochs", "batch_size", "lr", "learning", "reset_momentum", "beta1")} == {
+        "epochs": fo["epochs"], "batch_size": fo["batch_size"], "lr": fo["lr"], "learning": "probabilistic",
+        **fo["settings"]}
+    base.pop("training")
+    assert base == shipped  # architecture, precision and k-WTA: the shipped network
     # the robustness stages read the models the grid keeps
     for ds in ("digits", "fashion"):
         assert specs[f"robustness_{ds}"].target_cfg["options"]["model_dir"] == \
@@ -98,7 +105,7 @@ def test_out_root_moves_records_and_models(paper, tmp_path):
      'parameters = {hcs = "str"}\n[parameters]\nk = [1]\n', "not a parameter"),
 ])
 def test_malformed_spec_is_a_one_line_hcs_error(paper, tmp_path, text, needle):
-    from hcs_neuro.errors import HCSError
+    from hcs_neuro.core.errors import HCSError
 
     path = tmp_path / "bad.toml"
     path.write_text(text)
@@ -117,7 +124,7 @@ def test_make_paper_bad_arguments_are_one_line_errors(tmp_path):
 
 
 def test_point_parameters_are_checked(paper):
-    from hcs_neuro.errors import ConfigError
+    from hcs_neuro.core.errors import ConfigError
 
     g = paper["grid"]
     with pytest.raises(ConfigError, match="hcs"):
@@ -143,14 +150,14 @@ def test_subset_epochs_and_model_file(paper):
 
 def test_point_train_config_applies_the_recipe(paper):
     g = paper["grid"]
-    cfg = g.point_train_config("models/configs/fashion.toml", 2, epochs=6, batch_size=128, lr=0.01, seed=4,
+    cfg = g.point_train_config("models/configs/fashion_short_budget.toml", 2, epochs=6, batch_size=128, lr=0.01, seed=4,
                                threads=1, weight_step="range", settings={"reset_momentum": True, "beta1": 0.99})
     assert (cfg.epochs, cfg.batch_size, cfg.lr, cfg.seed, cfg.weight_step) == (6, 128, 0.01, 4, "range")
     assert cfg.reset_momentum and cfg.beta1 == 0.99 and cfg.learning == "probabilistic"
-    flt = g.point_train_config("models/configs/fashion.toml", 32, epochs=6, batch_size=128, lr=0.01, seed=4,
+    flt = g.point_train_config("models/configs/fashion_short_budget.toml", 32, epochs=6, batch_size=128, lr=0.01, seed=4,
                                threads=1, weight_step="range", settings={"reset_momentum": True, "beta1": 0.99})
     assert not flt.reset_momentum and flt.beta1 == 0.9  # float32 weights: plain Adam (fashion_fp32)
-    arch = g.point_architecture("models/configs/fashion.toml", 3, 32, False)
+    arch = g.point_architecture("models/configs/fashion_short_budget.toml", 3, 32, False)
     assert not arch.hcs and {s.weight_bits for s in arch.layers if s.has_weights} == {3}
 
 
@@ -169,8 +176,8 @@ def test_stratified_subset_is_seeded_and_stratified(paper):
 
 
 def _tiny_model(seed=5, weight_bits=2):
-    from hcs_neuro.architecture import load_architecture
-    from hcs_neuro.model import random_model
+    from hcs_neuro.core.architecture import load_architecture
+    from hcs_neuro.core.model import random_model
 
     arch = load_architecture({"input": {"shape": [1, 6, 6], "bits": 2},
                               "precision": {"weight_bits": weight_bits, "act_bits": 1},
@@ -183,7 +190,7 @@ def _tiny_model(seed=5, weight_bits=2):
 
 def test_pruning_counts_match_brute_force(paper):
     """Never-used synapse counts of test_pass against an explicit per-synapse enumeration."""
-    from hcs_neuro.reference import forward, quantize_input
+    from hcs_neuro.core.reference import forward, quantize_input
 
     model = _tiny_model()
     rng = np.random.default_rng(0)
@@ -224,34 +231,40 @@ def test_pruning_counts_match_brute_force(paper):
 
 
 def test_welch_effect_matches_scipy(paper):
+    """The study's effects come from the package's one statistics module (no second Welch)."""
     from scipy import stats as ss
 
-    st = paper["stats"]
+    from hcs_neuro.measure import stats as st
+
+    rep = paper["report"]
     a, b = [83.1, 84.0, 82.2, 85.3], [80.2, 81.9, 79.5]
     e = st.welch_effect(a, b)
     t = ss.ttest_ind(a, b, equal_var=False)
     ci = t.confidence_interval(0.95)
     assert e["diff"] == pytest.approx(np.mean(a) - np.mean(b))
     assert e["ci"] == pytest.approx([ci.low, ci.high]) and e["p"] == pytest.approx(t.pvalue)
-    assert e["dof"] == pytest.approx(t.df) and not e["crosses_zero"] and st.sign_verdict(e) == "+"
-    assert st.sign_verdict(st.welch_effect(b, a)) == "−"
+    assert e["dof"] == pytest.approx(t.df) and not e["crosses_zero"] and rep.sign_verdict(e) == "+"
+    assert rep.sign_verdict(st.welch_effect(b, a)) == "−"
     wide = st.welch_effect([1.0, 5.0, 9.0], [2.0, 6.0, 4.0])
-    assert wide["crosses_zero"] and st.sign_verdict(wide) == "0"
+    assert wide["crosses_zero"] and rep.sign_verdict(wide) == "0"
     few = st.welch_effect([1.0], [2.0, 3.0])
     assert few["crosses_zero"] and math.isnan(few["ci"][0]) and few["diff"] == pytest.approx(-1.5)
-    assert st.fmt_effect(e, scale=1, digits=2).startswith(f"+{e['diff']:.2f} [")
+    assert rep.fmt_effect(e, scale=1, digits=2).startswith(f"+{e['diff']:.2f} [")
     same = st.welch_effect([1.0, 1.0], [1.0, 1.0])
     assert same["ci"] == [0.0, 0.0] and same["crosses_zero"]
+    assert st.mean_sd([1.0, None, 3.0, float("nan")]) == (2.0, pytest.approx(math.sqrt(2)), 2)
 
 
 def test_welch_agrees_with_seed_gap(paper):
-    """One arithmetic for a gap and for a difference of gaps: analysis/seed_gap.py's."""
-    sys.path.insert(0, str(REPO / "analysis"))
+    """One arithmetic for a gap and for a difference of gaps: analysis/tools/seed_gap.py's."""
+    from hcs_neuro.measure import stats as st
+
+    tools = REPO / "analysis" / "tools"
+    sys.path.insert(0, str(tools))
     try:
         import seed_gap
     finally:
-        sys.path.remove(str(REPO / "analysis"))
-    st = paper["stats"]
+        sys.path.remove(str(tools))
     a, b, c, d = [85.0, 84.1, 86.2], [83.3, 82.9, 84.8, 83.0], [90.1, 90.5, 89.7], [90.0, 89.2, 90.9]
     g = seed_gap.gap(a, b)
     e = st.welch_effect(a, b)
@@ -264,7 +277,9 @@ def test_welch_agrees_with_seed_gap(paper):
 
 
 def test_verdict_rules(paper):
-    rep, st = paper["report"], paper["stats"]
+    from hcs_neuro.measure import stats as st
+
+    rep = paper["report"]
     pos = st.welch_effect([5.0, 5.2, 5.1], [1.0, 1.1, 0.9])
     zero = st.welch_effect([1.0, 5.0, 3.0], [2.0, 4.0, 3.0])
     neg = st.welch_effect([1.0, 1.1, 0.9], [5.0, 5.2, 5.1])
@@ -320,7 +335,7 @@ def test_noise_functions_are_seeded_shaped_and_bounded(paper):
     lambda R, x: R.metric_name("blur", 0.1),
 ])
 def test_bad_noise_levels_are_config_errors(paper, bad):
-    from hcs_neuro.errors import ConfigError
+    from hcs_neuro.core.errors import ConfigError
 
     with pytest.raises(ConfigError):
         bad(paper["robustness"], np.zeros((2, 1, 4, 4), np.float32))
@@ -328,7 +343,7 @@ def test_bad_noise_levels_are_config_errors(paper, bad):
 
 @pytest.mark.parametrize("bits", [1, 2, 4])
 def test_weight_flips_change_exactly_that_share(paper, bits):
-    from hcs_neuro.quant import weight_level_range
+    from hcs_neuro.core.quant import weight_level_range
 
     R = paper["robustness"]
     model = _tiny_model(weight_bits=bits)
@@ -351,7 +366,7 @@ def test_weight_flips_change_exactly_that_share(paper, bits):
 
 
 def test_weight_flips_refuse_float_weights(paper):
-    from hcs_neuro.errors import ConfigError
+    from hcs_neuro.core.errors import ConfigError
 
     R = paper["robustness"]
     with pytest.raises(ConfigError, match="float32"):
@@ -361,7 +376,7 @@ def test_weight_flips_refuse_float_weights(paper):
 
 
 def test_robustness_point_needs_the_grid_model(paper, tmp_path):
-    from hcs_neuro.errors import ConfigError
+    from hcs_neuro.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="no model"):
         paper["robustness"].robustness_point({"weight_bits": 2, "act_bits": 1, "hcs": "on"}, 0, dataset="digits",
@@ -416,7 +431,9 @@ def test_extra_seeds_for_cells_whose_interval_crosses_zero(paper, tmp_path):
     [target] and out (hence its records); complete stages only."""
     import shutil
 
-    mp, st = paper["make_paper"], paper["stats"]
+    from hcs_neuro.measure import stats as st
+
+    mp = paper["make_paper"]
     clear = st.welch_effect([5.0, 5.2, 5.1], [1.0, 1.1, 0.9])
     unclear = st.welch_effect([1.0, 5.0, 3.0], [2.0, 4.0, 3.0])
     eff = {"fashion": {"claim1": {"cells": {(2, 1): unclear, (1, 1): clear, (32, 32): unclear}},

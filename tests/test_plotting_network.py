@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hcs_neuro.energy import network_energy
+from hcs_neuro.measure.energy import network_energy
 from hcs_neuro.plotting.network import (
     plot_agreement_map,
     plot_energy_bars,
@@ -89,7 +89,7 @@ def test_plots_make_their_own_figure_without_ax(run):
 
 
 def test_psychometric_layers_from_validation(run):
-    from hcs_neuro.validate import validate
+    from hcs_neuro.measure.validate import validate
 
     model, ref, spk, _ = run
     images, _, _ = _data(model, n=8)  # the images of the fixture (same seed)

@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from hcs_neuro.errors import ConfigError
-from hcs_neuro.quant import (check_bits, probabilistic_step, quantize_levels, quantize_unsigned, stochastic_round,
+from hcs_neuro.core.errors import ConfigError
+from hcs_neuro.core.quant import (check_bits, probabilistic_step, quantize_levels, quantize_unsigned, stochastic_round,
                              weight_level_range)
 
 reals = arrays(np.float64, st.integers(1, 50), elements=st.floats(-200, 200, allow_nan=False))

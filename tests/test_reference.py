@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from hcs_neuro.architecture import load_architecture
-from hcs_neuro.errors import DataError
-from hcs_neuro.kwta import kwta_mask
-from hcs_neuro.model import random_model
-from hcs_neuro.reference import evaluate, forward, layer_forward, quantize_input
+from hcs_neuro.core.architecture import load_architecture
+from hcs_neuro.core.errors import DataError
+from hcs_neuro.core.kwta import kwta_mask
+from hcs_neuro.core.model import random_model
+from hcs_neuro.core.reference import evaluate, forward, layer_forward, quantize_input
 
 ARCH = {"input": {"shape": [1, 8, 8], "bits": 4}, "precision": {"weight_bits": 2, "act_bits": 1},
         "layers": [{"type": "conv2d", "channels": 8, "kernel": 3, "padding": 1, "k": 2},

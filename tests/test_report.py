@@ -7,14 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from hcs_neuro.energy import network_energy
+from hcs_neuro.measure.energy import network_energy
 from hcs_neuro.report import REPORT_NAME, conditional_reference_winners, write_report
 from test_energy_network import _data, synthetic_spiking, tiny_model
 
 
 def _validation(model, images, spk, ref):
-    """The real hcs_neuro.validate dict of the synthetic (reference-reproducing) spiking result."""
-    from hcs_neuro.validate import validate
+    """The real hcs_neuro.measure.validate dict of the synthetic (reference-reproducing) spiking result."""
+    from hcs_neuro.measure.validate import validate
 
     labels = np.asarray(ref.pred) % 2  # any labels: accuracy is reported, agreement is what matters
     return validate(model, images, labels, spk, reference=ref)

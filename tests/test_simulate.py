@@ -6,12 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hcs_neuro import reference
-from hcs_neuro.architecture import load_architecture
-from hcs_neuro.convert import RaceParams, plan_network
-from hcs_neuro.model import random_model
-from hcs_neuro.simulate import load_race_circuit, simulate
-from hcs_neuro.validate import analytic_fan_out
+from hcs_neuro.core import reference
+from hcs_neuro.core.architecture import load_architecture
+from hcs_neuro.brian.race import plan_network
+from hcs_neuro.core.circuit_file import RaceParams, load_race_circuit
+from hcs_neuro.core.model import random_model
+from hcs_neuro.brian.session import simulate
+from hcs_neuro.core.topology import output_fan_out
 
 from test_convert import TINY, tiny_model
 
@@ -38,15 +39,15 @@ def test_tiny_model_exact_agreement_runtime():
     x = _images(4)
     sp = simulate(m, x, device="runtime", progress=False)
     r = _assert_exact(m, x, sp)
-    # SOPs counted in the simulation = reference winners x analytic fan-out (hcs_neuro.energy),
+    # SOPs counted in the simulation = reference winners x analytic fan-out (hcs_neuro.measure.energy),
     # layer by layer, image by image (winners agree here)
     for i, rl in enumerate(r.layers[:-1]):
-        fan = analytic_fan_out(m, i)
+        fan = output_fan_out(m, i)
         analytic = rl.winners.reshape(len(x), -1).astype(np.int64) @ fan.reshape(-1)
         np.testing.assert_array_equal(sp.layers[i].sops, analytic)
     levels = reference.quantize_input(m, x)
     np.testing.assert_array_equal(sp.input_sops,
-                                  (levels > 0).reshape(len(x), -1) @ analytic_fan_out(m, -1).reshape(-1))
+                                  (levels > 0).reshape(len(x), -1) @ output_fan_out(m, -1).reshape(-1))
     assert sp.layers[0].n_synapses == plan_network(m).layers[0].n_synapses
     plan = plan_network(m)
     # decision latency: inside the readout's race window (ms = steps x dt)

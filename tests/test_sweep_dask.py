@@ -17,7 +17,6 @@ import pytest
 from hcs_neuro.sweep import (
     ParamInfo,
     Target,
-    assemble_results,
     expand_grid,
     load_metadata,
     load_results,
@@ -231,21 +230,21 @@ def test_cli_ctrl_c_then_rerun_resumes(tmp_path):
 def test_circuit_sweep_matches_direct_run_bench(client, tmp_path):
     """The circuit target on workers (runtime device, numpy codegen: nothing compiled) gives
     exactly what circuit_bench.run_bench gives in this process for the same point and seed."""
-    raw = {"sweep": {"seeds": [0, 1], "metrics": ["strict_agreement", "latency_median_ms",
+    raw = {"sweep": {"seeds": [0, 1], "metrics": ["strict_agreement", "latency_ms_median",
                                                   "over_selection"]},
            "target": {"kind": "circuit", "circuit": "lif_kwta", "n_channels": 6, "trials": 30},
            "parameters": {"inhibition.w_ie": [0.03, 3.0], "k": [2]}}
     result = run_sweep(parse_sweep_spec(raw, out=tmp_path / "c"), client=client, progress=False)
     table = result.table
     assert (table["error"] == "").all(), table["error"].tolist()
-    from hcs_neuro.circuit_bench import run_bench
-    from hcs_neuro.circuit_spec import load_circuit
+    from hcs_neuro.brian.bench import run_bench
+    from hcs_neuro.core.circuit_file import load_circuit
 
     for w_ie, seed in [(0.03, 1), (3.0, 0)]:
         spec = load_circuit("lif_kwta").with_overrides({"inhibition.w_ie": w_ie})
         direct = run_bench(spec, k=2, n_channels=6, trials=30, seed=seed)
         row = table[(table["inhibition.w_ie"] == w_ie) & (table["seed"] == seed)].iloc[0]
-        for m in ("strict_agreement", "latency_median_ms", "over_selection"):
+        for m in ("strict_agreement", "latency_ms_median", "over_selection"):
             assert row[m] == direct[m], (w_ie, seed, m)
     # the swept value reached the circuit: weak inhibition lets extra cells win
     weak = table[table["inhibition.w_ie"] == 0.03]
@@ -258,8 +257,8 @@ def test_circuit_sweep_matches_direct_run_bench(client, tmp_path):
 def test_standalone_points_reuse_one_compiled_network(tmp_path):
     """cpp_standalone: points differing only in k and seed (run-time settable for a noise-free
     circuit) reuse one compiled binary in a worker; results equal the runtime device's."""
-    raw = {"sweep": {"seeds": [0, 1], "metrics": ["strict_agreement", "latency_median_ms",
-                                                  "latency_p95_ms", "compile_time_s"]},
+    raw = {"sweep": {"seeds": [0, 1], "metrics": ["strict_agreement", "latency_ms_median",
+                                                  "latency_ms_p95", "compile_time_s"]},
            "target": {"kind": "circuit", "circuit": "lif_kwta", "n_channels": 6, "trials": 20,
                       "device": "cpp_standalone"},
            "parameters": {"k": [1, 2, 3]}}
@@ -276,14 +275,14 @@ def test_standalone_points_reuse_one_compiled_network(tmp_path):
     assert len(pids) == 1
     assert not any(Path(tempfile.gettempdir(), f"hcs-neuro-standalone-{pid}").exists()
                    for pid in pids)
-    from hcs_neuro.circuit_bench import run_bench
-    from hcs_neuro.circuit_spec import load_circuit
+    from hcs_neuro.brian.bench import run_bench
+    from hcs_neuro.core.circuit_file import load_circuit
 
     for row in table.itertuples(index=False):
         direct = run_bench(load_circuit("lif_kwta"), k=int(row.k), n_channels=6, trials=20,
                            seed=int(row.seed))
-        assert (row.strict_agreement, row.latency_median_ms, row.latency_p95_ms) == (
-            direct["strict_agreement"], direct["latency_median_ms"], direct["latency_p95_ms"])
+        assert (row.strict_agreement, row.latency_ms_median, row.latency_ms_p95) == (
+            direct["strict_agreement"], direct["latency_ms_median"], direct["latency_ms_p95"])
 
 
 def test_existing_scheduler_by_address(client, tmp_path):
@@ -294,7 +293,7 @@ def test_existing_scheduler_by_address(client, tmp_path):
     assert result.n_workers == 2 and result.n_rows == 12 and result.n_errors == 3
     local = run_sweep(_toy_spec(tmp_path / "local", seeds=(3,)), client=client, progress=False)
     pd.testing.assert_frame_equal(_comparable(result.table), _comparable(local.table))
-    from hcs_neuro.errors import ConfigError
+    from hcs_neuro.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="--workers applies to the local cluster only"):
         run_sweep(spec, scheduler=address, n_workers=2)
@@ -314,12 +313,12 @@ def test_network_sweep_compiles_once_and_matches_direct_validation(tmp_path):
     table = result.table
     assert (table["error"] == "").all(), table["error"].tolist()
     assert (table["compile_time_s"] > 0).sum() == 1
-    from hcs_neuro.datasets import load_dataset
-    from hcs_neuro.simulate import simulate
-    from hcs_neuro.sweep import _load_model_ref
-    from hcs_neuro.validate import validate
+    from hcs_neuro.core.datasets import load_dataset
+    from hcs_neuro.brian.session import simulate
+    from hcs_neuro.core.catalog import load_model_reference
+    from hcs_neuro.measure.validate import validate
 
-    model = _load_model_ref("shipped:digits_hcs")
+    model = load_model_reference("shipped:digits_hcs")
     images, labels = load_dataset("digits", "test")
     pick = np.sort(np.random.default_rng(1).choice(len(images), 12, replace=False))
     x, y = np.ascontiguousarray(images[pick]), labels[pick]
@@ -328,8 +327,8 @@ def test_network_sweep_compiles_once_and_matches_direct_validation(tmp_path):
     row = table[table["seed"] == 1].iloc[0]
     for m in ("class_agreement", "spiking_accuracy", "reference_accuracy"):
         assert row[m] == direct[m], m
-    from hcs_neuro import reference as ref_mod
-    from hcs_neuro.energy import network_energy
+    from hcs_neuro.core import reference as ref_mod
+    from hcs_neuro.measure.energy import network_energy
 
     e = network_energy(model, ref_mod.forward(model, x), spiking, ["loihi"],
                        input_levels=ref_mod.quantize_input(model, x))

@@ -10,16 +10,15 @@ import pytest
 from scipy import stats
 
 from hcs_neuro.cli import main
-from hcs_neuro.errors import ConfigError
+from hcs_neuro.core.errors import ConfigError
 from hcs_neuro.plotting.sweep import (
     column_label,
     plot_sweep_heatmap,
     plot_sweep_line,
     summarize_sweep,
 )
+from hcs_neuro.sweep.runner import write_metadata, write_point
 from hcs_neuro.sweep import (
-    _write_metadata,
-    _write_point,
     assemble_results,
     expand_grid,
     load_metadata,
@@ -48,9 +47,9 @@ def sweep_dir(tmp_path):
     spec = parse_sweep_spec(raw, out=tmp_path / "sw")
     points = expand_grid(spec)
     for p in points:  # what the Dask workers would do, in-process
-        _write_point(spec.out, p, run_point(spec.target.evaluate, spec.target_cfg, p.params,
+        write_point(spec.out, p, run_point(spec.target.evaluate, spec.target_cfg, p.params,
                                            p.eval_seed))
-    _write_metadata(spec, spec.out, points, status="complete", started="now")
+    write_metadata(spec, spec.out, points, status="complete", started="now")
     write_results(spec, spec.out, assemble_results(spec))
     return spec.out
 

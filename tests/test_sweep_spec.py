@@ -7,18 +7,18 @@ import json
 import numpy as np
 import pytest
 
-from hcs_neuro.errors import ConfigError
+from hcs_neuro.core.errors import ConfigError
+from hcs_neuro.core.units import split_quantity, unit_column_suffix
 from hcs_neuro.sweep import (
     ParamInfo,
     Target,
     expand_grid,
     load_sweep_spec,
-    parse_quantity,
     parse_sweep_spec,
     pending_points,
     register_target,
     run_point,
-    unit_column_suffix,
+    run_sweep,
 )
 
 
@@ -63,13 +63,13 @@ def _spec(params, **sweep):
 
 
 def test_parse_quantity_and_column_suffix():
-    assert parse_quantity("20 ms") == (20.0, "ms")
-    assert parse_quantity("1.5e-3 nS") == (1.5e-3, "nS")
-    assert parse_quantity(3) == (3.0, "")
-    assert parse_quantity("0.5 mV/ms") == (0.5, "mV/ms")
+    assert split_quantity("20 ms") == (20.0, "ms")
+    assert split_quantity("1.5e-3 nS") == (1.5e-3, "nS")
+    assert split_quantity(3) == (3.0, "")
+    assert split_quantity("0.5 mV/ms") == (0.5, "mV/ms")
     for bad in ("fast", "20 parsecs", "ms 20", True):
         with pytest.raises(ValueError):
-            parse_quantity(bad)
+            split_quantity(bad)
     assert unit_column_suffix("ms") == "_ms"
     assert unit_column_suffix("mV/ms") == "_mV_per_ms"
     assert unit_column_suffix("") == ""
@@ -141,18 +141,25 @@ def test_bad_spec_sections(raw_update, message):
 
 
 def test_load_errors_name_the_file(tmp_path):
-    with pytest.raises(ConfigError, match="cannot read"):
+    with pytest.raises(ConfigError, match="sweep spec not found"):
         load_sweep_spec(tmp_path / "missing.toml")
     bad = tmp_path / "bad.toml"
     bad.write_text("[sweep\nname=1")
-    with pytest.raises(ConfigError, match="bad.toml: invalid TOML"):
+    with pytest.raises(ConfigError, match="bad.toml: the sweep spec is not valid TOML"):
         load_sweep_spec(bad)
 
 
 def test_python_target_validation(tmp_path):
     raw = {"sweep": {"metrics": ["y"]}, "target": {"kind": "python", "function": "math:nope"},
            "parameters": {"x": [1, 2]}}
+    # validating a spec imports nothing (a spec is code: its module runs only with the sweep) ...
+    spec = parse_sweep_spec(raw, out=tmp_path / "out")
+    # ... and running it names the function that cannot be imported, before anything is written
     with pytest.raises(ConfigError, match="cannot import"):
+        run_sweep(spec)
+    assert not (tmp_path / "out").exists()
+    raw["target"]["function"] = "not a reference"
+    with pytest.raises(ConfigError, match="'module:function'"):
         parse_sweep_spec(raw)
     raw["target"]["function"] = "math:hypot"
     raw["target"]["parameters"] = {"x": "ms"}
@@ -242,7 +249,7 @@ def test_circuit_target_parameters_and_units():
     assert spec.parameters[0].values == (0.5, 2.0)
     assert spec.target_cfg["bench"] == {"k": 2, "n_channels": 8}
     assert len(spec.target_cfg["circuit_sha256"]) == 64
-    assert "strict_agreement" in spec.metrics and "latency_median_ms" in spec.metrics
+    assert "strict_agreement" in spec.metrics and "latency_ms_median" in spec.metrics
 
 
 @pytest.mark.parametrize("params, target, message", [
@@ -265,12 +272,12 @@ def test_circuit_target_errors(params, target, message):
 
 
 def test_circuit_target_defaults_and_known_metrics():
-    from hcs_neuro.circuit_spec import load_circuit
-    from hcs_neuro.sweep import _circuit_call
+    from hcs_neuro.core.circuit_file import load_circuit
+    from hcs_neuro.sweep.targets.circuit import circuit_call
 
     raw = {"target": {"kind": "circuit", "circuit": "lif_kwta"}, "parameters": {"trials": [10]}}
     spec = parse_sweep_spec(raw)  # k and n_channels default to the circuit file's
-    circuit, kwargs = _circuit_call(spec.target_cfg, expand_grid(spec)[0].params, 0)
+    circuit, kwargs = circuit_call(spec.target_cfg, expand_grid(spec)[0].params, 0)
     builtin = load_circuit("lif_kwta")
     assert (kwargs["k"], kwargs["n_channels"], kwargs["trials"]) == (builtin.k, builtin.n_channels, 10)
     raw["target"]["k"] = 1
@@ -305,7 +312,7 @@ def test_network_target_validation(tmp_path):
     assert len(spec.target_cfg["model_sha256"]["shipped:digits_hcs"]) == 64
     assert "class_agreement" in spec.metrics and "spiking_accuracy" in spec.metrics
     bad = {**base, "target": {"kind": "network", "model": "nope_model"}}
-    with pytest.raises(ConfigError, match="not a shipped model; shipped: .*digits_hcs"):
+    with pytest.raises(ConfigError, match="not a shipped model; shipped models: .*digits_hcs"):
         parse_sweep_spec(bad)
     with pytest.raises(ConfigError, match=r"\[target\] model: required"):
         parse_sweep_spec({**base, "target": {"kind": "network"}})

@@ -1,12 +1,12 @@
-"""Theory vs measurement: the plain race's psychometric curve and agreement (hcs_neuro.theory)."""
+"""Theory vs measurement: the plain race's psychometric curve and agreement (hcs_neuro.brian.theory)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from hcs_neuro.circuit_spec import load_circuit
-from hcs_neuro.theory import (first_spike_time_ms, p_strict_given_margin, predict_agreement,
+from hcs_neuro.core.circuit_file import load_circuit
+from hcs_neuro.brian.theory import (first_spike_time_ms, p_strict_given_margin, predict_agreement,
                               predict_latency_ms, race_params)
 
 
@@ -36,8 +36,8 @@ def test_measured_plain_race_matches_theory():
     one step (0.1 ms) + 0.25 ms (Euler integration reaches threshold slightly earlier than the
     closed-form solution).
     """
-    pytest.importorskip("brian2")
-    from hcs_neuro.circuit_bench import MARGIN_EDGES, psychometric, random_drives, run_bench
+    from hcs_neuro.brian.bench import random_drives, run_bench
+    from hcs_neuro.core.agreement import CIRCUIT_MARGIN_EDGES as MARGIN_EDGES, psychometric
 
     spec = load_circuit("lif_kwta").with_overrides({"refinement.max_levels": 0})
     k, n, trials, seed, dt = 1, 32, 4000, 11, 0.1
@@ -61,4 +61,4 @@ def test_measured_plain_race_matches_theory():
             checked += 1
     assert checked >= 3
     lat_pred = np.median(predict_latency_ms(d, k, p, dt))
-    assert abs(r["latency_median_ms"] - lat_pred) <= 0.35
+    assert abs(r["latency_ms_median"] - lat_pred) <= 0.35

@@ -5,15 +5,15 @@ import dataclasses
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch
 
 from conftest import fashion_test_split  # noqa: E402
-from hcs_neuro.architecture import load_architecture, with_overrides  # noqa: E402
-from hcs_neuro.datasets import load_dataset  # noqa: E402
-from hcs_neuro.errors import ConfigError  # noqa: E402
-from hcs_neuro.model import load_model, random_model, save_model  # noqa: E402
-from hcs_neuro.reference import evaluate, forward  # noqa: E402
-from hcs_neuro.training import load_train_config, torch_forward, train  # noqa: E402
+from hcs_neuro.core.architecture import load_architecture, with_overrides  # noqa: E402
+from hcs_neuro.core.datasets import load_dataset  # noqa: E402
+from hcs_neuro.core.errors import ConfigError  # noqa: E402
+from hcs_neuro.core.model import load_model, random_model, save_model  # noqa: E402
+from hcs_neuro.core.reference import evaluate, forward  # noqa: E402
+from hcs_neuro.train import load_train_config, torch_forward, train  # noqa: E402
 
 IMG = {"input": {"shape": [1, 8, 8], "bits": 4}, "precision": {"weight_bits": 2, "act_bits": 1},
        "layers": [{"type": "conv2d", "channels": 12, "kernel": 3, "padding": 1, "k": 3},
@@ -101,7 +101,7 @@ def test_an_epoch_at_chance_loss_is_warned_about(capsys):
 
 
 def test_chance_loss_warning_thresholds():
-    from hcs_neuro.training import CHANCE_LOSS_FRACTION, chance_loss_warning
+    from hcs_neuro.train import CHANCE_LOSS_FRACTION, chance_loss_warning
 
     at = CHANCE_LOSS_FRACTION * np.log(10)
     assert chance_loss_warning(1, 2.35, 10) == ""  # the first epoch is not checked
@@ -142,7 +142,7 @@ def test_train_config_errors():
 
 
 def test_shipped_digits_model_torch_equals_reference():
-    from hcs_neuro.cli.train import resolve_model_path
+    from hcs_neuro.core.catalog import model_path as resolve_model_path
 
     model = load_model(resolve_model_path("digits_hcs"))
     images = load_dataset("digits", "test")[0]
@@ -151,7 +151,7 @@ def test_shipped_digits_model_torch_equals_reference():
 
 @pytest.mark.fashion
 def test_shipped_fashion_model_torch_equals_reference():
-    from hcs_neuro.cli.train import resolve_model_path
+    from hcs_neuro.core.catalog import model_path as resolve_model_path
 
     images = fashion_test_split()[0][:300]
     model = load_model(resolve_model_path("fashion_hcs_ternary"))
@@ -182,7 +182,7 @@ def test_bias_learning_can_differ_from_the_weights_rule(learning, bias_learning)
 def test_adam_norm_sets_the_size_of_the_first_step(adam_norm):
     """First step, shadow rule (deterministic): Adam's bias-corrected moments are g and g**2, so the
     step is -lr * sign(g) per element (``element``) or -lr * g / rms(g) over the tensor (``tensor``)."""
-    from hcs_neuro.training import HCSNet, LevelUpdater
+    from hcs_neuro.train import HCSNet, LevelUpdater
 
     arch = load_architecture(IMG)
     cfg = load_train_config({"training": {"lr": 0.1, "adam_norm": adam_norm}})
@@ -201,7 +201,7 @@ def test_tensor_norm_moves_levels_with_small_gradients_rarely():
     """Probabilistic rule, ``adam_norm = "tensor"``: the move probability of each level is its
     gradient's share of the tensor's RMS gradient; with ``element`` every level with a gradient
     moves with probability lr whatever its size."""
-    from hcs_neuro.training import HCSNet, LevelUpdater
+    from hcs_neuro.train import HCSNet, LevelUpdater
 
     arch = load_architecture(IMG)
     moved = {}
@@ -224,7 +224,7 @@ def test_tensor_norm_moves_levels_with_small_gradients_rarely():
 
 @pytest.mark.parametrize("reset", [False, True])
 def test_reset_momentum_zeroes_the_momentum_of_moved_levels_only(reset):
-    from hcs_neuro.training import HCSNet, LevelUpdater
+    from hcs_neuro.train import HCSNet, LevelUpdater
 
     arch = load_architecture(IMG)
     net = HCSNet(arch, "probabilistic", seed=1)
@@ -253,7 +253,7 @@ def test_step_power_shrinks_the_steps_of_noisy_levels(power):
     """Two steps: gradient +1, then +1 for half the levels (a consistent gradient, |m_hat| /
     sqrt(v_hat) = 1) and -1 for the other half (|m_hat| / sqrt(v_hat) = 0.0526 with beta1 0.9).
     With lr 9.5 the noisy half's step is 0.5 levels at power 1 and 0.026 levels at power 2."""
-    from hcs_neuro.training import HCSNet, LevelUpdater
+    from hcs_neuro.train import HCSNet, LevelUpdater
 
     arch = load_architecture(IMG)
     net = HCSNet(arch, "probabilistic", seed=2)
@@ -302,7 +302,7 @@ def test_weight_step_sets_the_unit_of_lr_for_multi_bit_levels(weight_step):
     first layer (top level 7) moves lr levels (``level``) or 7 * lr levels (``range``), its
     biases 15 input levels times as much; its real-unit scale is divided by 7 with ``range``.
     The ternary second conv layer (top level 1) is the same either way."""
-    from hcs_neuro.training import HCSNet, LevelUpdater
+    from hcs_neuro.train import HCSNet, LevelUpdater
 
     spec = {**IMG, "layers": [{**IMG["layers"][0], "weight_bits": 4}] + IMG["layers"][1:]}
     arch = load_architecture(spec)
@@ -327,7 +327,7 @@ def test_weight_step_sets_the_unit_of_lr_for_multi_bit_levels(weight_step):
 def test_layer_weight_lr_scales_the_step_of_the_named_layers_weights():
     """First step, shadow rule: -lr * factor per weight level of the named layer; its biases and
     the other layers keep lr."""
-    from hcs_neuro.training import HCSNet, LevelUpdater, parse_layer_weight_lr
+    from hcs_neuro.train import HCSNet, LevelUpdater, parse_layer_weight_lr
 
     arch = load_architecture(IMG)
     cfg = load_train_config({"training": {"lr": 0.1, "layer_weight_lr": "2:0.25"}})
@@ -347,7 +347,7 @@ def test_layer_weight_lr_scales_the_step_of_the_named_layers_weights():
 def test_shadow_layers_mix_the_rules_per_layer():
     """shadow_layers = "0": the first conv layer's weights are shadow weights (they move by a
     fraction of a level), the other layers' stay integer levels; the trained model holds levels."""
-    from hcs_neuro.training import HCSNet, LevelUpdater, parse_shadow_layers
+    from hcs_neuro.train import HCSNet, LevelUpdater, parse_shadow_layers
 
     arch = load_architecture(IMG)
     assert parse_shadow_layers(arch, "0, 3") == {0, 3} and parse_shadow_layers(arch, "") == set()
@@ -375,7 +375,7 @@ def test_distill_loss_limits_and_gradient():
     gradient; in between, T**2 * KL as written (Hinton et al. 2015)."""
     import torch.nn.functional as F
 
-    from hcs_neuro.training import distill_loss
+    from hcs_neuro.train import distill_loss
 
     gen = torch.Generator().manual_seed(0)
     logits = torch.randn(6, 10, generator=gen, dtype=torch.float64, requires_grad=True)
@@ -395,7 +395,7 @@ def test_distill_loss_limits_and_gradient():
 def test_teacher_logits_rank_like_the_reference_logits():
     """The soft targets are the teacher's real-valued logits: the reference's integer logits times
     one positive factor (the readout's scale), so the same ranking."""
-    from hcs_neuro.training import teacher_logits
+    from hcs_neuro.train import teacher_logits
 
     model = load_model("models/digits_hcs.npz")
     images = load_dataset("digits", "test")[0][:40]
@@ -420,16 +420,16 @@ def test_a_student_learns_from_soft_targets_alone():
 
 def test_a_teacher_with_augmentation_runs_on_each_batch(monkeypatch):
     """Shifted images have no precomputed soft targets: the teacher sees every augmented batch."""
-    import hcs_neuro.training as T
+    import hcs_neuro.train.loop as T
 
     seen = []
-    make = T._teacher_fn
+    make = T.teacher_function
 
     def counting(teacher):
         run = make(teacher)
         return lambda images, batch_size=512: seen.append(len(images)) or run(images, batch_size)
 
-    monkeypatch.setattr(T, "_teacher_fn", counting)
+    monkeypatch.setattr(T, "teacher_function", counting)
     cfg = load_train_config({"training": {"dataset": "digits", "epochs": 1, "batch_size": 32, "shift": 1,
                                           "teacher": "models/digits_hcs_wide.npz"}})
     _, rep = train(load_architecture(IMG), cfg, progress=False, max_steps=4)
@@ -439,8 +439,9 @@ def test_a_teacher_with_augmentation_runs_on_each_batch(monkeypatch):
 def test_ste_width_sets_how_many_units_get_gradient():
     """The window surrogate's half-width: a narrower window passes gradient to fewer units (here
     the input pixels that reach them), a wider one to more; default 1."""
-    from hcs_neuro.reference import quantize_input
-    from hcs_neuro.training import HCSNet, _model_stub
+    from hcs_neuro.core.reference import quantize_input
+    from hcs_neuro.train import HCSNet
+    from hcs_neuro.train.loop import model_stub as _model_stub
 
     arch = load_architecture(IMG)
     x, y = load_dataset("digits", "train")
@@ -465,8 +466,9 @@ def test_homeostasis_moves_each_bias_by_its_channels_win_rate(fused):
     each k-WTA layer with low-precision weights move by ``homeostasis * (layer mean - channel's win rate)`` real
     drive units, the win rates counted by the NumPy reference on the same batch. Layer 0 is pooled
     next (compiled k-WTA + pooling, whose counts give the rates), layer 2 is not."""
-    from hcs_neuro.reference import quantize_input
-    from hcs_neuro.training import HCSNet, LevelUpdater, _model_stub
+    from hcs_neuro.core.reference import quantize_input
+    from hcs_neuro.train import HCSNet, LevelUpdater
+    from hcs_neuro.train.loop import model_stub as _model_stub
 
     arch = load_architecture(IMG)
     cfg = load_train_config({"training": {"lr": 1e-12, "homeostasis": 0.5}})
@@ -521,7 +523,7 @@ def test_channel_gains_train_ternary_levels_times_a_per_channel_gain(learning):
     """A 4-bit conv layer trained with channel_gains: every output channel's levels are
     {-g, 0, +g} for its own learned gain g in 1..7, the gains move away from their start (7) and
     differ between channels, and the reference and PyTorch passes of the saved model agree. (That
-    the option trains a real network is measured on Fashion-MNIST, docs/training.md: this 8x8
+    the option trains a real network is measured on Fashion-MNIST, docs/studies/training.md: this 8x8
     network is too unsteady over seeds in 2 epochs for an accuracy bound.)"""
     spec = dict(IMG, layers=[dict(IMG["layers"][0]), IMG["layers"][1], dict(IMG["layers"][2], weight_bits=4),
                              IMG["layers"][3]])

@@ -1,7 +1,7 @@
-"""analysis/validate_recipe.py (recipe selection on a held-out part of the training split),
-analysis/level_flips.py (per-epoch level changes), analysis/seed_gap.py (gap between recipes over seeds)
-analysis/kwta_ties.py (k-WTA decisions made by the tie rule), analysis/weight_drift.py (how far
-training moved the levels from their seeded start) and analysis/win_rates.py (how evenly the channels
+"""analysis/tools/validate_recipe.py (recipe selection on a held-out part of the training split),
+analysis/tools/level_flips.py (per-epoch level changes), analysis/tools/seed_gap.py (gap between recipes over seeds)
+analysis/tools/kwta_ties.py (k-WTA decisions made by the tie rule), analysis/tools/weight_drift.py (how far
+training moved the levels from their seeded start) and analysis/tools/win_rates.py (how evenly the channels
 of a k-WTA layer share the wins)."""
 
 from __future__ import annotations
@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("torch")
 
 from test_cli_train import TINY  # noqa: E402  (the tiny digits architecture of the CLI tests)
 
-ANALYSIS = Path(__file__).resolve().parent.parent / "analysis"
+ANALYSIS = Path(__file__).resolve().parent.parent / "analysis" / "tools"
 SCRIPT = ANALYSIS / "validate_recipe.py"
 
 
@@ -160,7 +159,7 @@ def ties():
 def test_kwta_ties_rules_reorder_only_equal_drives(ties):
     import numpy as np
 
-    from hcs_neuro import reference
+    from hcs_neuro.core import reference
 
     d = np.array([[3, 3, 3, 1, 5]]).reshape(1, 5, 1)
     expect = {"index": [1, 1, 0, 0, 1], "reverse": [0, 1, 1, 0, 1], "all": [1, 1, 1, 0, 1]}
@@ -184,11 +183,11 @@ def test_kwta_ties_counts_ties_of_identical_channels(ties, tmp_path, capsys):
     shipped digits model: the index rule's accuracy is the reference forward pass's."""
     import numpy as np
 
-    from hcs_neuro.architecture import load_architecture
-    from hcs_neuro.datasets import load_dataset
-    from hcs_neuro.model import load_model, random_model
-    from hcs_neuro import reference
-    from hcs_neuro.cli.train import resolve_model_path
+    from hcs_neuro.core.architecture import load_architecture
+    from hcs_neuro.core.datasets import load_dataset
+    from hcs_neuro.core.model import load_model, random_model
+    from hcs_neuro.core import reference
+    from hcs_neuro.core.catalog import model_path as resolve_model_path
 
     cfg_path = tmp_path / "tiny.toml"
     cfg_path.write_text(TINY)
@@ -235,9 +234,9 @@ def test_weight_drift_compares_with_the_seeded_start(cfg, tmp_path, capsys):
     changed level is counted."""
     import numpy as np
 
-    from hcs_neuro.architecture import load_architecture, with_overrides
-    from hcs_neuro.model import save_model
-    from hcs_neuro.training import HCSNet
+    from hcs_neuro.core.architecture import load_architecture, with_overrides
+    from hcs_neuro.core.model import save_model
+    from hcs_neuro.train import HCSNet
 
     spec = importlib.util.spec_from_file_location("weight_drift", ANALYSIS / "weight_drift.py")
     mod = importlib.util.module_from_spec(spec)
@@ -284,11 +283,11 @@ def test_win_rates_counts_silent_and_always_on_channels(cfg, tmp_path, capsys):
     CLI on the shipped digits model reports the reference's accuracy and every k-WTA layer."""
     import numpy as np
 
-    from hcs_neuro import reference
-    from hcs_neuro.architecture import load_architecture
-    from hcs_neuro.cli.train import resolve_model_path
-    from hcs_neuro.datasets import load_dataset
-    from hcs_neuro.model import load_model, random_model
+    from hcs_neuro.core import reference
+    from hcs_neuro.core.architecture import load_architecture
+    from hcs_neuro.core.catalog import model_path as resolve_model_path
+    from hcs_neuro.core.datasets import load_dataset
+    from hcs_neuro.core.model import load_model, random_model
 
     spec = importlib.util.spec_from_file_location("win_rates", ANALYSIS / "win_rates.py")
     mod = importlib.util.module_from_spec(spec)
@@ -318,8 +317,8 @@ def test_win_rates_counts_silent_and_always_on_channels(cfg, tmp_path, capsys):
     with pytest.raises(SystemExit):
         mod.main(["digits_hcs", "--dataset", "digits", "--plot", str(tmp_path / "r.gif")])
     assert not (tmp_path / "r.gif").exists()
-    from hcs_neuro.architecture import with_overrides
-    from hcs_neuro.model import save_model
+    from hcs_neuro.core.architecture import with_overrides
+    from hcs_neuro.core.model import save_model
 
     save_model(random_model(with_overrides(load_architecture(cfg), hcs=False), seed=0), tmp_path / "plain.npz")
     assert mod.main([str(tmp_path / "plain.npz"), "--dataset", "digits", "--plot", str(tmp_path / "p.png")]) == 2

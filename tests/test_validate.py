@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hcs_neuro import reference
-from hcs_neuro.errors import DataError
-from hcs_neuro.spiking_result import SpikingLayer, SpikingResult
-from hcs_neuro.validate import Validator, _tolerant, analytic_fan_out, validate
+from hcs_neuro.core import reference
+from hcs_neuro.core.errors import DataError
+from hcs_neuro.core.spiking_result import SpikingLayer, SpikingResult
+from hcs_neuro.core.agreement import tie_tolerant
+from hcs_neuro.core.topology import output_fan_out
+from hcs_neuro.measure.validate import Validator, validate
 
 from test_convert import tiny_model
 
@@ -25,7 +27,7 @@ def synthetic_spiking(model, images):
         else:
             w = rl.winners
         counts = w.astype(np.int64)
-        fan = analytic_fan_out(model, i).reshape(-1)
+        fan = output_fan_out(model, i).reshape(-1)
         layers.append(SpikingLayer(counts, w, np.where(w, 1.0, np.nan), np.ones(n, np.int64),
                                    counts.reshape(n, -1) @ fan, np.zeros(n, np.int64), np.zeros(n, np.int64),
                                    int(w[0].size), 1, 0))
@@ -74,12 +76,12 @@ def test_tie_tolerance_lets_near_ties_go_either_way():
     drive = np.array([[10, 5, 5, 0], [10, 5, 5, 0], [100, 50, 49, 0]])
     k = 2
     ref_like = np.array([[1, 1, 0, 0], [1, 0, 1, 0], [1, 0, 1, 0]], bool)
-    ok = _tolerant(drive, ref_like, k, 0.01, True)
+    ok = tie_tolerant(drive, ref_like, k, 0.01, True)
     # exact tie at the k-th: either channel may win; 50 vs 49 is 1 % of the range 100: allowed
     assert ok.tolist() == [True, True, True]
-    assert _tolerant(drive, ref_like, k, 0.005, True).tolist() == [True, True, False]
+    assert tie_tolerant(drive, ref_like, k, 0.005, True).tolist() == [True, True, False]
     # a non-positive drive must never win
-    assert not _tolerant(np.array([[3, 0, 0]]), np.array([[1, 1, 0]], bool), 2, 0.5, True)[0]
+    assert not tie_tolerant(np.array([[3, 0, 0]]), np.array([[1, 1, 0]], bool), 2, 0.5, True)[0]
 
 
 def test_blocks_accumulate_like_one_call():

@@ -135,7 +135,7 @@ def save(fig, path_png) -> None:
     """Write the figure as PNG (150 dpi) and PDF beside it, atomically."""
     from pathlib import Path
 
-    from hcs_neuro.atomic import atomic_path
+    from hcs_neuro.core.io import atomic_path
 
     path_png = Path(path_png)
     path_png.parent.mkdir(parents=True, exist_ok=True)

@@ -88,11 +88,11 @@ def load_stage_spec(path: Path, out_root: Path | None = None):
 
     Raises
     ------
-    hcs_neuro.errors.ConfigError
+    hcs_neuro.core.errors.ConfigError
         Unreadable file, invalid TOML, or any invalid field (the engine's validation).
     """
-    from hcs_neuro.errors import ConfigError
-    from hcs_neuro.sweep import parse_sweep_spec
+    from hcs_neuro.core.errors import ConfigError
+    from hcs_neuro.sweep import get_target, parse_sweep_spec
 
     try:
         raw = tomllib.loads(Path(path).read_text())
@@ -110,14 +110,23 @@ def load_stage_spec(path: Path, out_root: Path | None = None):
             options["model_dir"] = str(Path(out_root) / "models" / Path(str(options["model_dir"])).name)
             target["options"] = options
             raw["target"] = target
-    return parse_sweep_spec(raw, source=str(path), spec_dir=Path(path).parent)
+    spec = parse_sweep_spec(raw, source=str(path), spec_dir=Path(path).parent)
+    # the engine imports a python target's function only when the sweep starts; a study checks its
+    # stages before the first (long) one runs
+    before_run = get_target(spec.target_kind).before_run
+    if before_run is not None:
+        try:
+            before_run(spec.target_cfg)
+        except ConfigError as exc:
+            raise ConfigError(f"sweep spec {path}: {exc}") from None
+    return spec
 
 
 def stage_specs(quick: bool, out_root: Path | None, only=None, stages=None, extra: bool = True) -> list:
     """``[(section, stem, SweepSpec)]`` of the study in run order (``only``: sections; ``stages``:
     stems); with ``extra``, the generated specs of ``specs/extra/`` (more seeds, see
     :func:`write_extra_specs`) follow the fixed stages."""
-    from hcs_neuro.errors import ConfigError
+    from hcs_neuro.core.errors import ConfigError
 
     folder = HERE / "specs" / ("quick" if quick else "")
     order = list(QUICK_STAGES if quick else STAGES)
@@ -184,7 +193,7 @@ def write_extra_specs(cells: dict, folder: Path = HERE / "specs") -> list:
     ``out``, hence the same records); returns the new files (existing ones are kept)."""
     import re
 
-    from hcs_neuro.atomic import write_text_atomic
+    from hcs_neuro.core.io import write_text_atomic
 
     new = []
     for (section, stem), cell_list in cells.items():
@@ -248,8 +257,8 @@ def _models_ready(spec) -> list:
 
 
 def _dataset_available(name: str) -> bool:
-    from hcs_neuro.datasets import load_dataset
-    from hcs_neuro.errors import HCSError
+    from hcs_neuro.core.datasets import load_dataset
+    from hcs_neuro.core.errors import HCSError
 
     if name == "digits":
         return True
@@ -307,10 +316,10 @@ def estimate(specs, steps: int = 4, probe_images: int = 300) -> dict:
 
     import numpy as np
 
-    from hcs_neuro.datasets import load_dataset
-    from hcs_neuro.reference import forward
+    from hcs_neuro.core.datasets import load_dataset
+    from hcs_neuro.core.reference import forward
     from hcs_neuro.sweep import expand_grid, pending_points
-    from hcs_neuro.training import measure_throughput
+    from hcs_neuro.train import measure_throughput
     from paper_grid import _hcs_flag, point_architecture, point_train_config, subset_epochs
 
     _paper_env()
@@ -330,7 +339,7 @@ def estimate(specs, steps: int = 4, probe_images: int = 300) -> dict:
                                  settings=opts.get("settings", {}))
         n = min(len(y), (steps + 1) * int(opts["batch_size"]))
         ips = measure_throughput(arch, cfg, x[:n], y[:n], steps)
-        from hcs_neuro.model import random_model
+        from hcs_neuro.core.model import random_model
 
         model = random_model(arch, seed=0)
         t0 = time.perf_counter()
@@ -434,7 +443,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", metavar="PATH", help="also write the report's numbers as JSON (default: "
                                                    "<out>/paper_summary.json)")
     args = ap.parse_args(argv)
-    from hcs_neuro.errors import ConfigError, HCSError
+    from hcs_neuro.core.errors import ConfigError, HCSError
 
     try:
         if args.workers < 1:
@@ -457,13 +466,13 @@ def main(argv=None) -> int:
             est = estimate(specs)
             est["measured"] = f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine()}"
             if out_root is None and not args.only and not args.stages:  # the committed study's estimate
-                from hcs_neuro.atomic import write_json_atomic
+                from hcs_neuro.core.io import write_json_atomic
 
                 write_json_atomic(ESTIMATE_FILE, est)
             print(f"total: all points {est['all_s'] / 3600:.1f} h, missing points {est['missing_s'] / 3600:.1f} h "
                   f"on one worker ({machine()}); about half with --workers 2 on two free cores")
             if args.json:
-                from hcs_neuro.atomic import write_json_atomic
+                from hcs_neuro.core.io import write_json_atomic
 
                 write_json_atomic(args.json, est)
             return 0

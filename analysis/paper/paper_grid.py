@@ -8,8 +8,8 @@ report reads it). There is no other cache.
 A point is (``weight_bits``, ``act_bits``, ``hcs``, ``data_fraction``) plus the seed; the recipe
 (dataset, base config, epochs, batch, step size, the settings of the probabilistic rule) is fixed
 in the spec's ``[target] options``, so it is part of every point's hash. The training is that of
-``hcs-neuro train`` with the same options (:func:`hcs_neuro.architecture.with_overrides` for the
-precision and HCS, :func:`hcs_neuro.training.load_train_config` for the recipe); the accuracy and
+``hcs-neuro train`` with the same options (:func:`hcs_neuro.core.architecture.with_overrides` for the
+precision and HCS, :func:`hcs_neuro.train.load_train_config` for the recipe); the accuracy and
 the pruning counts come from the NumPy reference forward pass on the whole test split.
 
 Run it through the engine from the repository root (this folder must be importable)::
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hcs_neuro.errors import ConfigError
+from hcs_neuro.core.errors import ConfigError
 
 __all__ = ["HCS_VALUES", "train_point", "model_file", "subset_epochs", "stratified_subset", "test_pass",
            "point_architecture", "point_train_config", "init_zero_fraction"]
@@ -35,7 +35,7 @@ __all__ = ["HCS_VALUES", "train_point", "model_file", "subset_epochs", "stratifi
 #: The values of the ``hcs`` parameter (a string parameter of the sweep).
 HCS_VALUES = ("on", "off")
 
-#: ``weight_bits`` / ``act_bits`` of full precision (float32), as in :mod:`hcs_neuro.quant`.
+#: ``weight_bits`` / ``act_bits`` of full precision (float32), as in :mod:`hcs_neuro.core.quant`.
 FLOAT_BITS = 32
 
 
@@ -87,7 +87,7 @@ def stratified_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
 
 def init_zero_fraction(weight_bits: int) -> float:
     """Share of zero weight levels at initialisation (uniform over the levels, as
-    :func:`hcs_neuro.training.HCSNet` draws them): ``1 / (2**bits - 1)`` for 2..8 bits, 0 for
+    :func:`hcs_neuro.train.HCSNet` draws them): ``1 / (2**bits - 1)`` for 2..8 bits, 0 for
     binary weights (no zero level) and for float weights."""
     b = int(weight_bits)
     if b in (1, FLOAT_BITS):
@@ -99,7 +99,7 @@ def point_architecture(config: str, weight_bits: int, act_bits: int, hcs: bool, 
     """The architecture of ``config`` at this precision, with or without k-WTA (as ``hcs-neuro
     train --weight-bits W --act-bits A [--no-hcs]``; ``channels`` replaces every conv layer's
     width, for the smoke test only)."""
-    from hcs_neuro.architecture import load_architecture, with_overrides
+    from hcs_neuro.core.architecture import load_architecture, with_overrides
 
     arch = load_architecture(config)
     if channels:
@@ -116,7 +116,7 @@ def point_train_config(config: str, weight_bits: int, *, epochs: int, batch_size
     epochs, batch, step size and ``weight_step``; ``settings`` (``--set`` of the shipped recipe,
     e.g. the momentum reset) apply to integer-level weights only: float32 weights train as the
     shipped float32 baseline (``fashion_fp32``: plain Adam)."""
-    from hcs_neuro.training import load_train_config
+    from hcs_neuro.train import load_train_config
 
     extra = dict(settings) if int(weight_bits) != FLOAT_BITS else {}
     return load_train_config(config, epochs=int(epochs), batch_size=int(batch_size), lr=float(lr), seed=int(seed),
@@ -134,10 +134,10 @@ def model_file(model_dir, dataset: str, params: dict, seed: int) -> Path:
 def test_pass(model, images, labels, batch_size: int = 500) -> dict:
     """Accuracy, activity sparsity, zero-level weights and never-used connections on a test set.
 
-    One batched pass of the NumPy reference forward pass (:func:`hcs_neuro.reference.layer_forward`).
+    One batched pass of the NumPy reference forward pass (:func:`hcs_neuro.core.reference.layer_forward`).
     A *synapse* is a non-zero weight instance of the spiking network (a convolution weight
     repeated at every position it reaches, counted per presynaptic unit with
-    :func:`hcs_neuro.energy.layer_fan_out`; border positions have fewer targets). A synapse is
+    :func:`hcs_neuro.core.topology.layer_fan_out`; border positions have fewer targets). A synapse is
     *never used* when its presynaptic unit (an input pixel or a unit of the previous layer) has
     zero activity on every image of ``images``.
 
@@ -153,8 +153,8 @@ def test_pass(model, images, labels, batch_size: int = 500) -> dict:
         (1 - used / dense), ``never_active_unit_fraction`` (hidden units that never win), and
         the same per weighted layer in ``layers``.
     """
-    from hcs_neuro.energy import conv_fan_out, layer_fan_out
-    from hcs_neuro.reference import layer_forward, quantize_input
+    from hcs_neuro.core.topology import conv_fan_out, layer_fan_out
+    from hcs_neuro.core.reference import layer_forward, quantize_input
 
     arch = model.architecture
     n_layers = len(arch.layers)
@@ -261,8 +261,8 @@ def train_point(params: dict, seed: int, *, dataset: str, config: str, epochs: i
         ``torch_numpy_agree`` (1 when the PyTorch and NumPy forward passes agree on 200 test
         images), and ``zero_level_weight_fraction_layer{i}`` per weighted layer.
     """
-    from hcs_neuro.datasets import load_dataset
-    from hcs_neuro.training import train
+    from hcs_neuro.core.datasets import load_dataset
+    from hcs_neuro.train import train
 
     unknown = sorted(set(params) - {"weight_bits", "act_bits", "hcs", "data_fraction"})
     if unknown:
@@ -289,7 +289,7 @@ def train_point(params: dict, seed: int, *, dataset: str, config: str, epochs: i
                           train_data=(x_tr, y_tr), test_data=(x_te[:200], y_te[:200]))
     tp = test_pass(model, x_te, y_te)
     if model_dir:
-        from hcs_neuro.model import save_model
+        from hcs_neuro.core.model import save_model
 
         path = model_file(model_dir, dataset, params, seed)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from stats import difference_of_effects, fmt_effect, fmt_mean_sd, mean_sd, welch_effect
+from hcs_neuro.measure.stats import difference_of_effects, mean_sd, welch_effect
 
 __all__ = ["collect", "claim_effects", "write_report", "verdict_claim1", "verdict_claim2", "verdict_claim3",
-           "verdict_claim5", "SECTION_TITLES"]
+           "verdict_claim5", "SECTION_TITLES", "fmt_mean_sd", "fmt_effect", "sign_verdict"]
 
 SECTION_TITLES = {"digits": "digits (scikit-learn 8x8)", "fashion": "Fashion-MNIST"}
 WEIGHT_BITS = (1, 2, 3, 4, 8, 32)
@@ -36,6 +36,35 @@ RECIPES = {
                "`fashion_hcs_ternary` in `models/MANIFEST.json`; float32 weights with plain Adam as "
                "`fashion_fp32`) with `weight_step = range`; tested on all 10,000 test images",
 }
+
+
+def fmt_mean_sd(values, scale: float = 100.0, digits: int = 1) -> str:
+    """``"mean ± sd"`` (values times ``scale``, e.g. percent), ``"–"`` when empty; ``(n=…)`` unless n = 3
+    (:func:`hcs_neuro.measure.stats.mean_sd`)."""
+    m, s, n = mean_sd(values)
+    if n == 0:
+        return "–"
+    text = f"{m * scale:.{digits}f} ± {s * scale:.{digits}f}"
+    return text if n == 3 else f"{text} (n={n})"
+
+
+def fmt_effect(e: dict, scale: float = 100.0, digits: int = 1, unit: str = "") -> str:
+    """``"+1.2 [−0.3, +2.7]"``: an effect of :func:`hcs_neuro.measure.stats.welch_effect` (times
+    ``scale``) and its 95 % interval; ``"–"`` if none."""
+    if e is None or not math.isfinite(e.get("diff", float("nan"))):
+        return "–"
+    d = e["diff"] * scale
+    lo, hi = (x * scale for x in e["ci"])
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return f"{d:+.{digits}f}{unit} [n < 2]"
+    return f"{d:+.{digits}f}{unit} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
+
+
+def sign_verdict(e: dict) -> str:
+    """``"+"`` (interval above 0), ``"−"`` (below 0) or ``"0"`` (it contains 0 or is undefined)."""
+    if e is None or e.get("crosses_zero", True):
+        return "0"
+    return "+" if e["diff"] > 0 else "−"
 
 
 # -- records -> tables -----------------------------------------------------------------------------
@@ -451,7 +480,7 @@ def write_report(out: Path, specs, *, quick: bool, command: str, notes=(), machi
     import matplotlib.pyplot as plt
 
     import figures as F
-    from hcs_neuro.atomic import write_json_atomic, write_text_atomic
+    from hcs_neuro.core.io import write_json_atomic, write_text_atomic
 
     out = Path(out)
     figdir = out / "figures"

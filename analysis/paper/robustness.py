@@ -4,7 +4,7 @@ Ahmad & Scheinkman 2019 ("How can we be so dense? The benefits of using highly s
 representations", arXiv 1903.11257) report that sparse k-WTA networks keep far more accuracy
 under input noise than dense ones. Here the models of the claims grid (HCS on and off, same
 architecture, precision and recipe, one per seed) are run by the NumPy reference forward pass
-(:func:`hcs_neuro.reference.forward`, the specification) on test images with
+(:func:`hcs_neuro.core.reference.forward`, the specification) on test images with
 
 * additive Gaussian noise (:func:`gaussian_noise`: ``x + N(0, sigma)``, pixels in [0, 1], clipped),
 * salt-and-pepper noise (:func:`salt_and_pepper`: a fraction of the pixels set to 0 or 1),
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hcs_neuro.errors import ConfigError
+from hcs_neuro.core.errors import ConfigError
 
 __all__ = ["KIND_CODES", "noise_rng", "gaussian_noise", "salt_and_pepper", "flip_weight_levels", "metric_name",
            "robustness_point"]
@@ -92,8 +92,8 @@ def flip_weight_levels(model, fraction: float, rng: np.random.Generator):
     """
     import copy
 
-    from hcs_neuro.model import LayerParams, Model
-    from hcs_neuro.quant import weight_level_range
+    from hcs_neuro.core.model import LayerParams, Model
+    from hcs_neuro.core.quant import weight_level_range
 
     fraction = _check_fraction("weight flip fraction", fraction)
     layers = []
@@ -128,7 +128,7 @@ def metric_name(kind: str, level: float) -> str:
 
 
 def _accuracy(model, images, labels) -> float:
-    from hcs_neuro.reference import forward
+    from hcs_neuro.core.reference import forward
 
     return float((forward(model, images, keep_layers=False).pred == labels).mean())
 
@@ -168,8 +168,8 @@ def robustness_point(params: dict, seed: int, *, dataset: str, model_dir: str, g
     ConfigError
         The model file is missing (run the grid spec first).
     """
-    from hcs_neuro.datasets import load_dataset
-    from hcs_neuro.model import load_model
+    from hcs_neuro.core.datasets import load_dataset
+    from hcs_neuro.core.model import load_model
     from paper_grid import model_file, stratified_subset
 
     draws = int(draws)

@@ -1,7 +1,7 @@
 """Theory check: how hypercolumn sparsification changes probabilistic level updates.
 
-An instrumented copy of the training loop of :func:`hcs_neuro.training.train` (same network
-:func:`hcs_neuro.training.HCSNet`, same update rule) that records, per weighted layer:
+An instrumented copy of the training loop of :func:`hcs_neuro.train.train` (same network
+:func:`hcs_neuro.train.HCSNet`, same update rule) that records, per weighted layer:
 
 * ``input_active_fraction``: fraction of the layer's presynaptic units that are non-zero,
   per example;
@@ -18,7 +18,7 @@ respect to ``w[c, i]`` is ``(p_c - y_c) * a_i`` with ``p_c - y_c != 0`` for a so
 readout weight is touched by an example exactly when its presynaptic unit is active:
 ``touched_fraction == input_active_fraction`` for the readout.
 
-The update step is :class:`hcs_neuro.training.LevelUpdater`, the public hook for custom
+The update step is :class:`hcs_neuro.train.LevelUpdater`, the public hook for custom
 training loops (this loop needs per-step access to the levels). The network and the recipe are
 those of the claims grid (:mod:`paper_grid`).
 """
@@ -57,9 +57,9 @@ def probe_training(arch, cfg, train_data, test_data, probe_examples: int = 32) -
     import torch
     import torch.nn.functional as F
 
-    from hcs_neuro.model import Model
-    from hcs_neuro.reference import quantize_input
-    from hcs_neuro.training import HCSNet, LevelUpdater
+    from hcs_neuro.core.model import Model
+    from hcs_neuro.core.reference import quantize_input
+    from hcs_neuro.train import HCSNet, LevelUpdater
 
     from paper_grid import test_pass
 
@@ -157,7 +157,7 @@ def theory_point(params: dict, seed: int, *, dataset: str, config: str, epochs: 
         ``{quantity}_layer{i}`` for every quantity of :func:`probe_training`; plus the means over
         the layers after the first (``{quantity}_later``) and over all layers (``{quantity}_all``).
     """
-    from hcs_neuro.datasets import load_dataset
+    from hcs_neuro.core.datasets import load_dataset
 
     from paper_grid import _hcs_flag, point_architecture, point_train_config
 

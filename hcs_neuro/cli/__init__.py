@@ -5,8 +5,11 @@ which adds its sub-command(s) with ``set_defaults(func=handler)``. Handlers impo
 libraries (Brian2, PyTorch, matplotlib, Dask) inside the function body, so ``hcs-neuro --help``
 stays fast. A handler returns an exit status (or None for 0).
 
-User mistakes raise :class:`hcs_neuro.errors.HCSError`; they are printed as one line,
-``hcs-neuro: error: <message>``, with exit status 2 and no traceback.
+User mistakes raise :class:`hcs_neuro.core.errors.HCSError`; they are printed as one line,
+``hcs-neuro: error: <message>``, with exit status 2 and no traceback. Ctrl-C prints
+``hcs-neuro: interrupted`` and exits with status 130; any error raised while an interrupt is
+being handled (a compiler or a worker killed by the same Ctrl-C) counts as the interrupt. Results
+are written only after the work has finished, so interrupted work writes nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import importlib
 import sys
 
 from hcs_neuro import __version__
-from hcs_neuro.errors import HCSError
+from hcs_neuro.cli.args import Parser
+from hcs_neuro.core import interrupt
+from hcs_neuro.core.errors import HCSError
 
 __all__ = ["main", "build_parser"]
 
@@ -25,7 +30,7 @@ _STAGE_MODULES = ("train", "circuit", "network", "energy", "sweep", "plot", "dem
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="hcs-neuro",
         description="Hypercolumn-sparsified low-precision networks: train, build Brian2 k-WTA "
         "circuits, simulate spiking networks, validate against the rate-based twin, sweep, plot.",
@@ -44,18 +49,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(message) -> str:
+    return " ".join(str(message).split())
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    interrupt.install()
     try:
-        status = args.func(args)
-    except HCSError as exc:
-        print(f"hcs-neuro: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("hcs-neuro: interrupted", file=sys.stderr)
-        return 130
-    return int(status or 0)
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help, --version, or a one-line parse error (Parser.error)
+            return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+        try:
+            try:
+                status = args.func(args)
+            finally:
+                interrupt.acknowledge()  # from here on, a Ctrl-C that came is being handled
+            interrupt.check()  # a swallowed Ctrl-C still counts: nothing was committed after it
+        except KeyboardInterrupt:
+            print("hcs-neuro: interrupted (nothing written)", file=sys.stderr)
+            return 130
+        except HCSError as exc:
+            if interrupt.interrupted():
+                print("hcs-neuro: interrupted (nothing written)", file=sys.stderr)
+                return 130
+            print(f"hcs-neuro: error: {_one_line(exc)}", file=sys.stderr)
+            return 2
+        except Exception:
+            if interrupt.interrupted():  # a compiler or worker killed by the same Ctrl-C
+                print("hcs-neuro: interrupted (nothing written)", file=sys.stderr)
+                return 130
+            raise
+        return int(status or 0)
+    finally:
+        interrupt.uninstall()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,35 +6,43 @@ Heavy imports (Brian2, matplotlib) happen inside the handlers.
 from __future__ import annotations
 
 import argparse
-import sys
+import math
 
-from hcs_neuro.errors import ConfigError
+import numpy as np
 
-__all__ = ["register"]
+from hcs_neuro.cli.args import (
+    add_json,
+    add_overwrite,
+    csv_floats,
+    csv_ints,
+    float_in,
+    int_in,
+    output_dir,
+    seed,
+)
+from hcs_neuro.core.agreement import score_trials, topk_mask
+from hcs_neuro.core.circuit_file import MAX_CHANNELS, check_k, load_circuit
+from hcs_neuro.core.errors import ConfigError
+from hcs_neuro.core.io import atomic_dir, check_output_dir, write_json_atomic
+from hcs_neuro.core.limits import check_memory, check_work
+from hcs_neuro.core.progress import progress
+from hcs_neuro.core.units import TIME, parse_quantity
 
+__all__ = ["register", "MAX_CHANNELS"]
 
-def _csv_ints(text: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
-def _csv_floats(text: str) -> list[float]:
-    try:
-        return [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+#: Kind recorded in the marker of a ``circuit plot`` folder (``--overwrite`` replaces only such folders).
+PLOT_KIND = "circuit plots"
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", help="circuit TOML file or built-in name (lif_kwta, lif_pool, cond_kwta)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="DOTTED=VALUE",
                    help='override a circuit field, e.g. --set neuron.tau_m="2 ms" --set refinement.max_levels=0')
-    p.add_argument("--n", type=int, default=None,
-                   help="channels per hypercolumn N (default: circuit.n_channels, else 32)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random drives and of the noise (default 0)")
-    p.add_argument("--dt", type=float, default=None, metavar="MS", help="time step in ms (default 0.1)")
+    p.add_argument("--n", type=int_in(2, MAX_CHANNELS), default=None,
+                   help=f"channels per hypercolumn N, 2..{MAX_CHANNELS} (default: circuit.n_channels, else 32)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the random drives and of the noise (default 0)")
+    p.add_argument("--dt", type=float_in(0, 10, lo_open=True), default=None, metavar="MS",
+                   help="time step in ms, > 0 and <= 10 (default 0.1)")
     p.add_argument("--duration", default=None, metavar="T",
                    help='simulated time per stimulus, e.g. "30 ms" or 30 (ms); default: the circuit\'s duration')
 
@@ -48,39 +56,43 @@ def register(subparsers) -> None:
 
     r = sub.add_parser("run", help="simulate hypercolumns with given or random drives, print the winners")
     _common(r)
-    r.add_argument("--k", type=int, default=None, help="winners per hypercolumn (default: circuit.k, else 2)")
+    r.add_argument("--k", type=int_in(1), default=None, help="winners per hypercolumn (default: circuit.k, else 2)")
     r.add_argument("--drive", default="random", metavar="v1,v2,...|random",
                    help="drives of one hypercolumn (dimensionless, nominally in [0, 1]) or 'random'")
-    r.add_argument("--hypercolumns", type=int, default=1, metavar="H", help="hypercolumns with random drives")
+    r.add_argument("--hypercolumns", type=int_in(1, 10_000_000), default=1, metavar="H",
+                   help="hypercolumns (default 1)")
     r.add_argument("--device", choices=("runtime", "cpp_standalone"), default="runtime")
-    r.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    add_json(r, "also write the results as JSON")
     r.set_defaults(func=_run)
 
     b = sub.add_parser("bench", help="winner agreement / latency / wall time on random drives")
     _common(b)
-    b.add_argument("--k", type=_csv_ints, default=[1, 2, 4], metavar="K1,K2,..", help="default 1,2,4")
-    b.add_argument("--trials", type=int, default=2000,
+    b.add_argument("--k", type=csv_ints(1), default=[1, 2, 4], metavar="K1,K2,..", help="default 1,2,4")
+    b.add_argument("--trials", type=int_in(1, 100_000_000), default=2000,
                    help="hypercolumns (trials) per k; use >= 10000 for figures at the 99.9%% level")
-    b.add_argument("--noise", type=_csv_floats, default=None, metavar="MV1,MV2,..",
-                   help="membrane-noise standard deviations in mV (one benchmark each)")
-    b.add_argument("--tie-tol", type=float, default=0.01, help="tie tolerance, fraction of the drive range (0.01)")
+    b.add_argument("--noise", type=csv_floats(0), default=None, metavar="MV1,MV2,..",
+                   help="membrane-noise standard deviations in mV, >= 0 (one benchmark each)")
+    b.add_argument("--tie-tol", type=float_in(0, 1, hi_open=True), default=0.01,
+                   help="tie tolerance, fraction of the drive range, 0 <= tie_tol < 1 (default 0.01)")
     b.add_argument("--device", choices=("runtime", "cpp_standalone"), default="runtime")
-    b.add_argument("--batch", type=int, default=10000, help="hypercolumns simulated together (default 10000)")
-    b.add_argument("--json", metavar="PATH", help="write all results as JSON")
+    b.add_argument("--batch", type=int_in(1, 10_000_000), default=10000,
+                   help="hypercolumns simulated together (default 10000)")
+    add_json(b, "write all results as JSON")
     b.set_defaults(func=_bench)
 
     q = sub.add_parser("plot", help="raster, membrane traces, interneuron activity, latency vs margin, "
                        "psychometric curve (PNG and PDF)")
     _common(q)
-    q.add_argument("--k", type=int, default=None, help="winners per hypercolumn (default: circuit.k, else 2)")
-    q.add_argument("--trials", type=int, default=2000, help="trials for latency vs margin and psychometric")
-    q.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    q.add_argument("--k", type=int_in(1), default=None, help="winners per hypercolumn (default: circuit.k, else 2)")
+    q.add_argument("--trials", type=int_in(1, 10_000_000), default=2000,
+                   help="trials for latency vs margin and psychometric")
+    q.add_argument("--out", required=True, metavar="DIR", type=output_dir,
+                   help="output folder (new or empty; written atomically)")
+    add_overwrite(q)
     q.set_defaults(func=_plot)
 
 
 def _spec(args):
-    from hcs_neuro.circuit_spec import load_circuit
-
     spec = load_circuit(args.file)
     over = {}
     for item in args.overrides:
@@ -92,47 +104,69 @@ def _spec(args):
 
 
 def _duration_ms(text, spec) -> float:
-    from hcs_neuro.circuit_spec import parse_quantity
+    """``--duration`` in ms: a positive, finite time ("30 ms" or a bare number of ms)."""
 
     if text is None:
         return spec.duration_ms
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        pass
-    si, dim = parse_quantity(text, "--duration")
-    if dim != (1, 0, 0) or si <= 0:
-        raise ConfigError(f"--duration must be a positive time such as \"30 ms\", got {text!r}")
-    return si * 1e3
+        si, dim = parse_quantity(text, "--duration")
+        if dim != TIME:
+            raise ConfigError(f"--duration {text!r}: allowed a positive time such as \"30 ms\"") from None
+        value = si * 1e3
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"--duration {text!r}: allowed a positive, finite time such as \"30 ms\"")
+    return value
 
 
-def _run(args) -> int:
-    import numpy as np
+def _prepare(args, n_channels: int, hypercolumns: int):
+    """The circuit (checked by Brian2), the duration and time step in ms, with the work estimated.
 
-    from hcs_neuro.atomic import write_json_atomic
-    from hcs_neuro.circuit_bench import random_drives, reference_topk, score_trials
+    Refuses, before anything is built: a time step not shorter than the run, and work (cells x
+    steps) or memory beyond the limits of :mod:`hcs_neuro.core.limits`.
+    """
+    from hcs_neuro.brian.hypercolumn import check_with_brian
 
     spec = _spec(args)
     duration = _duration_ms(args.duration, spec)
-    args.k = spec.k if args.k is None else args.k
+    dt = 0.1 if args.dt is None else args.dt
+    if dt >= duration:
+        raise ConfigError(f"--dt {dt:g} ms: the time step must be shorter than the run ({duration:g} ms)")
+    cells = hypercolumns * (n_channels + spec.n_interneurons)
+    check_memory(cells * 400, f"{hypercolumns:,} hypercolumns of {n_channels} channels")  # ~50 state variables
+    check_work(cells * duration / dt, f"simulating {hypercolumns:,} hypercolumns x {n_channels} channels for "
+                                      f"{duration:g} ms at dt {dt:g} ms")
+    check_with_brian(spec)
+    return spec, duration
+
+
+def _run(args) -> int:
+    from hcs_neuro.brian.bench import random_drives
+
     if args.drive != "random":
         try:
-            d = np.array([float(x) for x in args.drive.split(",")], dtype=float)
+            d = np.array([float(x) for x in args.drive.split(",") if x.strip()], dtype=float)
         except ValueError:
-            raise ConfigError(f"--drive must be comma-separated numbers or 'random', got {args.drive!r}") from None
+            raise ConfigError(f"--drive {args.drive!r}: allowed comma-separated numbers or 'random'") from None
+        if d.size < 2 or not np.isfinite(d).all():
+            raise ConfigError(f"--drive {args.drive!r}: allowed two or more finite, comma-separated numbers")
         if args.n is not None and args.n != d.size:
             raise ConfigError(f"--drive has {d.size} values but --n is {args.n}")
-        drives = np.tile(d, (max(1, args.hypercolumns), 1))
+        n_channels = d.size
     else:
-        drives = random_drives(max(1, args.hypercolumns), args.n or spec.n_channels, args.seed)
+        n_channels = args.n or _spec(args).n_channels
+    spec, duration = _prepare(args, n_channels, args.hypercolumns)
+    args.k = spec.k if args.k is None else args.k
+    check_k(args.k, n_channels)
+    if args.drive != "random":
+        drives = np.tile(d, (args.hypercolumns, 1))
+    else:
+        drives = random_drives(args.hypercolumns, n_channels, args.seed)
     H, N = drives.shape
-    from hcs_neuro.circuit_spec import check_k
-
-    check_k(args.k, N)
     if args.device == "runtime":
-        import brian2 as b2
-
-        from hcs_neuro.circuit import build_hypercolumns
+        from hcs_neuro.brian import b2
+        from hcs_neuro.brian.hypercolumn import build_hypercolumns
 
         b2.prefs.codegen.target = "numpy"
         b2.seed(args.seed)
@@ -142,14 +176,14 @@ def _run(args) -> int:
         lat, levels = c.kwta.decision_time_ms(), c.kwta.levels()
         n_exc_spikes, n_inh_spikes = int(c.spikes_exc.num_spikes), int(c.spikes_inh.num_spikes)
     else:
-        from hcs_neuro.standalone import StandaloneCircuit
+        from hcs_neuro.brian.device import StandaloneCircuit
 
         with StandaloneCircuit(spec, H, N, args.k, duration_ms=duration, dt_ms=args.dt, seed=args.seed) as sa:
             res = sa.run(drives)
         winners, win_t, lat, levels = res["winners"], res["win_time_ms"], res["decision_time_ms"], res["levels"]
         n_exc_spikes = n_inh_spikes = None
     sc = score_trials(drives, winners, args.k)
-    ref = reference_topk(drives, args.k)
+    ref = topk_mask(drives, args.k)
     out = {
         "circuit": spec.name,
         "k": args.k,
@@ -184,28 +218,26 @@ def _run(args) -> int:
 
 
 def _bench(args) -> int:
-    from hcs_neuro.atomic import write_json_atomic
-    from hcs_neuro.circuit_bench import run_bench
+    from hcs_neuro.brian.bench import run_bench
 
-    spec = _spec(args)
-    duration = _duration_ms(args.duration, spec)
-    n = args.n or spec.n_channels
+    n = args.n or _spec(args).n_channels
+    for k in args.k:
+        check_k(k, n)
     noises = args.noise if args.noise is not None else [None]
+    jobs = [(k, nz) for nz in noises for k in args.k]
+    spec, duration = _prepare(args, n, min(args.batch, args.trials))
+    dt = 0.1 if args.dt is None else args.dt
+    check_work(len(jobs) * args.trials * (n + spec.n_interneurons) * duration / dt,
+               f"the benchmark ({len(jobs)} rows x {args.trials:,} trials x {n} channels, {duration:g} ms at dt {dt:g} ms)")
     rows = []
     print(f"{'k':>2} {'noise_mV':>8} {'strict':>8} {'tie_tol':>8} {'over':>5} {'under':>5} {'lat_med_ms':>10} "
           f"{'lat_p95_ms':>10} {'wall/trial_ms':>13}")
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover
-        def tqdm(x, **kw):
-            return x
-    jobs = [(k, nz) for nz in noises for k in args.k]
-    for k, nz in tqdm(jobs, desc="circuit bench", disable=not sys.stderr.isatty()):
+    for k, nz in progress(jobs, desc="circuit bench", unit="row"):
         r = run_bench(spec, k=k, n_channels=n, trials=args.trials, seed=args.seed, noise=nz, dt_ms=args.dt,
                       device=args.device, duration_ms=duration, tie_tol=args.tie_tol, batch_size=args.batch)
         rows.append(r)
-        lat = r["latency_median_ms"]
-        p95 = r["latency_p95_ms"]
+        lat = r["latency_ms_median"]
+        p95 = r["latency_ms_p95"]
         print(f"{k:>2} {'-' if nz is None else f'{nz:g}':>8} {r['strict_agreement']:>8.4f} "
               f"{r['tie_tolerant_agreement']:>8.4f} {r['over_selection']:>5} {r['under_selection']:>5} "
               f"{'nan' if lat is None else f'{lat:.2f}':>10} {'nan' if p95 is None else f'{p95:.2f}':>10} "
@@ -221,34 +253,29 @@ def _plot(args) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    import brian2 as b2
     import matplotlib.pyplot as plt
-    import numpy as np
 
-    from hcs_neuro.atomic import atomic_path
-    from hcs_neuro.circuit import build_hypercolumns
-    from hcs_neuro.circuit_bench import random_drives, run_bench
-    from hcs_neuro.circuit_spec import check_k
+    from hcs_neuro.brian import b2
+    from hcs_neuro.brian.bench import DEFAULT_BATCH, random_drives, run_bench
+    from hcs_neuro.brian.hypercolumn import build_hypercolumns
     from hcs_neuro.plotting import circuit as pc
 
-    spec = _spec(args)
-    duration = _duration_ms(args.duration, spec)
-    n = args.n or spec.n_channels
+    check_output_dir(args.out, overwrite=args.overwrite, kind=PLOT_KIND)
+    n = args.n or _spec(args).n_channels
+    spec, duration = _prepare(args, n, min(args.trials, DEFAULT_BATCH))
+    dt = 0.1 if args.dt is None else args.dt
+    check_work(2 * args.trials * (n + spec.n_interneurons) * duration / dt,
+               f"the plot's {args.trials:,} trials (twice: with and without refinement) x {n} channels")
     args.k = spec.k if args.k is None else args.k
     check_k(args.k, n)
-    from pathlib import Path
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    figures = []  # written together at the end: an interrupted or failed plot leaves no folder
 
     def save(fig, stem):
-        for ext in ("png", "pdf"):
-            with atomic_path(out / f"{stem}.{ext}") as tmp:
-                fig.savefig(tmp, dpi=150)
-        plt.close(fig)
-        print(f"wrote {out / stem}.png/.pdf")
+        figures.append((fig, stem))
 
     # one hypercolumn, fully recorded
+    print(f"circuit plot {spec.name}: simulating one hypercolumn (N = {n}, k = {args.k}), then {args.trials} trials "
+          f"for latency and psychometric curves", flush=True)
     b2.prefs.codegen.target = "numpy"
     b2.seed(args.seed)
     drives = random_drives(1, n, args.seed)
@@ -300,7 +327,7 @@ def _plot(args) -> int:
                              r0["psychometric_n_trials"], label="plain race, max_levels = 0 (strict)", ax=ax)
         curves.append((plain, r0))
     try:
-        from hcs_neuro.theory import p_strict_given_margin, race_params
+        from hcs_neuro.brian.theory import p_strict_given_margin, race_params
 
         p = race_params(spec)
         xk = float(np.median(-np.sort(-raw["drives"], axis=1)[:, args.k - 1]))
@@ -310,11 +337,17 @@ def _plot(args) -> int:
             th = p_strict_given_margin(np.full(mm.size, xk), mm, p, dt, max_levels=sp.max_levels,
                                        factor=sp.refine_factor)
             ax.plot(mm, th, "k--", lw=1)
-        ax.plot([], [], "k--", lw=1, label="theory (hcs_neuro.theory)")
+        ax.plot([], [], "k--", lw=1, label="theory (hcs_neuro.brian.theory)")
         ax.legend(loc="lower right", fontsize=8)
     except ConfigError:
         pass  # not a lif-type circuit: no closed-form theory
     ax.set_title(f"psychometric curve, N = {n}, k = {args.k}, dt = {r['dt_ms']} ms, {args.trials} trials",
                  fontsize=10)
     save(fig, "psychometric")
+    with atomic_dir(args.out, overwrite=args.overwrite, kind=PLOT_KIND) as tmp:
+        for fig, stem in figures:
+            for ext in ("png", "pdf"):
+                fig.savefig(tmp / f"{stem}.{ext}", dpi=150)
+            plt.close(fig)
+    print(f"wrote {args.out}/: " + ", ".join(f"{stem}.png/.pdf" for _, stem in figures))
     return 0

@@ -12,12 +12,19 @@ NumPy reference only: the reference accuracy is now printed beside the spiking a
 
 from __future__ import annotations
 
-__all__ = ["register", "run_demo", "DEMO_MODEL", "DEFAULT_MODEL", "QUICK_N_IMAGES"]
+from hcs_neuro.cli.args import (
+    add_json,
+    add_network_arguments,
+    add_overwrite,
+    int_in,
+    output_dir,
+)
+from hcs_neuro.core.errors import ConfigError
+from hcs_neuro.core.io import write_json_atomic
+from hcs_neuro.pipeline import DEMO_MODEL, run_demo
 
-#: The shipped model the demo runs (``models/digits_hcs.npz``, found by name).
-DEMO_MODEL = "digits_hcs"
-#: Former name (the foundation engineer's first version of this command).
-DEFAULT_MODEL = DEMO_MODEL
+__all__ = ["register", "QUICK_N_IMAGES"]
+
 #: Images simulated with ``--quick`` (the smoke test; the full digits test split has 359).
 QUICK_N_IMAGES = 20
 
@@ -34,87 +41,25 @@ def register(subparsers) -> None:
     )
     p.add_argument("--model", default=DEMO_MODEL, metavar="MODEL",
                    help=f"model file or shipped name (default: {DEMO_MODEL})")
-    p.add_argument("--n-images", type=int, metavar="N", help="first N test images (default: all 359)")
+    p.add_argument("--n-images", type=int_in(1), metavar="N", help="first N test images (default: all 359)")
     p.add_argument("--quick", action="store_true", help=f"smoke test: first {QUICK_N_IMAGES} images only")
-    p.add_argument("--out", default="hcs-neuro-demo", metavar="DIR",
-                   help="report folder (default: ./hcs-neuro-demo; replaced atomically)")
-    p.add_argument("--circuit", metavar="FILE", help="circuit .toml (default: simulate's)")
-    p.add_argument("--device", choices=("cpp_standalone", "runtime"), default="cpp_standalone",
-                   help="Brian2 device: cpp_standalone compiles once and runs fast (default); runtime needs "
-                        "no compiler (NumPy code generation; about 1 s per image)")
-    p.add_argument("--n-jobs", type=int, default=2, metavar="N", help="simulation processes (default: 2)")
-    p.add_argument("--seed", type=int, default=0, help="simulation seed (default: 0)")
-    p.add_argument("--json", metavar="PATH", help="write the summary numbers as JSON")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--out", default="hcs-neuro-demo", metavar="DIR", type=output_dir,
+                   help="report folder, new or empty (default: ./hcs-neuro-demo; written atomically)")
+    add_overwrite(p)
+    add_network_arguments(p)
+    add_json(p, "write the summary numbers as JSON")
     p.set_defaults(func=_handle)
 
 
-def run_demo(*, model=DEMO_MODEL, n_images=None, out="hcs-neuro-demo", circuit=None, n_jobs=2, seed=0,
-             progress=True, device="cpp_standalone", log=print) -> dict:
-    """Simulate, validate, count energy and write the report; return a JSON-able summary.
-
-    Returns
-    -------
-    dict
-        ``report`` (path of report.md), ``n_images``, ``class_agreement``, ``spiking_accuracy``,
-        ``reference_accuracy``, ``sops_per_image``, ``spikes_per_image``,
-        ``energy_per_image_uj`` (per profile), ``sops_equal_where_winners_agree``,
-        ``wall_time_s`` (simulation) and ``total_time_s`` (everything, this call).
-    """
-    import time
-
-    from hcs_neuro import reference as ref_mod
-    from hcs_neuro.cli.energy import load_images, resolve_model
-    from hcs_neuro.energy import network_energy
-    from hcs_neuro.report import write_report
-
-    t0 = time.perf_counter()
-    from hcs_neuro.simulate import load_race_circuit, simulate
-    from hcs_neuro.validate import validate
-
-    circuit = load_race_circuit(circuit)  # a bad circuit file: error before any work
-    model = resolve_model(model)
-    images, labels = load_images(model, "digits", "test", None, n_images)
-    log(f"demo: {model.architecture.name} on {len(images)} digits test images "
-        f"(8x8, scikit-learn's bundled set); reference forward pass")
-    ref = ref_mod.forward(model, images)
-    log(f"demo: spiking simulation (Brian2 {device}"
-        f"{'; compiles the C++ project once first' if device == 'cpp_standalone' else ''})")
-    spiking = simulate(model, images, circuit=circuit, n_jobs=n_jobs, progress=progress, seed=seed, device=device)
-    validation = validate(model, images, labels, spiking, reference=ref)
-    energy = network_energy(model, ref, spiking, input_levels=ref_mod.quantize_input(model, images))
-    report = write_report(out, model=model, reference=ref, spiking=spiking, validation=validation, energy=energy,
-                          title=f"hcs-neuro demo: {model.architecture.name} as a spiking network")
-    summary = {
-        "report": str(report),
-        "n_images": int(len(images)),
-        "class_agreement": validation.get("class_agreement"),
-        "spiking_accuracy": validation.get("spiking_accuracy"),
-        "reference_accuracy": validation.get("reference_accuracy"),
-        "spikes_per_image": energy["totals"]["spikes_per_image"],
-        "sops_per_image": energy["totals"]["sops_per_image"],
-        "effective_ops_per_image": energy["totals"]["effective_ops_per_image"],
-        "sops_equal_where_winners_agree": energy["sop_check"]["sops_equal_where_winners_agree"],
-        "energy_per_image_uj": {name: p["per_image_uj"] for name, p in energy["energy"].items()},
-        "wall_time_s": float(spiking.wall_time_s),
-        "compile_time_s": spiking.metadata.get("compile_time_s"),
-        "device": device,
-        "total_time_s": time.perf_counter() - t0,
-    }
-    return summary
-
-
 def _handle(args) -> int:
-    from hcs_neuro.atomic import write_json_atomic
-    from hcs_neuro.errors import ConfigError
-
     n = args.n_images
     if args.quick:
         n = QUICK_N_IMAGES if n is None else min(n, QUICK_N_IMAGES)
     if n is not None and n < 1:
         raise ConfigError(f"--n-images {n}: allowed an integer >= 1")
+
     s = run_demo(model=args.model, n_images=n, out=args.out, circuit=args.circuit, n_jobs=args.n_jobs,
-                 seed=args.seed, progress=not args.no_progress, device=args.device)
+                 seed=args.seed, progress=not args.no_progress, device=args.device, overwrite=args.overwrite)
 
     def pct(v):
         return "n/a" if v is None else f"{100 * v:.2f} %"
@@ -124,7 +69,14 @@ def _handle(args) -> int:
     print(f"per image: {s['spikes_per_image']:,.0f} spikes, {s['sops_per_image']:,.0f} SOPs "
           f"(reference: {s['effective_ops_per_image']:,.0f} effective ops); SOPs = analytic where winners agree: "
           f"{'yes' if s['sops_equal_where_winners_agree'] else 'NO'}")
-    print("energy per image (chip level): " + ", ".join(f"{k} {v:.3g} uJ" for k, v in s["energy_per_image_uj"].items()))
+    with_dm = s["energy_per_image_with_data_movement_uj"]
+    print("energy per image (chip level, uJ without / with data movement; one value where a profile's figures "
+          "include memory): " + ", ".join(f"{k} {v:.3g}" if v == with_dm[k] else f"{k} {v:.3g} / {with_dm[k]:.3g}"
+                                          for k, v in s["energy_per_image_uj"].items()))
+    r = s["snn_over_reference"]
+    print(f"{r['profile']} / {r['reference']} (one model): {r['without_data_movement']:.3g} without data movement, "
+          f"{r['with_data_movement']:.3g} with (dense reference), {r['with_data_movement_sparse']:.3g} with "
+          f"(sparse reference bound); see report.md for the break-even activity")
     compile_s = s["compile_time_s"]
     print(f"simulation {s['wall_time_s']:.1f} s ({s['device']}"
           f"{'' if compile_s is None else f', of which build/compile {compile_s:.1f} s'}), total {s['total_time_s']:.1f} s")

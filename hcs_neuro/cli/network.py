@@ -1,24 +1,38 @@
-"""``hcs-neuro simulate`` and ``hcs-neuro validate``: a whole model as a Brian2 spiking network.
-
-Heavy imports (Brian2, the simulator, matplotlib for reports) happen inside the handlers.
-"""
+"""``hcs-neuro simulate`` and ``hcs-neuro validate``: a whole model as a Brian2 spiking network."""
 
 from __future__ import annotations
 
-__all__ = ["register", "run_validation"]
+import numpy as np
+
+from hcs_neuro.cli.args import (
+    add_data_arguments,
+    add_json,
+    add_network_arguments,
+    add_overwrite,
+    float_in,
+    int_in,
+    output_dir,
+)
+from hcs_neuro.core.io import check_output_dir, write_json_atomic
+from hcs_neuro.pipeline import (
+    load_images,
+    resolve_model,
+    run_network,
+    simulate_images,
+    validation_summary,
+    write_network_report,
+)
+
+__all__ = ["register"]
 
 
 def _common(p) -> None:
-    from hcs_neuro.cli.energy import add_data_arguments
-
     p.add_argument("model", metavar="MODEL", help="model .npz file, or the name of a shipped model (e.g. digits_hcs)")
     add_data_arguments(p)
-    p.add_argument("--circuit", metavar="FILE", help="whole-network race circuit (default: circuits/network_race.toml)")
-    p.add_argument("--n-jobs", type=int, default=2, metavar="N", help="simulation processes (default: 2)")
-    p.add_argument("--chunk", type=int, metavar="N", help="images per run of the compiled binary (default: automatic)")
-    p.add_argument("--seed", type=int, default=0, help="Brian2 seed (the race itself draws no random numbers)")
-    p.add_argument("--json", metavar="PATH", help="write the numbers as JSON (stable snake_case keys)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_network_arguments(p, device=False)
+    p.add_argument("--chunk", type=int_in(1, 100_000), metavar="N",
+                   help="images per run of the compiled binary (default: automatic)")
+    add_json(p)
 
 
 def register(subparsers) -> None:
@@ -39,46 +53,31 @@ def register(subparsers) -> None:
         "latency (ms), spikes per neuron per image, and the SOP cross-check. Images are processed in blocks "
         "(memory bounded) by one compiled network.")
     _common(v)
-    v.add_argument("--tie-tol", type=float, default=0.01, metavar="F",
-                   help="near-tie tolerance as a fraction of each hypercolumn's drive range (default 0.01)")
-    v.add_argument("--block", type=int, default=500, metavar="N",
+    v.add_argument("--tie-tol", type=float_in(0, 1, hi_open=True), default=0.01, metavar="F",
+                   help="near-tie tolerance as a fraction of each hypercolumn's drive range, 0 <= F < 1 "
+                        "(default 0.01)")
+    v.add_argument("--block", type=int_in(1, 1_000_000), default=500, metavar="N",
                    help="images per validation block (bounds memory; default 500)")
-    v.add_argument("--out", metavar="DIR", help="write a report folder (report.md, figures, JSON) for the first block")
+    v.add_argument("--out", metavar="DIR", type=output_dir,
+                   help="write a report folder (new or empty: report.md, figures, JSON) for the first block")
+    add_overwrite(v)
     v.set_defaults(func=_validate)
 
 
-def _check_common(args):
-    from hcs_neuro.errors import ConfigError
-
-    if args.n_jobs < 1:
-        raise ConfigError(f"--n-jobs {args.n_jobs}: allowed an integer >= 1")
-    if args.chunk is not None and args.chunk < 1:
-        raise ConfigError(f"--chunk {args.chunk}: allowed an integer >= 1")
-
-
 def _load(args):
-    """Model, images, labels and race circuit, all checked before anything is simulated."""
-    from hcs_neuro.cli.energy import load_images, resolve_model
-    from hcs_neuro.convert import plan_network
-    from hcs_neuro.simulate import load_race_circuit
+    """Model, images, labels and network, all checked before anything is simulated."""
+    from hcs_neuro.brian.session import make_network
 
-    _check_common(args)
     model = resolve_model(args.model)
     images, labels = load_images(model, args.dataset, args.split, args.data_dir, args.n_images)
-    race = load_race_circuit(args.circuit)
-    plan_network(model, race)  # raises for models that cannot be converted, before any compilation
-    return model, images, labels, race
+    network = make_network(model, args.circuit)  # a bad circuit, or a model that cannot be converted
+    return model, images, labels, network
 
 
 def _simulate(args) -> int:
-    import numpy as np
-
-    from hcs_neuro.atomic import write_json_atomic
-    from hcs_neuro.simulate import simulate
-
-    model, images, labels, race = _load(args)
-    sp = simulate(model, images, circuit=race, n_jobs=args.n_jobs, chunk=args.chunk, seed=args.seed,
-                  progress=not args.no_progress, device=args.device)
+    model, images, labels, network = _load(args)
+    sp = simulate_images(model, images, circuit=network.race, n_jobs=args.n_jobs, chunk=args.chunk, seed=args.seed,
+                         progress=not args.no_progress, device=args.device)
     lat = sp.decision_latency_ms[np.isfinite(sp.decision_latency_ms)]
     cells = sum(l.n_exc for l in sp.layers)
     out = {
@@ -95,8 +94,8 @@ def _simulate(args) -> int:
         "images_per_s": sp.n_images / max(sp.metadata.get("run_time_s", sp.wall_time_s), 1e-9),
         "pred": sp.pred.tolist(), "metadata": sp.metadata,
     }
-    print(f"simulated {out['n_images']} images of {args.dataset} ({model.architecture.name}, circuit {race.name}, "
-          f"dt {sp.dt_ms:g} ms, window {sp.window_ms:g} ms per image)")
+    print(f"simulated {out['n_images']} images of {args.dataset} ({model.architecture.name}, circuit "
+          f"{network.race.name}, dt {sp.dt_ms:g} ms, window {sp.window_ms:g} ms per image)")
     print(f"spiking accuracy {100 * out['spiking_accuracy']:.2f} %, undecided {100 * out['undecided_fraction']:.2f} %")
     if lat.size:
         print(f"decision latency median {out['latency_ms_median']:.2f} ms, max {out['latency_ms_max']:.2f} ms "
@@ -111,63 +110,16 @@ def _simulate(args) -> int:
     return 0
 
 
-def run_validation(model, images, labels, *, circuit=None, n_jobs=2, chunk=None, seed=0, tie_tol=0.01, block=500,
-                   progress=True, keep_first=True):
-    """Simulate and validate block by block with one compiled network.
-
-    Returns
-    -------
-    metrics : dict
-        :func:`hcs_neuro.validate.validate`'s keys over all images, plus ``compile_time_s``.
-    first : tuple or None
-        ``(images, reference, spiking)`` of the first block (for reports), if ``keep_first``.
-    """
-    import time
-
-    from hcs_neuro import reference as ref_mod
-    from hcs_neuro.errors import ConfigError
-    from hcs_neuro.simulate import SimulationSession, default_chunk
-    from hcs_neuro.validate import Validator
-
-    if block < 1:
-        raise ConfigError(f"--block {block}: allowed an integer >= 1")
-    if not 0 <= tie_tol < 1:
-        raise ConfigError(f"--tie-tol {tie_tol}: allowed 0 <= tie_tol < 1")
-    t0 = time.perf_counter()
-    n = len(images)
-    block = min(block, n)
-    chunk = chunk or default_chunk(block, n_jobs)
-    n_jobs = min(n_jobs, -(-n // chunk))
-    val = Validator(model, tie_tol=tie_tol)
-    first = None
-    with SimulationSession(model, circuit=circuit, n_jobs=n_jobs, chunk=chunk, seed=seed) as sess:
-        # simulation of later chunks overlaps with the validation of a finished block
-        for s, sp in sess.iter_blocks(images, block, progress=progress):
-            m = sp.n_images
-            x, y = images[s:s + m], labels[s:s + m]
-            ref = ref_mod.forward(model, x)
-            val.update(x, y, sp, ref)
-            if keep_first and first is None:
-                first = (x, y, ref, sp)
-        compile_s = sess.compile_time_s
-    metrics = val.result()
-    metrics["compile_time_s"] = compile_s
-    metrics["total_time_s"] = time.perf_counter() - t0
-    # simulation and validation overlap: the honest rate is images over everything after compiling
-    metrics["wall_time_s"] = metrics["total_time_s"] - compile_s
-    metrics["images_per_s"] = n / max(metrics["wall_time_s"], 1e-9)
-    return metrics, first
-
-
 def _validate(args) -> int:
-    import importlib.util
+    from hcs_neuro.report import REPORT_KIND, print_validation
 
-    from hcs_neuro.atomic import write_json_atomic
-
-    model, images, labels, race = _load(args)
-    metrics, first = run_validation(model, images, labels, circuit=race, n_jobs=args.n_jobs, chunk=args.chunk,
-                                    seed=args.seed, tie_tol=args.tie_tol, block=args.block,
-                                    progress=not args.no_progress, keep_first=bool(args.out))
+    if args.out:
+        check_output_dir(args.out, overwrite=args.overwrite, kind=REPORT_KIND)
+    model, images, labels, network = _load(args)
+    run = run_network(model, images, labels, circuit=network.race, n_jobs=args.n_jobs, chunk=args.chunk,
+                      seed=args.seed, tie_tol=args.tie_tol, block=args.block, energy=False,
+                      progress=not args.no_progress, keep_first=bool(args.out))
+    metrics = validation_summary(run)
     metrics["model"] = model.architecture.source
     metrics["dataset"] = args.dataset
     print_validation(metrics)
@@ -175,46 +127,7 @@ def _validate(args) -> int:
         write_json_atomic(args.json, metrics)
         print(f"wrote {args.json}")
     if args.out:
-        if importlib.util.find_spec("hcs_neuro.report") is None:
-            print("note: hcs_neuro.report is not available in this installation; no report written")
-        else:
-            from hcs_neuro import reference as ref_mod
-            from hcs_neuro.energy import network_energy
-            from hcs_neuro.report import write_report
-
-            x, y, ref, sp = first
-            energy = network_energy(model, ref, sp, input_levels=ref_mod.quantize_input(model, x))
-            report = write_report(args.out, model=model, reference=ref, spiking=sp, validation=metrics, energy=energy,
-                                  title=f"hcs-neuro validate: {model.architecture.name} on {args.dataset}")
-            print(f"report: {report}")
+        report = write_network_report(run, model, args.out, overwrite=args.overwrite,
+                                      title=f"hcs-neuro validate: {model.architecture.name} on {args.dataset}")
+        print(f"report: {report}")
     return 0
-
-
-def print_validation(m: dict, file=None) -> None:
-    """Human-readable summary of :func:`run_validation`'s metrics."""
-    import sys
-
-    out = file or sys.stdout
-
-    def pct(v):
-        return "n/a" if v is None else f"{100 * v:.2f} %"
-
-    def ms(v):  # 18.4, not the float sum's 18.400000000000002
-        return "n/a" if v is None else f"{v:g}"
-
-    print(f"validated {m['n_images']} images (circuit {m.get('circuit')}, dt {ms(m.get('dt_ms'))} ms, "
-          f"window {ms(m.get('window_ms'))} ms per image, tie_tol {m['tie_tol']:g} of each drive range)", file=out)
-    print(f"class agreement {pct(m['class_agreement'])}; spiking accuracy {pct(m['spiking_accuracy'])} "
-          f"(reference {pct(m['reference_accuracy'])}); undecided {pct(m['undecided_fraction'])}", file=out)
-    print(f"{'layer':<12}{'k':>5}{'cond. strict':>14}{'cond. tol.':>12}{'spikes/neuron':>15}{'SOP check':>12}",
-          file=out)
-    for l in m["layers"]:
-        sop = f"{l['sop_check_equal']}/{l['sop_check_images']}" if l["type"] != "linear" else "-"
-        print(f"{'L%d %s' % (l['index'], l['type']):<12}{l['k']:>5}{pct(l['conditional_agreement_strict']):>14}"
-              f"{pct(l['conditional_agreement_tie_tolerant']):>12}{l['spikes_per_neuron_per_image']:>15.3f}{sop:>12}",
-              file=out)
-    if m.get("latency_ms_median") is not None:
-        print(f"decision latency (ms from stimulus onset): median {m['latency_ms_median']:.2f}, "
-              f"p95 {m['latency_ms_p95']:.2f}, max {m['latency_ms_max']:.2f}", file=out)
-    print(f"spikes per neuron per image {m['spikes_per_neuron_per_image']:.3f}; simulation {m['wall_time_s']:.1f} s "
-          f"({m['images_per_s']:.1f} images/s), compile {m.get('compile_time_s', 0):.1f} s", file=out)

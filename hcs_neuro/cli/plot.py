@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-__all__ = ["register", "read_curve", "FIGURE_SUFFIXES"]
+import textwrap
+from pathlib import Path
 
-#: File types a figure may be written as (matplotlib picks the format from the suffix).
-FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+from hcs_neuro.cli.args import add_json, int_in, output_file
+from hcs_neuro.core.curve import read_curve
+from hcs_neuro.core.errors import ConfigError
+from hcs_neuro.core.io import (
+    FIGURE_SUFFIXES,
+    atomic_path,
+    check_output_file,
+    read_json,
+    write_json_atomic,
+)
+from hcs_neuro.measure.energy import break_even_summary
+
+__all__ = ["register"]
 
 
 def register(subparsers) -> None:
@@ -34,9 +46,9 @@ def register(subparsers) -> None:
     s.add_argument("--where", action="append", default=[], metavar="NAME=VALUE",
                    help="fix another varying parameter (repeatable)")
     s.add_argument("--logx", action="store_true", default=None, help="logarithmic x axis")
-    s.add_argument("--out", metavar="FILE",
+    s.add_argument("--out", metavar="FILE", type=output_file(FIGURE_SUFFIXES),
                    help="figure file (.png/.pdf/.svg; default: RESULTS folder/sweep_Y_vs_X.png)")
-    s.add_argument("--json", metavar="PATH", help="write the plotted means and bands as JSON")
+    add_json(s, "write the plotted means and bands as JSON")
     s.set_defaults(func=_handle_sweep)
 
     c = what.add_parser(
@@ -50,43 +62,36 @@ def register(subparsers) -> None:
     c.add_argument("--color", action="append", default=[], metavar="COLOR",
                    help="line colour per curve file, in order (a matplotlib colour: C0, tab:blue, #1f77b4; "
                    "give one per file or none), e.g. one colour per rule when several seeds are drawn")
-    c.add_argument("--offset", action="append", default=[], type=int, metavar="EPOCHS",
+    c.add_argument("--offset", action="append", default=[], type=int_in(0, 100_000), metavar="EPOCHS",
                    help="shift each curve file, in order, this many epochs to the right (give one per file or "
                    "none), e.g. 12 for the second stage of a run warm-started (train --init) from a 12-epoch model")
     c.add_argument("--title", help="figure title (default: dataset and test-set size)")
-    c.add_argument("--out", required=True, metavar="FILE", help="figure file (.png/.pdf/.svg)")
+    c.add_argument("--out", required=True, metavar="FILE", type=output_file(FIGURE_SUFFIXES),
+                   help="figure file (.png/.pdf/.svg)")
     c.set_defaults(func=_handle_curve)
 
-
-def read_curve(path):
-    """A `hcs-neuro train --curve` file: ``(raw JSON, its epochs list)``; ConfigError naming the file
-    when it cannot be read or is not such a file."""
-    import json
-
-    from hcs_neuro.errors import ConfigError
-
-    try:
-        with open(path, encoding="utf-8") as fh:
-            raw = json.load(fh)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the curve file ({exc.strerror})") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: not a JSON curve file ({exc.msg} at line {exc.lineno})") from None
-    rows = raw.get("epochs") if isinstance(raw, dict) else None
-    if not isinstance(rows, list) or not rows or not all(
-            isinstance(r, dict) and isinstance(r.get("epoch"), int)
-            and isinstance(r.get("test_accuracy"), (int, float)) for r in rows):
-        raise ConfigError(f"{path}: expected a 'hcs-neuro train --curve' file: an 'epochs' list of "
-                          "{{epoch, test_accuracy}} entries")
-    return raw, rows
+    b = what.add_parser(
+        "break-even",
+        help="break-even activity against k of models whose energy was counted (`hcs-neuro energy --json`)",
+        description="For each energy JSON (written by `hcs-neuro energy MODEL --json PATH`), the activity "
+        "(spikes per neuron per image) at which the spiking network would cost what the reference "
+        "accelerator costs under the same energy model: a* = a0 (E_ref - E_fixed) / E_var(a0), with and "
+        "without data movement, against the dense reference and the sparse reference bound. Left panel: "
+        "neuron updates as counted; right panel: without per-step neuron updates (an asynchronous chip). "
+        "Writes the figure and, with --json, the numbers.")
+    b.add_argument("energy", nargs="+", metavar="ENERGY_JSON",
+                   help="energy JSON files (hcs-neuro energy --json); each is labelled by its file name "
+                        "(energy_NAME.json: NAME)")
+    b.add_argument("--profile", metavar="NAME",
+                   help="spiking profile to compare (default: each model's own-precision 45 nm profile, "
+                        "cmos45_snn for ternary weights)")
+    b.add_argument("--out", required=True, metavar="FILE", type=output_file(FIGURE_SUFFIXES),
+                   help="figure file (.png/.pdf/.svg)")
+    add_json(b, "write the break-even numbers of every model as JSON")
+    b.set_defaults(func=_handle_break_even)
 
 
 def _handle_curve(args) -> int:
-    from pathlib import Path
-
-    from hcs_neuro.atomic import atomic_path
-    from hcs_neuro.errors import ConfigError
-
     if args.label and len(args.label) != len(args.curves):
         raise ConfigError(f"--label given {len(args.label)} times for {len(args.curves)} curve files: "
                           "give one per file or none")
@@ -98,8 +103,6 @@ def _handle_curve(args) -> int:
                           "give one per file or none")
     if any(o < 0 for o in args.offset):
         raise ConfigError(f"--offset {min(args.offset)}: allowed whole numbers of epochs >= 0")
-    if Path(args.out).suffix.lower() not in FIGURE_SUFFIXES:
-        raise ConfigError(f"--out {args.out!r}: allowed file types {', '.join(FIGURE_SUFFIXES)}")
     curves = [read_curve(p) for p in args.curves]
 
     import matplotlib
@@ -108,8 +111,6 @@ def _handle_curve(args) -> int:
     import matplotlib.pyplot as plt
     from matplotlib.colors import is_color_like
     from matplotlib.ticker import MaxNLocator
-
-    import textwrap
 
     for color in args.color:
         if not is_color_like(color):
@@ -146,11 +147,48 @@ def _handle_curve(args) -> int:
     return 0
 
 
-def _handle_sweep(args) -> int:
-    from pathlib import Path
+def _handle_break_even(args) -> int:
+    summaries = []
+    for path in args.energy:
+        e = read_json(path, what="energy JSON file")
+        if not all(k in e for k in ("energy", "layers", "snn_profile_own_precision", "memory")):
+            raise ConfigError(f"{path}: not an energy result of this version (write it with "
+                              "`hcs-neuro energy MODEL --json PATH`)")
+        s = break_even_summary(e, args.profile)
+        stem = Path(path).stem
+        s.update(source=str(path), architecture=s["model"],
+                 model=stem[len("energy_"):] if stem.startswith("energy_") and len(stem) > 7 else stem)
+        summaries.append(s)
 
-    from hcs_neuro.atomic import atomic_path, write_json_atomic
-    from hcs_neuro.errors import ConfigError
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hcs_neuro.plotting.energy import plot_break_even
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+    plot_break_even(summaries, ax=axes[0], step_updates=True)
+    plot_break_even(summaries, ax=axes[1], step_updates=False)
+    fig.tight_layout()
+    with atomic_path(args.out) as tmp:
+        fig.savefig(tmp, dpi=150)
+    plt.close(fig)
+    print(f"wrote {args.out}")
+    for s in summaries:
+        parts = []
+        for key, c in s["comparisons"].items():
+            a = c["a_star"]
+            parts.append(f"{key} {'none' if a is None else f'{a:.3g}'}")
+        print(f"{s['model']}: measured activity {s['measured_activity']:.4g} ({s['counts']}), a* " + ", ".join(parts))
+    if args.json:
+        write_json_atomic(args.json, {"figure": str(args.out), "formula": summaries[0]["formula"] if summaries else None,
+                                      "models": summaries})
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _handle_sweep(args) -> int:
     from hcs_neuro.plotting.sweep import (
         check_free_parameters,
         filter_table,
@@ -161,6 +199,16 @@ def _handle_sweep(args) -> int:
     )
     from hcs_neuro.sweep import load_metadata, load_results
 
+    names = [("--x", args.x), ("--hue", args.hue), ("--facet", args.facet)]
+    given = [(opt, n) for opt, n in names if n]
+    for i, (opt, n) in enumerate(given):
+        for opt2, n2 in given[i + 1:]:
+            if n == n2:
+                raise ConfigError(f"{opt} and {opt2} name the same parameter {n!r}; give each role its own parameter")
+    folder = Path(args.results) if Path(args.results).is_dir() else Path(args.results).parent
+    if not args.out:  # the default figure goes into the results folder: check it before any work
+
+        check_output_file(folder / f"sweep_{args.y}_vs_{args.x}.png", option="default --out")
     table = load_results(args.results)
     try:
         meta = load_metadata(args.results)
@@ -206,7 +254,6 @@ def _handle_sweep(args) -> int:
             summary.insert(0, facet, value)
         records.extend(summary.to_dict(orient="records"))
     fig.tight_layout()
-    folder = Path(args.results) if Path(args.results).is_dir() else Path(args.results).parent
     out = Path(args.out) if args.out else folder / f"sweep_{y}_vs_{x}.png"
     with atomic_path(out) as tmp:
         fig.savefig(tmp, dpi=150)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hcs_neuro.cli.args import add_json, int_in, output_dir
+from hcs_neuro.core.io import write_json_atomic
+
 __all__ = ["register"]
 
 
@@ -18,19 +21,23 @@ def register(subparsers) -> None:
     p.add_argument("spec", metavar="SPEC", help="sweep spec TOML file")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="address of an existing Dask scheduler (e.g. tcp://host:8786)")
-    p.add_argument("--workers", type=int, metavar="N",
+    p.add_argument("--workers", type=int_in(1, 1024), metavar="N",
                    help="local workers (one process, one thread each; default: CPU count)")
-    p.add_argument("--out", metavar="DIR", help="output folder (default: [sweep] out of the spec)")
+    p.add_argument("--out", metavar="DIR", type=output_dir,
+                   help="output folder: new, empty, or an earlier run of this sweep to resume "
+                        "(default: [sweep] out of the spec)")
     p.add_argument("--retry-errors", action="store_true",
                    help="recompute points whose saved result records an error")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--json", metavar="PATH", help="write the run summary as JSON")
+    add_json(p, "write the run summary as JSON")
     p.set_defaults(func=_handle)
 
 
 def _handle(args) -> int:
-    from hcs_neuro.atomic import write_json_atomic
-    from hcs_neuro.sweep import load_sweep_spec, run_sweep
+    from hcs_neuro.sweep import (  # Dask: imported only to run a sweep
+        load_sweep_spec,
+        run_sweep,
+    )
 
     spec = load_sweep_spec(args.spec, out=args.out)
     result = run_sweep(spec, scheduler=args.scheduler, n_workers=args.workers,

@@ -5,10 +5,31 @@ Heavy imports (PyTorch, scikit-learn) happen inside the handlers.
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import shlex
 import sys
+from pathlib import Path
 
-__all__ = ["register", "format_table", "resolve_model_path"]
+from hcs_neuro.cli.args import (
+    JSON_SUFFIXES,
+    add_json,
+    existing_dir,
+    float_in,
+    int_in,
+    output_file,
+    seed,
+)
+from hcs_neuro.core.architecture import load_architecture, with_overrides
+from hcs_neuro.core.catalog import model_path
+from hcs_neuro.core.datasets import DATASETS, load_dataset
+from hcs_neuro.core.errors import ConfigError
+from hcs_neuro.core.io import read_json, write_json_atomic
+from hcs_neuro.core.model import load_model, save_model
+from hcs_neuro.core.quant import check_bits
+from hcs_neuro.core.reference import evaluate
+
+__all__ = ["register", "format_table"]
 
 
 def register(subparsers) -> None:
@@ -20,7 +41,7 @@ def register(subparsers) -> None:
         "with the NumPy reference forward pass.")
     p.add_argument("--config", required=True, help="architecture TOML file (see models/configs/)")
     p.add_argument("--dataset", help="digits, fashion-mnist, mnist or idx (default: the config's [training])")
-    p.add_argument("--data-dir", help="folder with the IDX files (fashion-mnist, mnist, idx)")
+    p.add_argument("--data-dir", type=existing_dir, help="folder with the IDX files (fashion-mnist, mnist, idx)")
     p.add_argument("--weight-bits", type=int, help="1 binary, 2 ternary, ..., 8; 32 = full precision")
     p.add_argument("--act-bits", type=int, help="1 binary activities, 2..8 levels; 32 = full-precision ReLU")
     p.add_argument("--input-bits", type=int, help="input levels 2**B - 1 (1..8); 32 = float input")
@@ -29,28 +50,30 @@ def register(subparsers) -> None:
     p.add_argument("--learning", choices=("probabilistic", "shadow", "naive"),
                    help="probabilistic levels (default), shadow weights + straight-through, or the naive rule")
     p.add_argument("--ste", choices=("window", "winners"), help="straight-through estimator of binary activities")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float, help="peak step in weight-level units (low precision)")
-    p.add_argument("--lr-float", type=float, help="Adam learning rate for full-precision weights")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--threads", type=int, help="PyTorch threads (default: PyTorch's choice)")
-    p.add_argument("--train-subset", type=int, help="train on a seeded random subset of N training images")
+    p.add_argument("--epochs", type=int_in(1, 100_000))
+    p.add_argument("--batch-size", type=int_in(1, 1_000_000))
+    p.add_argument("--lr", type=float_in(0, lo_open=True), help="peak step in weight-level units (low precision)")
+    p.add_argument("--lr-float", type=float_in(0, lo_open=True), help="Adam learning rate for full-precision weights")
+    p.add_argument("--seed", type=seed)
+    p.add_argument("--threads", type=int_in(1, 1024), help="PyTorch threads (default: PyTorch's choice)")
+    p.add_argument("--train-subset", type=int_in(1), help="train on a seeded random subset of N training images")
     p.add_argument("--teacher", metavar="MODEL",
                    help="distil from MODEL (a .npz file or shipped model name, e.g. fashion_fp32_wide): its logits "
-                        "are soft targets (set distill_weight, distill_temp with --set; docs/training.md)")
+                        "are soft targets (set distill_weight, distill_temp with --set; docs/guide/training.md)")
     p.add_argument("--init", metavar="MODEL",
                    help="warm start from MODEL's weight and bias levels (a .npz file or shipped model name with the "
                         "same layers and weight bits; its activity bits and k may differ): the second stage of a "
-                        "two-stage recipe (docs/training.md)")
+                        "two-stage recipe (docs/guide/training.md)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="set any other [training] field, e.g. adam_norm=tensor or beta1=0.99 (repeatable; "
                    "the options above win)")
-    p.add_argument("--out", required=True, help="model file to write (.npz)")
-    p.add_argument("--manifest", help="JSON manifest to add/update an entry for --out in (e.g. models/MANIFEST.json); "
+    p.add_argument("--out", required=True, type=output_file((".npz",)), help="model file to write (.npz)")
+    p.add_argument("--manifest", type=output_file(JSON_SUFFIXES),
+                   help="JSON manifest to add/update an entry for --out in (e.g. models/MANIFEST.json); "
                    "the entry records the config's path relative to the manifest's folder")
-    p.add_argument("--json", metavar="PATH", help="write the training report as JSON")
-    p.add_argument("--curve", metavar="PATH", help="learning curve: after every epoch, measure the test accuracy "
+    add_json(p, "write the training report as JSON")
+    p.add_argument("--curve", metavar="PATH", type=output_file(JSON_SUFFIXES),
+                   help="learning curve: after every epoch, measure the test accuracy "
                    "(PyTorch integer forward pass) and rewrite PATH (JSON) with all epochs so far")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
@@ -62,17 +85,15 @@ def register(subparsers) -> None:
         "fraction of zero-level weights and MACs.")
     e.add_argument("model", help="model .npz file or shipped model name (see models/MANIFEST.json)")
     e.add_argument("--dataset", help="dataset (default: the one the model was trained on)")
-    e.add_argument("--data-dir", help="folder with the IDX files")
+    e.add_argument("--data-dir", type=existing_dir, help="folder with the IDX files")
     e.add_argument("--split", default="test", choices=("train", "test"))
-    e.add_argument("--limit", type=int, help="evaluate only the first N images")
-    e.add_argument("--json", metavar="PATH", help="write the report as JSON")
+    e.add_argument("--limit", type=int_in(1), help="evaluate only the first N images")
+    add_json(e, "write the report as JSON")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=_evaluate)
 
 
 def _parse_k(text):
-    from hcs_neuro.errors import ConfigError
-
     if text is None:
         return None
     try:
@@ -82,28 +103,6 @@ def _parse_k(text):
             return float(text)
         except ValueError:
             raise ConfigError(f"--k {text!r}: allowed an integer count or a fraction in (0, 1]") from None
-
-
-def _curve_writer(path, test_data, cfg):
-    """``on_epoch`` callback of ``train``: test accuracy per epoch, written atomically to ``path``."""
-    import time
-
-    import numpy as np
-
-    from hcs_neuro.atomic import write_json_atomic
-    from hcs_neuro.training import torch_forward
-
-    x_test, y_test = test_data
-    rows, t0 = [], time.perf_counter()
-
-    def on_epoch(epoch, model):
-        logits, _ = torch_forward(model, x_test, keep_layers=False)
-        rows.append({"epoch": epoch, "test_accuracy": float((np.argmax(logits, axis=1) == y_test).mean()),
-                     "wall_s": time.perf_counter() - t0})
-        write_json_atomic(path, {"dataset": cfg.dataset, "n_test": int(len(y_test)), "seed": cfg.seed,
-                                 "epochs": rows})
-
-    return on_epoch
 
 
 def _command_line(args) -> str:
@@ -121,26 +120,13 @@ def _command_line(args) -> str:
 
 
 def _train(args) -> int:
-    import dataclasses
-
-    from hcs_neuro.architecture import load_architecture, with_overrides
-    from hcs_neuro.datasets import DATASETS
-    from hcs_neuro.errors import ConfigError
-    from hcs_neuro.quant import check_bits
-
     for field, val in (("weight_bits", args.weight_bits), ("act_bits", args.act_bits),
                        ("input_bits", args.input_bits)):
         if val is not None:
             check_bits(val, field, f"--{field.replace('_', '-')}")
     if args.dataset is not None and args.dataset not in DATASETS:
         raise ConfigError(f"--dataset {args.dataset!r}: allowed {', '.join(DATASETS)}")
-    if not str(args.out).endswith(".npz"):
-        raise ConfigError(f"--out {args.out!r}: a model file must end in .npz")
-    if args.curve:
-        from pathlib import Path
-
-        if not Path(args.curve).resolve().parent.is_dir():
-            raise ConfigError(f"--curve {args.curve!r}: folder {str(Path(args.curve).parent)!r} does not exist")
+    manifest = _read_manifest(args.manifest) if args.manifest else None  # a bad manifest fails before training
     arch = load_architecture(args.config)
     try:
         arch = with_overrides(arch, weight_bits=args.weight_bits, act_bits=args.act_bits, k=_parse_k(args.k),
@@ -148,9 +134,12 @@ def _train(args) -> int:
     except ConfigError as exc:
         raise ConfigError(f"command-line override on {args.config}: {exc}") from None
 
-    from hcs_neuro.datasets import load_dataset
-    from hcs_neuro.model import save_model
-    from hcs_neuro.training import load_train_config, parse_train_overrides, train
+    from hcs_neuro.train import (
+        curve_recorder,
+        load_train_config,
+        parse_train_overrides,
+        train,
+    )
 
     # --set KEY=VALUE first, the named options (when given) over it; load_train_config skips Nones
     options = parse_train_overrides(args.overrides)
@@ -161,26 +150,26 @@ def _train(args) -> int:
     cfg = load_train_config(args.config, **options)
     teacher = None
     if cfg.teacher:  # a shipped name becomes its file; a bad teacher fails before any data are loaded
-        from hcs_neuro.training import load_teacher
+        from hcs_neuro.train import load_teacher
 
-        cfg = dataclasses.replace(cfg, teacher=str(resolve_model_path(cfg.teacher)))
+        cfg = dataclasses.replace(cfg, teacher=str(model_path(cfg.teacher)))
         teacher = load_teacher(cfg.teacher, arch)
     init = None
     if cfg.init:  # likewise for the warm start
-        from hcs_neuro.training import load_init
+        from hcs_neuro.train import load_init
 
-        cfg = dataclasses.replace(cfg, init=str(resolve_model_path(cfg.init)))
+        cfg = dataclasses.replace(cfg, init=str(model_path(cfg.init)))
         init = load_init(cfg.init, arch)
     # load both splits first: a missing dataset fails before any training
     train_data = load_dataset(cfg.dataset, "train", args.data_dir)
     test_data = load_dataset(cfg.dataset, "test", args.data_dir)
-    on_epoch = _curve_writer(args.curve, test_data, cfg) if args.curve else None
+    on_epoch = curve_recorder(args.curve, test_data, cfg) if args.curve else None
     model, report = train(arch, cfg, progress=not args.quiet, command=_command_line(args),
                           train_data=train_data, test_data=test_data, on_epoch=on_epoch, teacher=teacher,
                           init=init)
     save_model(model, args.out)
     if args.manifest:
-        _update_manifest(args.manifest, args.out, args.config, report)
+        _update_manifest(args.manifest, manifest, args.out, args.config, report)
     print(format_table([("dataset", report["dataset"]), ("architecture", report["architecture"]),
                         ("learning", report["learning"]), ("weight_bits", report["weight_bits"]),
                         ("act_bits", report["act_bits"]), ("k", report["k"]), ("epochs", report["epochs"]),
@@ -189,22 +178,24 @@ def _train(args) -> int:
                         ("zero_weight_fraction", f"{report['zero_weight_fraction']:.3f}"),
                         ("model", args.out)]))
     if args.json:
-        from hcs_neuro.atomic import write_json_atomic
-
         write_json_atomic(args.json, report)
     return 0
 
 
-def _update_manifest(manifest, out, config, report):
-    import json
-    from pathlib import Path
+def _read_manifest(path) -> dict:
+    """The manifest at ``path`` (a new one if the file does not exist yet); a file that is not a
+    manifest (``{"models": {...}}``) is refused, naming it."""
 
-    from hcs_neuro.atomic import write_json_atomic
+    if not Path(path).exists():
+        return {"models": {}}
+    data = read_json(path, what="manifest")
+    if not isinstance(data.get("models", {}), dict):
+        raise ConfigError(f"{path}: the manifest's 'models' must be an object of model entries")
+    return data
 
+
+def _update_manifest(manifest, data, out, config, report):
     path = Path(manifest)
-    data = {"models": {}}
-    if path.exists():
-        data = json.loads(path.read_text())
     rel_config = _manifest_relative(config, path)
     entry = {key: report[key] for key in ("dataset", "architecture", "learning", "weight_bits", "act_bits",
                                            "input_bits", "k", "hcs", "seed", "epochs", "test_accuracy",
@@ -222,31 +213,12 @@ def _manifest_relative(file, manifest) -> str:
     """``file``'s path relative to the folder of ``manifest``, with ``/`` separators, so that a manifest
     entry resolves from the manifest wherever the command that wrote it ran (``../docs/x.toml`` for a
     file outside ``models/``); the absolute path where no relative one exists (another drive)."""
-    import os
-    from pathlib import Path
 
     target = Path(file).resolve()
     try:
         return Path(os.path.relpath(target, Path(manifest).resolve().parent)).as_posix()
     except ValueError:
         return target.as_posix()
-
-
-def resolve_model_path(name_or_path):
-    """A model file path, or the shipped model of that name (``models/<name>.npz``)."""
-    from pathlib import Path
-
-    from hcs_neuro.errors import ModelError
-
-    p = Path(name_or_path)
-    if p.exists() or p.suffix == ".npz" or "/" in str(name_or_path):
-        return p
-    from importlib.resources import files
-
-    cand = files("hcs_neuro.models") / f"{name_or_path}.npz"
-    if cand.is_file():
-        return Path(str(cand))
-    raise ModelError(f"{name_or_path!r}: neither a model file nor a shipped model (models/{name_or_path}.npz)")
 
 
 def format_table(rows) -> str:
@@ -256,21 +228,19 @@ def format_table(rows) -> str:
 
 
 def _evaluate(args) -> int:
-    from hcs_neuro.datasets import load_dataset
-    from hcs_neuro.errors import ConfigError
-    from hcs_neuro.model import load_model
-    from hcs_neuro.reference import evaluate
-
-    path = resolve_model_path(args.model)
+    path = model_path(args.model)
     model = load_model(path)
     dataset = args.dataset or model.metadata.get("dataset")
     if not dataset:
         raise ConfigError(f"{path}: the model does not record its dataset; pass --dataset")
-    images, labels = load_dataset(dataset, args.split, args.data_dir)
-    if args.limit is not None:
-        if args.limit < 1:
-            raise ConfigError(f"--limit {args.limit}: allowed >= 1")
-        images, labels = images[:args.limit], labels[:args.limit]
+    images, labels = load_dataset(dataset, args.split, args.data_dir, limit=args.limit)
+    arch = model.architecture
+    if tuple(images.shape[1:]) != tuple(arch.input_shape):
+        raise ConfigError(f"dataset {dataset!r} has images of shape {tuple(images.shape[1:])} but {path} takes "
+                          f"{tuple(arch.input_shape)}; pass the --dataset the model was trained on")
+    if int(labels.max()) >= arch.n_classes:
+        raise ConfigError(f"dataset {dataset!r} has labels up to {int(labels.max())} but {path} has "
+                          f"{arch.n_classes} classes")
     report = evaluate(model, images, labels, progress=not args.quiet)
     report.update(model=str(path), dataset=dataset, split=args.split)
     rows = [("model", str(path)), ("dataset", f"{dataset} ({args.split}, {report['n_images']} images)"),
@@ -291,8 +261,6 @@ def _evaluate(args) -> int:
               f"{'-' if act is None else f'{act:.3f}':>17}{'-' if per is None else f'{per:.2f}':>13}"
               f"{'-' if zw is None else f'{zw:.3f}':>8}{'-' if wc is None else wc:>8}{ops:>12,}")
     if args.json:
-        from hcs_neuro.atomic import write_json_atomic
-
         write_json_atomic(args.json, report)
     return 0
 

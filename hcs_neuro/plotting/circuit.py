@@ -172,13 +172,13 @@ def plot_front(rows, *, y="strict_agreement", ax=None):
     """The front of circuit settings: error rate vs wall time per trial, coloured by latency.
 
     ``rows`` is a list of dicts with keys ``y`` (an agreement in [0, 1]),
-    ``wall_time_per_trial_s``, ``latency_median_ms`` and ``label``. Error rates of 0 are drawn on
+    ``wall_time_per_trial_s``, ``latency_ms_median`` and ``label``. Error rates of 0 are drawn on
     the linear part of a symlog axis.
     """
     ax = _ax(ax)
     xs = np.array([r["wall_time_per_trial_s"] for r in rows], dtype=float) * 1e3
     err = 1 - np.array([r[y] for r in rows], dtype=float)
-    lat = np.array([r["latency_median_ms"] for r in rows], dtype=float)
+    lat = np.array([r["latency_ms_median"] for r in rows], dtype=float)
     sc = ax.scatter(xs, err, c=lat, cmap="viridis", s=45, zorder=3, edgecolor="k", lw=0.5)
     for j, (r, xi, yi) in enumerate(zip(rows, xs, err)):
         ax.annotate(r.get("label", ""), (xi, yi), fontsize=7, xytext=(5, 6 if j % 2 else -10),

@@ -3,7 +3,7 @@ histogram, per-layer SOP and energy bars, agreement against margin (psychometric
 
 Every function takes ``ax=None`` (a new figure is made), draws only on that Axes, labels its
 axes with units and returns it. Inputs are plain arrays or the dicts of
-:func:`hcs_neuro.energy.network_energy`, so each plot is testable without a simulation.
+:func:`hcs_neuro.measure.energy.network_energy`, so each plot is testable without a simulation.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def plot_raster(spiking, image: int = 0, *, layer_types=None, ax=None):
 
     Parameters
     ----------
-    spiking : hcs_neuro.spiking_result.SpikingResult
+    spiking : hcs_neuro.core.spiking_result.SpikingResult
     image : int
         Image index within the batch.
     layer_types : list of str, optional
@@ -91,7 +91,7 @@ def plot_agreement_map(reference_winners, spiking_winners, *, image: int | None 
 
     Parameters
     ----------
-    reference_winners, spiking_winners : ndarray of bool, shape (n_images, C, *spatial)
+    reference_winners, spiking_winners : ndarray of bool, shape ``(n_images, C, *spatial)``
         Winners of the same layer (reference: conditional on the spiking input, or not).
     image : int, optional
         None: map over spatial locations of the fraction of images whose hypercolumn winner set
@@ -270,7 +270,7 @@ def plot_psychometric_layers(layers, *, ax=None):
     Parameters
     ----------
     layers : list of dict
-        ``validation["layers"]`` entries of :func:`hcs_neuro.validate.validate` with
+        ``validation["layers"]`` entries of :func:`hcs_neuro.measure.validate.validate` with
         ``psychometric_margin_lo``, ``psychometric_margin_hi`` (integer drive units, None = open),
         ``psychometric_count`` and ``psychometric_agreement_strict`` (None for empty bins).
 

@@ -13,7 +13,7 @@ import re
 
 import numpy as np
 
-from hcs_neuro.errors import ConfigError
+from hcs_neuro.core.errors import ConfigError
 
 __all__ = ["BANDS", "summarize_sweep", "column_label", "resolve_column", "filter_table",
            "check_free_parameters", "plot_sweep_line", "plot_sweep_heatmap"]
