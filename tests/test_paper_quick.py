@@ -300,6 +300,49 @@ def test_verdict_rules(paper):
     assert rep.verdict_claim5([neg, zero]) == "does not hold (against the method)"
 
 
+# -- computed energy ---------------------------------------------------------------------------------
+
+
+def test_energy_point_is_the_package_energy_model(paper, tmp_path):
+    """energy_point reports network_energy's analytic counts and own-precision comparison for a grid
+    model, and refuses a missing model."""
+    from hcs_neuro.core.datasets import load_dataset
+    from hcs_neuro.core.errors import ConfigError
+    from hcs_neuro.core.model import save_model
+    from hcs_neuro.core.reference import forward, quantize_input
+    from hcs_neuro.measure.energy import network_energy
+
+    sys.path.insert(0, str(PAPER))
+    try:
+        import paper_energy
+    finally:
+        sys.path.remove(str(PAPER))
+    from hcs_neuro.core.architecture import load_architecture
+    from hcs_neuro.core.model import random_model
+
+    arch = load_architecture({"input": {"shape": [1, 8, 8], "bits": 4}, "precision": {"weight_bits": 2, "act_bits": 1},
+                              "hcs": {"enabled": True, "k": 0.25},
+                              "layers": [{"type": "conv2d", "channels": 8, "kernel": 3, "padding": 1},
+                                         {"type": "pool2d", "kernel": 2, "k": 0.5},
+                                         {"type": "linear", "channels": 10}]})
+    model = random_model(arch, seed=3)
+    params = {"weight_bits": 2, "act_bits": 1, "hcs": "on", "data_fraction": 1.0}
+    path = paper["grid"].model_file(tmp_path, "digits", params, 0)
+    save_model(model, path)
+    got = paper_energy.energy_point(params, 0, dataset="digits", model_dir=str(tmp_path), test_images=50)
+    x, y = load_dataset("digits", "test")
+    keep = np.sort(paper["grid"].stratified_subset(y, 50, seed=0))
+    e = network_energy(model, forward(model, x[keep], keep_layers=True), profiles=["cmos45_snn", "loihi"],
+                       input_levels=quantize_input(model, x[keep]))
+    row = e["comparison"]["rows"][0]
+    assert got["n_test"] == 50 and got["sops"] == pytest.approx(e["totals"]["sops_analytic_per_image"])
+    assert got["snn_dm_pj"] == pytest.approx(row["snn_with_data_movement_pj"])
+    assert got["ref_sparse_dm_pj"] == pytest.approx(row["reference_sparse_with_data_movement_pj"])
+    assert got["snn_dm_pj"] > got["snn_pj"] > 0
+    with pytest.raises(ConfigError, match="no model"):
+        paper_energy.energy_point(params, 1, dataset="digits", model_dir=str(tmp_path))
+
+
 # -- robustness perturbations ------------------------------------------------------------------------
 
 
@@ -400,21 +443,27 @@ def test_make_paper_quick_end_to_end(tmp_path):
     for c in (1, 2, 3, 4, 5):
         assert f"\n| {c} | " in report
     for heading in ("Claim 1: weight and activity precision", "Claim 2: data efficiency", "Claim 3: emergent pruning",
-                    "Claim 4: theory", "Claim 5: robustness", "Claim 5b: membrane noise", "Progress of the study"):
+                    "Claim 4: theory", "Claim 5: robustness", "Claim 5b: membrane noise", "Progress of the study",
+                    "Energy per image, computed"):
         assert heading in report
     for fig in ("precision", "data", "pruning", "robustness"):
         png = out / "figures" / f"{fig}_digits.png"
         assert png.stat().st_size > 10_000 and png.with_suffix(".pdf").exists()
         assert f"figures/{fig}_digits.png" in report
     summary = json.loads((out / "paper_summary.json").read_text())
-    # 8 grid + 4 data (the 100 % points are grid points) + 4 robustness + 4 theory points
-    assert summary["n_missing"] == 0 and summary["n_records"] == summary["n_points"] == 20
+    # 8 grid + 4 data (the 100 % points are grid points) + 4 robustness + 4 energy + 4 theory points
+    assert summary["n_missing"] == 0 and summary["n_records"] == summary["n_points"] == 24
     eff = summary["effects"]["digits"]
     cell = eff["claim1"]["cells"]["2/1"]
     assert cell["n_a"] == cell["n_b"] == 2 and len(cell["ci"]) == 2
     assert eff["claim4"]["readout_max_abs_error"] == 0  # the exact readout prediction, on every probe
     rob = eff["claim5"]["w2a1"]["kinds"]
     assert set(rob) == {"gauss", "sp", "flip"} and set(rob["flip"]["levels"]) == {"0.01", "0.05"}
+    # computed energy of the ternary/binary models, HCS against no HCS, from the package's energy model
+    en = eff["energy"]
+    assert {"sops", "snn_pj", "snn_dm_pj", "loihi_pj", "ref_sparse_dm_pj"} <= set(en)
+    assert en["snn_dm_pj"]["n_a"] == en["snn_dm_pj"]["n_b"] == 2 and en["snn_dm_pj"]["ratio"] > 0
+    assert "Energy per image beside the claims" in report
     # records are the engine's point files, one per point x seed
     assert len(list((out / "records" / "digits" / "points").glob("*.json"))) == 12
     assert len(list((out / "models" / "digits").glob("*.npz"))) == 12

@@ -49,9 +49,11 @@ __all__ = ["STAGES", "QUICK_STAGES", "EXTRA_SEEDS", "main", "load_stage_spec", "
 STAGES = (
     ("fashion", "fashion_first"),
     ("fashion", "robustness_fashion"),
+    ("fashion", "energy_fashion"),
     ("digits", "digits_grid"),
     ("digits", "robustness_digits"),
     ("digits", "robustness_digits_float"),
+    ("digits", "energy_digits"),
     ("digits", "digits_data"),
     ("digits", "theory_digits"),
     ("fashion", "fashion_grid"),
@@ -63,10 +65,13 @@ STAGES = (
 QUICK_STAGES = (
     ("digits", "digits_grid"),
     ("digits", "robustness_digits"),
+    ("digits", "energy_digits"),
     ("digits", "digits_data"),
     ("digits", "theory_digits"),
 )
 SECTIONS = ("digits", "fashion")
+#: Targets that read the grid's models (they wait for them; their errors are retried).
+READS_MODELS = ("robustness:", "paper_energy:")
 #: ``--estimate`` of the committed study (per-stage seconds measured on this machine), read by the report.
 ESTIMATE_FILE = HERE / "estimate.json"
 
@@ -245,12 +250,12 @@ def read_records(spec) -> tuple[list, list]:
 
 
 def _models_ready(spec) -> list:
-    """Model files a robustness stage needs that are not there yet."""
+    """Model files a robustness or energy stage needs that are not there yet."""
     from hcs_neuro.sweep import expand_grid
     from paper_grid import model_file
 
     opts = spec.target_cfg.get("options", {})
-    if "model_dir" not in opts or not spec.target_cfg["function"].startswith("robustness:"):
+    if "model_dir" not in opts or not spec.target_cfg["function"].startswith(READS_MODELS):
         return []
     return sorted({str(model_file(opts["model_dir"], opts["dataset"], p.params, p.seed)) for p in expand_grid(spec)
                    if not model_file(opts["model_dir"], opts["dataset"], p.params, p.seed).exists()})
@@ -282,7 +287,7 @@ def run_stages(specs, workers: int = 1, progress: bool = True) -> list:
             print(f"note: {notes[-1]}", file=sys.stderr)
             continue
         missing_models = _models_ready(spec)
-        is_robustness = spec.target_cfg["function"].startswith("robustness:")
+        is_robustness = spec.target_cfg["function"].startswith(READS_MODELS)
         todo = pending_points(spec, retry_errors=is_robustness)
         if todo and missing_models:
             notes.append(f"{stem}: {len(missing_models)} model file(s) not trained yet (e.g. {missing_models[0]}); "
@@ -363,13 +368,15 @@ def estimate(specs, steps: int = 4, probe_images: int = 300) -> dict:
         pend = {p.point_id for p in pending_points(spec)}
         tot = todo = 0.0
         for p in expand_grid(spec):
-            if fn.startswith("robustness:"):
+            if fn.startswith(READS_MODELS):
                 grid_opts = _grid_options(opts["dataset"], specs)
                 if grid_opts is None:  # its grid is not among the stages: not estimated
                     continue
                 _, per_image = cell_cost(grid_opts, p.params)
                 n_test = int(opts.get("test_images") or len(yt))
                 n_cond = 1 + int(opts.get("draws", 1)) * sum(len(opts.get(k, [])) for k in ("gauss", "sp", "flip"))
+                if fn.startswith("paper_energy:"):
+                    n_cond = 2  # one forward pass keeping the layers, and the counting
                 sec = n_cond * n_test * per_image
             else:
                 ips, per_image = cell_cost(opts, p.params)
