@@ -736,6 +736,15 @@ def _anchor(section: str, full) -> str:
                "change floating-point sums)."))
 
 
+def _provisional(section: str, sec: dict, claim: int, verdict: str) -> str:
+    """`` (provisional: n of N points of `stage`)`` when the stage a verdict rests on is incomplete."""
+    stage = CLAIM_STAGES[claim].format(s=section)
+    st = next((x for x in sec["stages"] if x["stage"] == stage), None)
+    if st and st["missing"] and verdict != "not measured yet":
+        return f" (provisional: {st['recorded']} of {st['points']} points of `{stage}`)"
+    return ""
+
+
 def _section(L, section, sec, r, figdir, plt, F, quick) -> dict:
     g, rb = sec.get("grid"), sec.get("robust")
     title = SECTION_TITLES.get(section, section)
@@ -785,7 +794,7 @@ def _section(L, section, sec, r, figdir, plt, F, quick) -> dict:
     c1 = r["claim1"]
     low = [c1["cells"].get((w, 1)) for w in LOW_BITS if (w, 1) in c1["cells"]]
     pos, neg, n = _count_signs(low)
-    txt = (f"**Verdict (claim 1, {title}): {c1['verdict']}.** With integer weights and binary activities the HCS − "
+    txt = (f"**Verdict (claim 1, {title}): {c1['verdict']}{_provisional(section, sec, 1, c1['verdict'])}.** With integer weights and binary activities the HCS − "
            f"no HCS interval lies above 0 in {pos} of {n} cells and below 0 in {neg}")
     if (32, 32) in c1["cells"]:
         txt += f"; at float32 weights and activities the effect is {_e(c1['cells'][(32, 32)])} points"
@@ -828,7 +837,8 @@ def _section(L, section, sec, r, figdir, plt, F, quick) -> dict:
         plt.close(fig)
         L.append(f"![data efficiency](figures/data_{tag}.png)")
         L.append("")
-    L.append(f"**Verdict (claim 2, {title}): {r['claim2']['verdict']}.**")
+    L.append(f"**Verdict (claim 2, {title}): {r['claim2']['verdict']}"
+             f"{_provisional(section, sec, 2, r['claim2']['verdict'])}.**")
     L.append("")
     # claim 3
     L.append("### Claim 3: emergent pruning (binary activities)")
@@ -862,7 +872,7 @@ def _section(L, section, sec, r, figdir, plt, F, quick) -> dict:
     plt.close(fig)
     L.append(f"![pruning](figures/pruning_{tag}.png)")
     L.append("")
-    L.append(f"**Verdict (claim 3, {title}): {c3['verdict']}.**")
+    L.append(f"**Verdict (claim 3, {title}): {c3['verdict']}{_provisional(section, sec, 3, c3['verdict'])}.**")
     L.append("")
     # claim 4
     c4 = r["claim4"]
@@ -892,7 +902,7 @@ def _section(L, section, sec, r, figdir, plt, F, quick) -> dict:
                  "weights whose examples agree in sign drift consistently instead of random-walking. Measured on "
                  "32 probe images at 5 points of the run; the same recipe as the grid.*")
         L.append("")
-    L.append(f"**Verdict (claim 4, {title}): {c4['verdict']}.**")
+    L.append(f"**Verdict (claim 4, {title}): {c4['verdict']}{_provisional(section, sec, 4, c4['verdict'])}.**")
     L.append("")
     # claim 5
     L.append("### Claim 5: robustness to input noise and faulty synapses")
@@ -943,7 +953,8 @@ def _section(L, section, sec, r, figdir, plt, F, quick) -> dict:
         plt.close(fig)
         L.append(f"![robustness](figures/robustness_{tag}.png)")
         L.append("")
-        L.append(f"**Verdict (claim 5, {title}, input noise at ternary/binary): {_claim5_verdict(r)}.**")
+        L.append(f"**Verdict (claim 5, {title}, input noise at ternary/binary): {_claim5_verdict(r)}"
+                 f"{_provisional(section, sec, 5, _claim5_verdict(r))}.**")
         L.append("")
     _energy_section(L, title, sec.get("energy"), r.get("energy") or {})
     return {"seeds": seeds, "verdicts": {str(c): v for c, v in zip(
