@@ -453,6 +453,8 @@ def test_make_paper_quick_end_to_end(tmp_path):
     summary = json.loads((out / "paper_summary.json").read_text())
     # 8 grid + 4 data (the 100 % points are grid points) + 4 robustness + 4 energy + 4 theory points
     assert summary["n_missing"] == 0 and summary["n_records"] == summary["n_points"] == 24
+    t = summary["time"]  # a point shared by two stages is counted once in the totals
+    assert t["missing_wall_s"] == 0 and t["whole_study_one_worker_s"] == pytest.approx(t["recorded_wall_s"]) > 0
     eff = summary["effects"]["digits"]
     cell = eff["claim1"]["cells"]["2/1"]
     assert cell["n_a"] == cell["n_b"] == 2 and len(cell["ci"]) == 2

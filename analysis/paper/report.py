@@ -91,11 +91,15 @@ def collect(specs) -> dict:
     for section, stem, spec in sorted(specs, key=lambda t: order.get(t[0], 9)):
         sec = out.setdefault(section, {"rows": {"grid": {}, "robust": {}, "theory": {}, "energy": {}}, "stages": [], "errors": [],
                                        "specs": {}, "point_ids": set(), "missing_ids": set(),
-                                       "missing_est": {}})
+                                       "missing_est": {}, "wall_s": {}, "cpu_s": {}})
         kind = _kind(spec)
         sec["specs"][stem] = spec
         recs, missing = read_records(spec)
         sec["point_ids"].update(r["point_id"] for r in recs if not r["error"])
+        for r in recs:  # per point, so that a point shared by two stages is counted once
+            if not r["error"]:
+                sec["wall_s"][r["point_id"]] = r["run_time_s"]
+                sec["cpu_s"][r["point_id"]] = r["cpu_time_s"]
         sec["missing_ids"].update((str(spec.out), p.point_id) for p in missing)
         good = [r for r in recs if not r["error"]]
         for r in recs:
@@ -629,7 +633,6 @@ def write_report(out: Path, specs, *, quick: bool, command: str, notes=(), machi
                 for key in st["missing_ids"]:
                     if sec["missing_est"].get(key) is None:
                         sec["missing_est"][key] = probe[st["stage"]] / max(st["points"], 1)
-            tot_rec += st["recorded_s"]
             if est is None:
                 unknown.append(st["stage"])
             L.append(f"| `{st['stage']}` | {st['points']} | {st['recorded']} | {st['errors']} | {st['missing']} | "
@@ -638,8 +641,12 @@ def write_report(out: Path, specs, *, quick: bool, command: str, notes=(), machi
                      f"{st['first_utc'] or '–'} .. {st['last_utc'] or '–'} |")
     L.append("")
     tot_est = sum(v for sec in data.values() for v in sec["missing_est"].values() if v is not None)
+    tot_rec = sum(v for sec in data.values() for v in sec["wall_s"].values() if v == v)
+    tot_cpu = sum(v for sec in data.values() for v in sec["cpu_s"].values() if v == v)
+    cpu_share = tot_cpu / tot_rec if tot_rec else float("nan")
     L.append(f"Recorded: {tot_rec / 3600:.1f} h of single-thread wall time (one training process at a time, "
-             f"`nice`, on 2 CPU cores shared with other engineers' jobs). Missing points: {tot_est / 3600:.1f} h "
+             f"`nice`, on 2 CPU cores shared with other engineers' jobs), {tot_cpu / 3600:.1f} h of CPU time "
+             f"({100 * cpu_share:.0f} % of the wall time). Missing points: {tot_est / 3600:.1f} h "
              "more on one worker, estimated from the recorded wall times of the same cell"
              + (f", or, for stages without a record (marked probe), from `make_paper.py --estimate` "
                 f"({probe.get('_measured', 'a measurement')}: a few training steps and test images per cell)"
@@ -647,6 +654,15 @@ def write_report(out: Path, specs, *, quick: bool, command: str, notes=(), machi
              + (f", plus stages without any estimate ({', '.join(unknown)})" if unknown else "")
              + ". Stages share points (`fashion_first` is part of `fashion_grid`; the 100 % data points are grid "
              "points): a shared point is counted in each stage's row but trained once, and once in these totals.")
+    time_est = {"recorded_wall_s": tot_rec, "recorded_cpu_s": tot_cpu, "missing_wall_s": tot_est,
+                "whole_study_one_worker_s": tot_rec + tot_est,
+                "whole_study_two_free_cores_s": (tot_rec + tot_est) * cpu_share / 2 if tot_rec else None}
+    if tot_rec:
+        L.append("")
+        L.append(f"**The whole study** (recorded and missing points): about {(tot_rec + tot_est) / 3600:.0f} h on one "
+                 f"worker at this machine's load; on 2 free cores with `--workers 2`, about "
+                 f"{time_est['whole_study_two_free_cores_s'] / 3600:.0f} h (that total scaled by the recorded CPU / "
+                 "wall share and halved: an estimate, not measured).")
     for note in notes:
         L.append(f"- {note}")
     errs = [e for sec in data.values() for e in sec["errors"]]
@@ -657,6 +673,7 @@ def write_report(out: Path, specs, *, quick: bool, command: str, notes=(), machi
     L.append("")
 
     summary = {"n_records": n_rec, "n_points": n_pts, "n_missing": n_missing, "quick": quick, "command": command,
+               "time": time_est,
                "verdicts": {str(k): v for k, v in verdicts.items()}, "sections": {}}
     for section, sec in data.items():
         summary["sections"][section] = _section(L, section, sec, eff[section], figdir, plt, F, quick)
