@@ -25,7 +25,8 @@ from hcs_neuro.core.datasets import load_dataset
 from hcs_neuro.core.errors import ConfigError, DataError
 from hcs_neuro.core.io import check_output_dir
 from hcs_neuro.core.progress import progress as progress_bar
-from hcs_neuro.measure.energy import merge_energy, network_energy, resolve_profiles
+from hcs_neuro.measure.energy import merge_energy, network_energy
+from hcs_neuro.measure.profiles import resolve_profiles
 from hcs_neuro.measure.validate import Validator
 
 __all__ = [

@@ -8,13 +8,12 @@ from hypothesis import strategies as st
 from hcs_neuro.measure.energy import (
     conv_dense_macs,
     conv_fan_out,
-    get_profile,
     linear_fan_out,
-    load_profiles,
     reference_energy_pj,
     spiking_energy_pj,
     synaptic_ops,
 )
+from hcs_neuro.measure.profiles import get_profile, load_profiles
 from hcs_neuro.core.errors import ConfigError
 
 

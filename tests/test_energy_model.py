@@ -18,13 +18,12 @@ from hcs_neuro.core.spiking_result import COUNT_BASIS_KEY, DEFAULT_COUNT_BASIS, 
 from hcs_neuro.measure.energy import (
     break_even,
     break_even_summary,
-    get_profile,
     layer_arrays,
-    load_memory_table,
     merge_energy,
     network_energy,
     reprice_energy,
 )
+from hcs_neuro.measure.profiles import get_profile, load_memory_table
 
 
 def energy(spec=None, profiles=("cmos45_snn", "loihi", "truenorth", "cmos45_lowprec"), **meta):

@@ -14,7 +14,8 @@ import pytest
 from hcs_neuro.core import reference
 from hcs_neuro.core.architecture import load_architecture
 from hcs_neuro.core.topology import layer_fan_out
-from hcs_neuro.measure.energy import get_profile, network_energy, spiking_energy_pj
+from hcs_neuro.measure.energy import network_energy, spiking_energy_pj
+from hcs_neuro.measure.profiles import get_profile
 from hcs_neuro.core.errors import ConfigError, DataError
 from hcs_neuro.core.model import random_model
 from hcs_neuro.core.spiking_result import SpikingLayer, SpikingResult

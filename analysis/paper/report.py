@@ -749,8 +749,9 @@ def _anchor(section: str, full) -> str:
     return (f"Anchor: the shipped `{name}` (`models/MANIFEST.json`: the same recipe, seed 0, "
             f"`{entry['command']}`) has {ship:.2f} %; this grid's seed 0 of that cell has {got[0]:.2f} % "
             + ("(reproduced exactly: the grid trains the shipped recipe)." if abs(got[0] - ship) < 1e-9 else
-               f"({got[0] - ship:+.2f} points: the runs differ in PyTorch threads or the code version, which can "
-               "change floating-point sums)."))
+               f"({got[0] - ship:+.2f} points" + (f"; the manifest's note: {entry['note']})." if entry.get("note") else
+                                                  ": the runs differ in PyTorch threads or the code version, which "
+                                                  "can change floating-point sums).")))
 
 
 def _provisional(section: str, sec: dict, claim: int, verdict: str) -> str:

@@ -17,7 +17,7 @@ from hcs_neuro.cli.args import (
     output_dir,
 )
 from hcs_neuro.core.io import check_output_dir, write_json_atomic
-from hcs_neuro.measure.energy import resolve_profiles
+from hcs_neuro.measure.profiles import resolve_profiles
 from hcs_neuro.pipeline import load_images, resolve_model, run_network
 
 __all__ = ["register"]

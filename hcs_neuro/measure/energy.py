@@ -77,13 +77,8 @@ from hcs_neuro.measure.profiles import (
     resolve_profiles,
 )
 
+# Profiles and the memory table live in hcs_neuro.measure.profiles (imported here, not re-exported).
 __all__ = [
-    "EnergyProfile",
-    "MemoryTable",
-    "load_profiles",
-    "load_memory_table",
-    "get_profile",
-    "resolve_profiles",
     "conv_fan_out",
     "linear_fan_out",
     "conv_dense_macs",
