@@ -95,6 +95,28 @@ def test_out_root_moves_records_and_models(paper, tmp_path):
         [s for sec, s in mp.STAGES if sec == "digits"]
 
 
+def test_committed_records_are_points_of_the_specs_and_resume(paper):
+    """Every committed record is a point of one of the study's specs (renaming a config or editing a
+    [target] would orphan them; see records/fashion/REKEYED.md), and every record folder carries the
+    engine's sweep marker, so that `make paper` resumes it from a fresh clone."""
+    from hcs_neuro.core.io import output_dir_marker
+
+    mp = paper["make_paper"]
+    ids, outs = set(), set()
+    for _, _, spec in mp.stage_specs(False, None):
+        ids |= _ids(spec)
+        outs.add((REPO / spec.out).resolve())
+    records = REPO / "analysis" / "paper" / "records"
+    folders = [d for d in records.iterdir() if d.is_dir()]
+    assert folders
+    for d in folders:
+        assert d.resolve() in outs, f"{d.name}: no spec writes there"
+        marker = output_dir_marker(d)
+        assert marker is not None and marker["kind"] == "sweep", f"{d.name}: no sweep marker"
+        orphans = [f.name for f in (d / "points").glob("*.json") if f.stem not in ids]
+        assert not orphans, f"{d.name}: records of no spec's point: {orphans[:3]}"
+
+
 @pytest.mark.parametrize("text, needle", [
     ('[sweep]\nmetrics = ["test_accuracy"]\n[target]\nkind = "python"\nfunction = "paper_grid:train_point"\n'
      'parameters = {weight_bits = "int"}\n[parameters]\nweight_bits = [2, 2]\n', "appears twice"),
