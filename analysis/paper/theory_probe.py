@@ -19,7 +19,8 @@ readout weight is touched by an example exactly when its presynaptic unit is act
 ``touched_fraction == input_active_fraction`` for the readout.
 
 The update step is :class:`hcs_neuro.train.LevelUpdater`, the public hook for custom
-training loops (this loop needs per-step access to the levels).
+training loops (this loop needs per-step access to the levels). The network and the recipe are
+those of the claims grid (:mod:`paper_grid`).
 """
 
 from __future__ import annotations
@@ -29,23 +30,21 @@ import time
 
 import numpy as np
 
-__all__ = ["probe_training"]
+__all__ = ["probe_training", "theory_point"]
 
 
-def probe_training(spec: dict, probe_examples: int = 32, probe_every: int = 0, threads: int = 1) -> dict:
-    """Train one grid point with the instrumented loop and return the measurements.
+def probe_training(arch, cfg, train_data, test_data, probe_examples: int = 32) -> dict:
+    """Train ``arch`` with ``cfg`` in the instrumented loop and return the measurements.
 
     Parameters
     ----------
-    spec : dict
-        A run spec as in :func:`runs.run_point` (dataset, channels, bits, hcs, k, learning,
-        epochs, batch_size, seed).
+    arch, cfg : Architecture, TrainConfig
+        As :func:`paper_grid.point_architecture` and :func:`paper_grid.point_train_config` build
+        them for a grid point (the recipe of the grid).
+    train_data, test_data : (images, labels)
     probe_examples : int
-        Test images used for the per-example gradient statistics.
-    probe_every : int
-        Steps between per-example probes (0: at 5 evenly spaced points of the run).
-    threads : int
-        PyTorch intra-op threads.
+        Test images used for the per-example gradient statistics (drawn with ``10_000 + seed``),
+        probed at 5 evenly spaced steps of the run.
 
     Returns
     -------
@@ -53,26 +52,21 @@ def probe_training(spec: dict, probe_examples: int = 32, probe_every: int = 0, t
         ``layers``: per weighted layer the means over probes/steps of the quantities in the
         module docstring; ``readout_prediction_max_abs_error``: the largest
         ``|touched - input_active|`` of the readout over all probed examples (exactly 0 if the
-        prediction holds); ``test_accuracy`` of the trained levels (NumPy reference, full test set).
+        prediction holds); ``test_accuracy`` of the trained levels (NumPy reference).
     """
     import torch
     import torch.nn.functional as F
 
-    from hcs_neuro.core.architecture import load_architecture
     from hcs_neuro.core.model import Model
     from hcs_neuro.core.reference import quantize_input
-    from hcs_neuro.train import HCSNet, LevelUpdater, load_train_config
+    from hcs_neuro.train import HCSNet, LevelUpdater
 
-    from runs import build_architecture_dict, load_split, test_pass
+    from paper_grid import test_pass
 
-    torch.set_num_threads(threads)
-    raw, training = build_architecture_dict(spec)
-    arch = load_architecture(raw)
-    cfg = load_train_config({"training": {**training, "dataset": spec["dataset"]}}, epochs=int(spec["epochs"]),
-                            batch_size=int(spec["batch_size"]), learning=spec["learning"], seed=int(spec["seed"]),
-                            threads=threads)
-    x_tr, y_tr = load_split(spec["dataset"], "train")
-    x_te, y_te = load_split(spec["dataset"], "test")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    x_tr, y_tr = train_data
+    x_te, y_te = test_data
     torch.manual_seed(cfg.seed)
     net = HCSNet(arch, cfg.learning, cfg.seed, ste=cfg.ste, weight_step=cfg.weight_step)
     upd = LevelUpdater(net, cfg)
@@ -82,8 +76,7 @@ def probe_training(spec: dict, probe_examples: int = 32, probe_every: int = 0, t
     n = len(y_tr)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
-    probe_at = set(np.linspace(0, total - 1, 5).astype(int).tolist()) if not probe_every else \
-        set(range(0, total, probe_every))
+    probe_at = set(np.linspace(0, total - 1, 5).astype(int).tolist())
     probe_rng = np.random.default_rng(10_000 + cfg.seed)
     probe_idx = probe_rng.choice(len(y_te), size=min(probe_examples, len(y_te)), replace=False)
     xq_probe = torch.as_tensor(quantize_input(stub, x_te[probe_idx]), dtype=net.dtype)
@@ -91,7 +84,9 @@ def probe_training(spec: dict, probe_examples: int = 32, probe_every: int = 0, t
     y_t = torch.as_tensor(y_tr)
 
     changed = {i: [] for i in widx}
-    history = {i: [] for i in widx}  # level deltas per step (sign only) for the flip measurement
+    # moves per weight, counted as they happen (up and down), for the moves against the final sign
+    ups = {i: torch.zeros_like(net.weights[net.widx[i]], dtype=torch.int32) for i in widx}
+    downs = {i: torch.zeros_like(net.weights[net.widx[i]], dtype=torch.int32) for i in widx}
     probes = {i: {"touched": [], "active": [], "consistency": []} for i in widx}
     readout = max(widx)
     readout_err = 0.0
@@ -114,7 +109,8 @@ def probe_training(spec: dict, probe_examples: int = 32, probe_every: int = 0, t
             for j, i in enumerate(widx):
                 d = net.weights[net.widx[i]].detach() - before[j]
                 changed[i].append(float((d != 0).double().mean()))
-                history[i].append(torch.sign(d).to(torch.int8))
+                ups[i] += (d > 0).to(torch.int32)
+                downs[i] += (d < 0).to(torch.int32)
             step += 1
     train_time = time.perf_counter() - t0
     net.eval()
@@ -122,9 +118,10 @@ def probe_training(spec: dict, probe_examples: int = 32, probe_every: int = 0, t
     tp = test_pass(model, x_te, y_te)
     layers = []
     for i in widx:
-        final = torch.sign(net.weights[net.widx[i]].detach()).to(torch.int8)
-        moves = torch.stack(history[i]).to(torch.int16)  # (steps, *w)
-        against = ((moves != 0) & (moves != final.to(torch.int16).unsqueeze(0))).double().mean(dim=0)
+        final = torch.sign(net.weights[net.widx[i]].detach())
+        # a move is against the final sign when its direction differs from it (every move of a
+        # weight that ends at 0)
+        against = torch.where(final > 0, downs[i], torch.where(final < 0, ups[i], ups[i] + downs[i]))
         layers.append({
             "index": i,
             "type": arch.layers[i].type,
@@ -134,10 +131,9 @@ def probe_training(spec: dict, probe_examples: int = 32, probe_every: int = 0, t
             "sign_consistency": float(np.mean(probes[i]["consistency"])),
             "changed_fraction_per_step": float(np.mean(changed[i])),
             "changed_fraction_per_step_last_epoch": float(np.mean(changed[i][-steps_per_epoch:])),
-            "flip_fraction_per_step": float(against.mean()),
+            "flip_fraction_per_step": float(against.double().mean()) / max(step, 1),
         })
     return {
-        "spec": spec,
         "layers": layers,
         "readout_prediction_max_abs_error": readout_err,
         "probe_steps": sorted(probe_at),
@@ -146,6 +142,46 @@ def probe_training(spec: dict, probe_examples: int = 32, probe_every: int = 0, t
         "train_time_s": train_time,
         "test_accuracy": tp["accuracy"],
     }
+
+
+def theory_point(params: dict, seed: int, *, dataset: str, config: str, epochs: int, batch_size: int, lr: float,
+                 weight_step: str = "range", settings: dict | None = None, threads: int = 1, channels: int = 0,
+                 test_images: int = 0, probe_examples: int = 32) -> dict:
+    """The instrumented run of one grid point (the ``python`` sweep target of
+    ``specs/theory_*.toml``): the same recipe options as :func:`paper_grid.train_point`.
+
+    Returns
+    -------
+    dict
+        ``test_accuracy``, ``readout_prediction_max_abs_error`` and, per weighted layer ``i``,
+        ``{quantity}_layer{i}`` for every quantity of :func:`probe_training`; plus the means over
+        the layers after the first (``{quantity}_later``) and over all layers (``{quantity}_all``).
+    """
+    from hcs_neuro.core.datasets import load_dataset
+
+    from paper_grid import _hcs_flag, point_architecture, point_train_config
+
+    wb, ab = int(params["weight_bits"]), int(params["act_bits"])
+    arch = point_architecture(config, wb, ab, _hcs_flag(params["hcs"]), channels=channels or None)
+    cfg = point_train_config(config, wb, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, threads=threads,
+                             weight_step=weight_step, settings=settings or {})
+    x_tr, y_tr = load_dataset(dataset, "train")
+    x_te, y_te = load_dataset(dataset, "test")
+    if test_images:
+        x_te, y_te = x_te[:int(test_images)], y_te[:int(test_images)]
+    rec = probe_training(arch, cfg, (x_tr, y_tr), (x_te, y_te), probe_examples=probe_examples)
+    out = {"test_accuracy": rec["test_accuracy"],
+           "readout_prediction_max_abs_error": rec["readout_prediction_max_abs_error"],
+           "steps": rec["steps"], "train_time_s": rec["train_time_s"]}
+    quantities = ("input_active_fraction", "touched_fraction", "sign_consistency", "changed_fraction_per_step",
+                  "changed_fraction_per_step_last_epoch", "flip_fraction_per_step")
+    for q in quantities:
+        vals = [layer[q] for layer in rec["layers"]]
+        for layer in rec["layers"]:
+            out[f"{q}_layer{layer['index']}"] = layer[q]
+        out[f"{q}_later"] = float(np.mean(vals[1:])) if len(vals) > 1 else float("nan")
+        out[f"{q}_all"] = float(np.mean(vals))
+    return out
 
 
 def _probe(torch, F, net, widx, readout, xq, y, probes) -> float:
