@@ -23,6 +23,7 @@ from hcs_neuro.measure.validate import validate
 from hcs_neuro.pipeline import run_network, validation_summary
 
 from test_convert import TINY, tiny_model
+from test_simulate import _assert_exact  # every layer's spiking winners = the reference's, one spike each
 
 #: Shorter presentations than the shipped 400 ms: the tiny model decides in < 100 ms.
 FAST = {"network.t_image": "150 ms"}
@@ -40,14 +41,6 @@ def _run(model, x, circuit, seed=0):
     return simulate(model, x, circuit=circuit, device="runtime", n_jobs=1, progress=False, seed=seed)
 
 
-def _assert_exact(model, x, sp):
-    r = reference.forward(model, x)
-    for i, (sl, rl) in enumerate(zip(sp.layers, r.layers)):
-        if rl.winners is not None:
-            np.testing.assert_array_equal(sl.winners, rl.winners, err_msg=f"layer {i}")
-            assert sl.spike_counts.max() <= 1  # each winner spikes once
-    np.testing.assert_array_equal(sp.pred, r.pred)
-    return r
 
 
 def _equal_weights_model():
@@ -195,6 +188,14 @@ def test_network_too_large_is_refused_before_build(monkeypatch):
     monkeypatch.setenv("HCS_NEURO_MEMORY_LIMIT_MB", "0.01")
     with pytest.raises(ConfigError, match=r"network too large: estimated .* MB"):
         make_network(tiny_model(0), "lif_net")
+
+
+@pytest.mark.parametrize("policy", ["gated", "event"])
+def test_biophysical_networks_refuse_gated_and_event_updates(policy):
+    """The biophysical circuits run every cell at every step: only the clock policy is honest."""
+    with pytest.raises(ConfigError, match=f"--updates {policy}: the biophysical circuit .* only 'clock'"):
+        make_network(tiny_model(0), "lif_net", policy)
+    assert make_network(tiny_model(0), "lif_net", "clock").updates == "clock"
 
 
 def test_cond_net_plans_with_its_delays():
