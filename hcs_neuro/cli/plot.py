@@ -5,9 +5,11 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from hcs_neuro.cli.args import add_json, int_in, output_file
+import numpy as np
+
+from hcs_neuro.cli.args import add_json, existing_dir, int_in, output_file, seed
 from hcs_neuro.core.curve import read_curve
-from hcs_neuro.core.errors import ConfigError
+from hcs_neuro.core.errors import ConfigError, DataError, OutputError
 from hcs_neuro.core.io import (
     FIGURE_SUFFIXES,
     atomic_path,
@@ -16,6 +18,7 @@ from hcs_neuro.core.io import (
     write_json_atomic,
 )
 from hcs_neuro.measure.energy import break_even_summary
+from hcs_neuro.pipeline import load_images, resolve_model
 
 __all__ = ["register"]
 
@@ -89,6 +92,75 @@ def register(subparsers) -> None:
                    help="figure file (.png/.pdf/.svg)")
     add_json(b, "write the break-even numbers of every model as JSON")
     b.set_defaults(func=_handle_break_even)
+
+    d = what.add_parser(
+        "dynamics",
+        help="competition dynamics of one hypercolumn of a whole biophysical network, for one image",
+        description="Simulate MODEL as a whole biophysical network (--circuit lif_net, lif_pool_net or cond_net; "
+        "Brian2 runtime device, no compiler) on ONE image and draw one hypercolumn (a layer and a location): "
+        "(1) the membrane potentials of its excitatory cells with the collapsing threshold bound, winners in red; "
+        "(2) its interneuron(s) and the inhibitory conductance the excitatory cells receive; (3) its spike "
+        "raster with the spiking winners (S, filled) beside the reference's k winners (R, outlined). Writes "
+        "FIG.png and FIG.pdf beside it and prints the spiking and reference winners.")
+    d.add_argument("model", metavar="MODEL", help="model .npz file, or the name of a shipped model (e.g. digits_hcs)")
+    d.add_argument("--dataset", required=True, help="digits, fashion-mnist, mnist or idx")
+    d.add_argument("--data-dir", metavar="DIR", type=existing_dir,
+                   help="folder with the IDX files (fashion-mnist/mnist/idx)")
+    d.add_argument("--split", choices=("train", "test"), default="test", help="dataset split (default: test)")
+    d.add_argument("--image", type=int_in(0), default=0, metavar="I", help="image index in the split (default: 0)")
+    d.add_argument("--layer", type=int_in(0), default=0, metavar="L", help="layer index (default: 0)")
+    d.add_argument("--y", type=int_in(0), metavar="Y", help="row of the hypercolumn (default: the centre)")
+    d.add_argument("--x", type=int_in(0), metavar="X", help="column of the hypercolumn (default: the centre)")
+    d.add_argument("--circuit", default="lif_net", metavar="NAME|FILE",
+                   help="biophysical network circuit: lif_net (default), lif_pool_net, cond_net or a .toml file "
+                        "(the exact race network_race has no membrane to draw)")
+    d.add_argument("--seed", type=seed, default=0, help="Brian2 seed (default: 0)")
+    d.add_argument("--t-max", type=int_in(1), metavar="MS",
+                   help="end of the time axis in ms (default: the hypercolumn's last event + 30 %%)")
+    d.add_argument("--out", required=True, metavar="FIG.png", type=output_file((".png",)),
+                   help="figure file (.png); the PDF is written beside it (FIG.pdf)")
+    d.set_defaults(func=_handle_dynamics)
+
+
+def _handle_dynamics(args) -> int:
+    from hcs_neuro.brian.dynamics import hypercolumn_location, record_hypercolumn
+
+    out = Path(args.out)
+    pdf = out.with_suffix(".pdf")
+    check_output_file(pdf, option="--out (its PDF)")
+    if pdf.exists() and not args.overwrite:
+        raise OutputError(f"--out {args.out}: the PDF beside it, {pdf}, exists; pass --overwrite to replace it, or "
+                          f"name a new file")
+    model = resolve_model(args.model)
+    hypercolumn_location(model, args.layer, args.y, args.x)  # a bad layer or location: refused before any work
+    images, _ = load_images(model, args.dataset, args.split, args.data_dir, args.image + 1)
+    if args.image >= len(images):
+        raise DataError(f"--image {args.image}: the {args.split} split of {args.dataset} has {len(images)} images; "
+                        f"allowed 0..{len(images) - 1}")
+    rec = record_hypercolumn(model, args.circuit, images[args.image], args.layer, args.y, args.x, seed=args.seed,
+                             image_index=args.image)
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hcs_neuro.plotting.dynamics import plot_hypercolumn_dynamics
+
+    axes = plot_hypercolumn_dynamics(rec, t_max_ms=args.t_max)
+    fig = axes[0].figure
+    with atomic_path(out) as tmp_png, atomic_path(pdf) as tmp_pdf:
+        fig.savefig(tmp_png, dpi=150)
+        fig.savefig(tmp_pdf)
+    plt.close(fig)
+    loc = f"(y, x) = {tuple(rec.location)}" if len(rec.location) == 2 else (
+        f"x = {rec.location[0]}" if rec.location else "the readout")
+    win = [int(c) for c in np.flatnonzero(rec.spiking_winners)]
+    ref = [int(c) for c in np.flatnonzero(rec.reference_winners)]
+    print(f"wrote {out} and {pdf}: {rec.model}, circuit {rec.circuit}, image {args.image}, layer {rec.layer} "
+          f"({rec.layer_type}), hypercolumn {loc}, k = {rec.k}: spiking winners {win}, reference winners {ref} "
+          f"({'equal' if win == ref else 'differ'})")
+    return 0
 
 
 def _handle_curve(args) -> int:
