@@ -198,6 +198,20 @@ def test_biophysical_networks_refuse_gated_and_event_updates(policy):
     assert make_network(tiny_model(0), "lif_net", "clock").updates == "clock"
 
 
+@pytest.mark.parametrize("n_images", [1, 2])
+def test_long_image_periods_are_read_out_to_the_last_image(n_images):
+    """T = 10,000 steps per image (cond_net has 20,000): the run's one extra step used to fall within
+    Brian2's Clock.epsilon_dt of the image clock, which then skipped the tick that reads the last
+    image's interneuron counters (a broadcast error, depending on the hash seed)."""
+    m = tiny_model(0)
+    x = _images(n_images)
+    circuit = load_network_circuit("lif_net").with_overrides({"network.t_image": "1000 ms"})
+    assert make_network(m, circuit).plan.steps_per_image == 10_000
+    sp = _run(m, x, circuit)
+    _assert_exact(m, x, sp)
+    assert np.all(np.isfinite(sp.decision_latency_ms))
+
+
 def test_cond_net_plans_with_its_delays():
     """cond_net: 0.5 ms synaptic delays need 11 steps per tie step; drives are currents (x g_L)."""
     plan = plan_bio(tiny_model(0), load_network_circuit("cond_net"))

@@ -637,13 +637,22 @@ class BioNetwork:
         self.dt_ms = circuit.dt_ms
         self._out_shapes = [list(s.out_shape) for s in model.architecture.layers]
 
+    def readout_steps(self) -> int:
+        """Steps simulated after the last image so that the image clock (dt = T steps) surely ticks
+        at its end, where the interneurons' counters are read. One step is not enough: Brian2 rounds
+        a run's end to the image clock's grid when it lies within ``Clock.epsilon_dt`` (1e-4) of a
+        tick, so for T >= 10,000 steps (``cond_net``: 20,000) the last tick happened or not
+        depending on the order of a set of clocks (Python's hash seed). Steps after the last image
+        are never read."""
+        return 2 + int(np.ceil(2e-4 * self.plan.steps_per_image))
+
     def duration_ms(self, chunk: int) -> float:
-        """Simulated time of ``chunk`` images, plus one step in which the last image is read out."""
-        return (chunk * self.plan.steps_per_image + 1) * self.dt_ms
+        """Simulated time of ``chunk`` images, plus :meth:`readout_steps` in which the last image is read out."""
+        return (chunk * self.plan.steps_per_image + self.readout_steps()) * self.dt_ms
 
     def cache_key(self, chunk: int) -> str:
         return project_key({"plan": self.plan.summary, "circuit": self.circuit.to_dict(), "chunk": int(chunk),
-                            "n_inputs": self.n_inputs, "kind": "biophysical", "version": 1})
+                            "n_inputs": self.n_inputs, "kind": "biophysical", "version": 2})
 
     #: Neuron-update policy: every cell at every step (the biophysical circuits have no gated schedule).
     updates = "clock"

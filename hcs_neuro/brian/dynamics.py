@@ -220,13 +220,9 @@ def record_hypercolumn(model, circuit, image, layer: int = 0, y: int | None = No
         return _Recording(h, se, si, sp)
 
     t0 = time.perf_counter()
-    # Run a few steps past the image period so that the image clock (dt = T steps) surely ticks at its
-    # end, where the interneurons' counters are read: with the network's own duration (T + 1 steps)
-    # the one extra step is within Brian2's Clock.epsilon_dt of the image clock when T >= 10,000
-    # (cond_net: 20,000 steps), and whether that tick happens then depends on the order of a set of
-    # clocks (Python's hash seed). Steps after the period are not read (spikes and traces end at T).
-    extra = 1 + int(np.ceil(plan.steps_per_image * b2.Clock.epsilon_dt))
-    built = BuiltNetwork(build, net.duration_ms(1) + extra * plan.dt * 1e3, device="runtime", seed=seed)
+    # the network's own duration: one image period plus the steps in which it is read out
+    # (BioNetwork.readout_steps); steps after the period are not read (spikes and traces end at T)
+    built = BuiltNetwork(build, net.duration_ms(1), device="runtime", seed=seed)
     try:
         built.run()
         rec = built.handles
