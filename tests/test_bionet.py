@@ -212,6 +212,18 @@ def test_long_image_periods_are_read_out_to_the_last_image(n_images):
     assert np.all(np.isfinite(sp.decision_latency_ms))
 
 
+@pytest.mark.parametrize("name", ["lif_net", "lif_pool_net", "cond_net"])
+def test_a_run_is_short_enough_for_its_two_clocks_to_tick_together(name):
+    """cpp_standalone calls two clocks simultaneous within 1e-14 s: up to max_chunk images per run,
+    every onset of the image clock (k x T dt) equals the step clock's (k T x dt) within that; a
+    chunk of 200 images of 400 ms (k = 192, 197) did not, and those two images went silent."""
+    net = make_network(tiny_model(0), name)
+    T, dt = net.plan.steps_per_image, net.plan.dt
+    assert net.max_chunk * T * dt <= BioNetwork.MAX_RUN_S
+    assert all(abs(k * (T * dt) - (k * T) * dt) <= 1e-14 for k in range(net.max_chunk + 1))
+    assert any(abs(k * (4000 * 1e-4) - (k * 4000) * 1e-4) > 1e-14 for k in (192, 197))  # the failure seen
+
+
 def test_cond_net_plans_with_its_delays():
     """cond_net: 0.5 ms synaptic delays need 11 steps per tie step; drives are currents (x g_L)."""
     plan = plan_bio(tiny_model(0), load_network_circuit("cond_net"))

@@ -637,6 +637,20 @@ class BioNetwork:
         self.dt_ms = circuit.dt_ms
         self._out_shapes = [list(s.out_shape) for s in model.architecture.layers]
 
+    #: Simulated seconds per run of the compiled binary at most. The image clock (dt = T steps) and
+    #: the step clock must tick together at every stimulus onset; cpp_standalone calls two clocks
+    #: simultaneous when their times differ by at most 1e-14 s (absolute), and k x (T dt) and
+    #: (k T) x dt drift apart by rounding as t grows: at 77 s (chunk 200 of 400 ms images) the
+    #: onset's input charge was applied before the reset, which then erased it (2 of 200 images
+    #: silent). Over dt = 0.01-0.1 ms and T up to 40,000 steps the earliest such mismatch is at
+    #: 64 s; 16 s leaves a factor 4.
+    MAX_RUN_S = 16.0
+
+    @property
+    def max_chunk(self) -> int:
+        """Images per run at most (:data:`MAX_RUN_S`); sessions lower a larger chunk to it."""
+        return max(1, int(self.MAX_RUN_S // (self.plan.steps_per_image * self.plan.dt)))
+
     def readout_steps(self) -> int:
         """Steps simulated after the last image so that the image clock (dt = T steps) surely ticks
         at its end, where the interneurons' counters are read. One step is not enough: Brian2 rounds
