@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -60,7 +61,8 @@ def test_demo_rejects_a_model_that_does_not_fit_digits(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, message", [(["--n-images", "0"], "--n-images: 0"),
-                                           (["--circuit", "lif_kwta"], "single-hypercolumn circuit"),
+                                           (["--circuit", str(Path(__file__).parents[1] / "circuits" / "lif_kwta.toml")],
+                                            "single-hypercolumn circuit (no [network] section)"),
                                            (["--model", "no-such-model"], "not a shipped model")])
 def test_demo_bad_arguments(tmp_path, capsys, args, message):
     out = tmp_path / "demo"
