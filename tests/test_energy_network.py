@@ -8,6 +8,8 @@ analytic counts of ``network_energy`` are checked against an independent synapse
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -294,7 +296,7 @@ def test_cli_energy_bad_input_exit_2_no_output(model_file, tmp_path, capsys, arg
 
 
 @pytest.mark.parametrize("circuit, message", [
-    ("lif_kwta", "single-hypercolumn circuit"),
+    (str(Path(__file__).parents[1] / "circuits" / "lif_kwta.toml"), "single-hypercolumn circuit (no [network] section)"),
     ("no_such_circuit", "no_such_circuit"),
 ])
 def test_cli_energy_circuit_that_does_not_fit(model_file, tmp_path, capsys, circuit, message):
