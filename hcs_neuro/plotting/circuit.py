@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from hcs_neuro.plotting.axes import axes_or_new
+
 __all__ = [
     "plot_raster",
     "plot_membrane",
@@ -24,11 +26,7 @@ INH_COLOR = "#1f77b4"
 
 
 def _ax(ax, figsize=(6.4, 4.2)):
-    if ax is None:
-        import matplotlib.pyplot as plt
-
-        _, ax = plt.subplots(figsize=figsize, constrained_layout=True)
-    return ax
+    return axes_or_new(ax, figsize, constrained=True)
 
 
 def plot_raster(drives, exc_spike_i, exc_spike_t_ms, winners, inh_spike_t_ms=(), *, k=None, ax=None):

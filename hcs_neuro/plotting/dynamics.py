@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hcs_neuro.plotting.axes import axes_or_new
 from hcs_neuro.plotting.circuit import INH_COLOR, LOSE_COLOR, WIN_COLOR
 
 __all__ = ["plot_exc_membrane", "plot_inhibition", "plot_winner_raster", "plot_hypercolumn_dynamics",
@@ -24,11 +25,7 @@ _XLABEL = "time after stimulus onset (ms)"
 
 
 def _ax(ax, figsize=(7.0, 3.5)):
-    if ax is None:
-        import matplotlib.pyplot as plt
-
-        _, ax = plt.subplots(figsize=figsize, constrained_layout=True)
-    return ax
+    return axes_or_new(ax, figsize, constrained=True)
 
 
 def _events(ax, events):

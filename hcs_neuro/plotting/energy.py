@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from hcs_neuro.plotting.axes import axes_or_new
+
 __all__ = ["plot_break_even", "BREAK_EVEN_STYLES"]
 
 #: Marker, label and short name of each comparison of a break-even summary.
@@ -20,11 +22,7 @@ BREAK_EVEN_STYLES = {
 
 
 def _axes(ax, figsize=(7.0, 4.8)):
-    if ax is None:
-        import matplotlib.pyplot as plt
-
-        _, ax = plt.subplots(figsize=figsize)
-    return ax
+    return axes_or_new(ax, figsize)
 
 
 def plot_break_even(models, *, comparisons=("with_dm_dense", "with_dm_sparse", "without_dm_dense"),

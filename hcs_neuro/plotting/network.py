@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from hcs_neuro.plotting.axes import axes_or_new
+
 __all__ = ["plot_raster", "plot_agreement_map", "plot_latency_histogram", "plot_sop_bars",
            "plot_energy_bars", "plot_psychometric", "plot_psychometric_layers", "layer_label",
            "figure_profiles"]
 
 
 def _axes(ax, figsize=(6.0, 4.0)):
-    if ax is None:
-        import matplotlib.pyplot as plt
-
-        _, ax = plt.subplots(figsize=figsize)
-    return ax
+    return axes_or_new(ax, figsize)
 
 
 def layer_label(index: int, layer_type: str, out_shape=None) -> str:
