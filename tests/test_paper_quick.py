@@ -44,8 +44,13 @@ def test_study_specs_cover_the_grid_and_share_points(paper):
     """Every stage parses; the grid is 6 weight x 2 activity precisions x HCS on/off x 3 seeds per
     dataset; stage 1 and the 100 % data points are points of the grid (shared records)."""
     mp = paper["make_paper"]
-    specs = {stem: spec for _, stem, spec in mp.stage_specs(False, None)}
+    specs = {stem: spec for _, stem, spec in mp.stage_specs(False, None, extra=False)}
     assert [s for _, s in mp.STAGES] == list(specs)
+    # the generated specs (seeds 3-4 of cells whose interval crossed 0) follow the fixed stages
+    extra = [(stem, spec) for _, stem, spec in mp.stage_specs(False, None) if stem.startswith("extra/")]
+    for stem, spec in extra:
+        assert spec.seeds == mp.EXTRA_SEEDS, stem
+        assert stem.split("__")[1] in specs, stem  # names the fixed stage it extends
     for ds in ("digits", "fashion"):
         grid = specs[f"{ds}_grid"]
         params = {p.name: p.values for p in grid.parameters}
@@ -91,7 +96,7 @@ def test_out_root_moves_records_and_models(paper, tmp_path):
         if "model_dir" in spec.target_cfg["options"]:
             assert Path(spec.target_cfg["options"]["model_dir"]).parent == tmp_path / "models"
             assert not (_ids(spec) & _ids(base[stem]))  # never mixes with the default records
-    assert [s for _, s, _ in mp.stage_specs(False, None, only=["digits"])] == \
+    assert [s for _, s, _ in mp.stage_specs(False, None, only=["digits"], extra=False)] == \
         [s for sec, s in mp.STAGES if sec == "digits"]
 
 
