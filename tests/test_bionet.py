@@ -14,16 +14,14 @@ import pytest
 from hcs_neuro.brian.bionet import BioNetwork, plan_bio
 from hcs_neuro.brian.session import make_network, simulate
 from hcs_neuro.core import reference
-from hcs_neuro.core.architecture import load_architecture
 from hcs_neuro.core.catalog import circuit_text, shipped_circuit_names
 from hcs_neuro.core.circuit_file import NETWORK_FORMS, NetworkCircuit, load_circuit, load_network_circuit
 from hcs_neuro.core.errors import ConfigError
-from hcs_neuro.core.model import random_model
 from hcs_neuro.measure.validate import validate
 from hcs_neuro.pipeline import run_network, validation_summary
 
-from test_convert import TINY, tiny_model
-from test_simulate import _assert_exact  # every layer's spiking winners = the reference's, one spike each
+from test_convert import tiny_model
+from test_simulate import _assert_exact, equal_weights_model  # exactness check; the all-ties model
 
 #: Shorter presentations than the shipped 400 ms: the tiny model decides in < 100 ms.
 FAST = {"network.t_image": "150 ms"}
@@ -41,16 +39,6 @@ def _run(model, x, circuit, seed=0):
     return simulate(model, x, circuit=circuit, device="runtime", n_jobs=1, progress=False, seed=seed)
 
 
-
-
-def _equal_weights_model():
-    arch = load_architecture(TINY)
-    m = random_model(arch, seed=3)
-    for i, spec in enumerate(arch.layers):
-        if spec.has_weights:
-            m.layers[i].weight_levels = np.ones_like(m.layers[i].weight_levels)
-            m.layers[i].bias_levels = np.zeros_like(m.layers[i].bias_levels)
-    return m
 
 
 def test_shipped_network_circuits_load_and_single_names_map_to_them():
@@ -94,7 +82,7 @@ def test_validator_validates_it_unchanged_end_to_end():
 
 
 def test_all_equal_weights_lower_index_wins():
-    m = _equal_weights_model()
+    m = equal_weights_model()
     x = _images(2, seed=1)
     r = _assert_exact(m, x, _run(m, x, _lif()))
     s = -np.sort(-r.layers[0].drive, axis=1)
@@ -103,7 +91,7 @@ def test_all_equal_weights_lower_index_wins():
 
 def test_without_tie_heterogeneity_ties_over_select():
     """tie = none: exactly tied cells cross in the same step and all win (over-selection)."""
-    m = _equal_weights_model()
+    m = equal_weights_model()
     x = _images(1, seed=1)
     sp = _run(m, x, _lif(**{"network.tie": "none"}))
     assert sp.layers[0].winners.sum() > reference.forward(m, x).layers[0].winners.sum()

@@ -139,15 +139,21 @@ def test_gated_run_skips_idle_layers_and_changes_nothing_else():
     assert count_basis(gated)["neuron_updates"]["policy"] == "gated"
 
 
-def test_exact_ties_follow_lower_index_rule():
-    """All weights equal: every channel of a hypercolumn has the same drive (exact ties
-    everywhere); the circuit must pick the k lowest channel indices, as the reference."""
+def equal_weights_model():
+    """The tiny model with every weight level 1 and every bias 0: exact ties in every hypercolumn."""
     arch = load_architecture(TINY)
     m = random_model(arch, seed=3)
     for i, spec in enumerate(arch.layers):
         if spec.has_weights:
             m.layers[i].weight_levels = np.ones_like(m.layers[i].weight_levels)
             m.layers[i].bias_levels = np.zeros_like(m.layers[i].bias_levels)
+    return m
+
+
+def test_exact_ties_follow_lower_index_rule():
+    """All weights equal: every channel of a hypercolumn has the same drive (exact ties
+    everywhere); the circuit must pick the k lowest channel indices, as the reference."""
+    m = equal_weights_model()
     x = _images(2, seed=1)
     sp = simulate(m, x, device="runtime", progress=False)
     r = _assert_exact(m, x, sp)

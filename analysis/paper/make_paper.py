@@ -317,15 +317,11 @@ def estimate(specs, steps: int = 4, probe_images: int = 300) -> dict:
     like a training point, times 1.3 (the instrumented loop). Returns per stage the estimated
     seconds of all points and of the missing ones, one worker.
     """
-    import math
-
-    import numpy as np
-
     from hcs_neuro.core.datasets import load_dataset
     from hcs_neuro.core.reference import forward
     from hcs_neuro.sweep import expand_grid, pending_points
     from hcs_neuro.train import measure_throughput
-    from paper_grid import _hcs_flag, point_architecture, point_train_config, subset_epochs
+    from paper_grid import point_recipe, subset_epochs
 
     _paper_env()
     data, cells, out = {}, {}, {"stages": [], "cells": {}}
@@ -337,11 +333,9 @@ def estimate(specs, steps: int = 4, probe_images: int = 300) -> dict:
         if opts["dataset"] not in data:
             data[opts["dataset"]] = (load_dataset(opts["dataset"], "train"), load_dataset(opts["dataset"], "test"))
         (x, y), (xt, yt) = data[opts["dataset"]]
-        arch = point_architecture(opts["config"], key[1], key[2], _hcs_flag(key[3]),
-                                  channels=opts.get("channels") or None)
-        cfg = point_train_config(opts["config"], key[1], epochs=1, batch_size=opts["batch_size"], lr=opts["lr"],
+        arch, cfg = point_recipe(opts["config"], params, epochs=1, batch_size=opts["batch_size"], lr=opts["lr"],
                                  seed=0, threads=1, weight_step=opts.get("weight_step", "range"),
-                                 settings=opts.get("settings", {}))
+                                 settings=opts.get("settings"), channels=opts.get("channels") or 0)
         n = min(len(y), (steps + 1) * int(opts["batch_size"]))
         ips = measure_throughput(arch, cfg, x[:n], y[:n], steps)
         from hcs_neuro.core.model import random_model

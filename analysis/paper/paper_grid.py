@@ -29,8 +29,8 @@ import numpy as np
 
 from hcs_neuro.core.errors import ConfigError
 
-__all__ = ["HCS_VALUES", "train_point", "model_file", "subset_epochs", "stratified_subset", "test_pass",
-           "point_architecture", "point_train_config", "init_zero_fraction"]
+__all__ = ["HCS_VALUES", "hcs_flag", "train_point", "model_file", "subset_epochs", "stratified_subset", "test_pass",
+           "point_architecture", "point_train_config", "point_recipe", "point_data", "init_zero_fraction"]
 
 #: The values of the ``hcs`` parameter (a string parameter of the sweep).
 HCS_VALUES = ("on", "off")
@@ -39,10 +39,32 @@ HCS_VALUES = ("on", "off")
 FLOAT_BITS = 32
 
 
-def _hcs_flag(value) -> bool:
+def hcs_flag(value) -> bool:
+    """True for ``hcs = "on"``, False for ``"off"``; anything else is a ConfigError."""
     if value not in HCS_VALUES:
         raise ConfigError(f"parameter hcs = {value!r}: allowed {', '.join(HCS_VALUES)}")
     return value == "on"
+
+
+def point_recipe(config: str, params: dict, *, epochs: int, batch_size: int, lr: float, seed: int, threads: int,
+                 weight_step: str, settings: dict | None, channels: int = 0):
+    """``(architecture, TrainConfig)`` of one grid point (its weight/activity bits and HCS flag)."""
+    wb, ab = int(params["weight_bits"]), int(params["act_bits"])
+    arch = point_architecture(config, wb, ab, hcs_flag(params["hcs"]), channels=channels or None)
+    cfg = point_train_config(config, wb, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, threads=threads,
+                             weight_step=weight_step, settings=settings or {})
+    return arch, cfg
+
+
+def point_data(dataset: str, test_images: int = 0):
+    """``((x_train, y_train), (x_test, y_test))``; the first ``test_images`` test images if given."""
+    from hcs_neuro.core.datasets import load_dataset
+
+    x_tr, y_tr = load_dataset(dataset, "train")
+    x_te, y_te = load_dataset(dataset, "test")
+    if test_images:
+        x_te, y_te = x_te[:int(test_images)], y_te[:int(test_images)]
+    return (x_tr, y_tr), (x_te, y_te)
 
 
 def subset_epochs(epochs: int, fraction: float, max_epochs: int) -> int:
@@ -261,24 +283,18 @@ def train_point(params: dict, seed: int, *, dataset: str, config: str, epochs: i
         ``torch_numpy_agree`` (1 when the PyTorch and NumPy forward passes agree on 200 test
         images), and ``zero_level_weight_fraction_layer{i}`` per weighted layer.
     """
-    from hcs_neuro.core.datasets import load_dataset
     from hcs_neuro.train import train
 
     unknown = sorted(set(params) - {"weight_bits", "act_bits", "hcs", "data_fraction"})
     if unknown:
         raise ConfigError(f"unknown parameter(s) {unknown}; allowed weight_bits, act_bits, hcs, data_fraction")
-    wb, ab = int(params["weight_bits"]), int(params["act_bits"])
-    hcs = _hcs_flag(params["hcs"])
     frac = float(params.get("data_fraction", 1.0))
     max_epochs = int(max_epochs) if max_epochs else 10 * int(epochs)
     n_epochs = subset_epochs(int(epochs), frac, max_epochs)
-    arch = point_architecture(config, wb, ab, hcs, channels=channels or None)
-    cfg = point_train_config(config, wb, epochs=n_epochs, batch_size=batch_size, lr=lr, seed=seed, threads=threads,
-                             weight_step=weight_step, settings=settings or {})
-    x_tr, y_tr = load_dataset(dataset, "train")
-    x_te, y_te = load_dataset(dataset, "test")
-    if test_images:
-        x_te, y_te = x_te[:int(test_images)], y_te[:int(test_images)]
+    arch, cfg = point_recipe(config, params, epochs=n_epochs,
+                             batch_size=batch_size, lr=lr, seed=seed, threads=threads, weight_step=weight_step,
+                             settings=settings, channels=channels)
+    (x_tr, y_tr), (x_te, y_te) = point_data(dataset, test_images)
     if frac < 1.0:
         keep = stratified_subset(y_tr, max(10, int(round(frac * len(y_tr)))), seed=int(seed))
         x_tr, y_tr = x_tr[keep], y_tr[keep]
@@ -298,7 +314,7 @@ def train_point(params: dict, seed: int, *, dataset: str, config: str, epochs: i
     out = {
         "test_accuracy": tp["accuracy"],
         "zero_level_weight_fraction": pr["zero_level_weight_fraction"],
-        "init_zero_level_weight_fraction": init_zero_fraction(wb),
+        "init_zero_level_weight_fraction": init_zero_fraction(int(params["weight_bits"])),
         "never_used_synapse_fraction": pr["never_used_synapse_fraction"],
         "removed_fraction": pr["removed_fraction"],
         "never_active_unit_fraction": pr["never_active_unit_fraction"],

@@ -845,9 +845,9 @@ def _section(L, section, sec, r, figdir, plt, F, quick) -> dict:
             L.append(f"| {100 * f:g} | {n_img:,} | {ep} | {_ms(_vals(sub, 'test_accuracy', hcs='on'))} | "
                      f"{_ms(_vals(sub, 'test_accuracy', hcs='off'))} | {_e(e)} | {_e(x) if x else '–'} |")
         L.append("")
-        L.append(f"*Subsets are class-stratified, drawn with the run's seed; a subset run trains "
-                 f"ceil(epochs / share) epochs, at most 10x the recipe's (as many steps as the full run where the "
-                 f"cap allows). The 100 % row is the grid's ternary/binary cell.*")
+        L.append("*Subsets are class-stratified, drawn with the run's seed; a subset run trains "
+                 "ceil(epochs / share) epochs, at most 10x the recipe's (as many steps as the full run where the "
+                 "cap allows). The 100 % row is the grid's ternary/binary cell.*")
         L.append("")
         fig, ax = plt.subplots(figsize=(5.5, 3.8))
         F.plot_data(d, fracs, ax=ax, title=f"{title}: accuracy against training-set size")

@@ -157,19 +157,12 @@ def theory_point(params: dict, seed: int, *, dataset: str, config: str, epochs: 
         ``{quantity}_layer{i}`` for every quantity of :func:`probe_training`; plus the means over
         the layers after the first (``{quantity}_later``) and over all layers (``{quantity}_all``).
     """
-    from hcs_neuro.core.datasets import load_dataset
+    from paper_grid import point_data, point_recipe
 
-    from paper_grid import _hcs_flag, point_architecture, point_train_config
-
-    wb, ab = int(params["weight_bits"]), int(params["act_bits"])
-    arch = point_architecture(config, wb, ab, _hcs_flag(params["hcs"]), channels=channels or None)
-    cfg = point_train_config(config, wb, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, threads=threads,
-                             weight_step=weight_step, settings=settings or {})
-    x_tr, y_tr = load_dataset(dataset, "train")
-    x_te, y_te = load_dataset(dataset, "test")
-    if test_images:
-        x_te, y_te = x_te[:int(test_images)], y_te[:int(test_images)]
-    rec = probe_training(arch, cfg, (x_tr, y_tr), (x_te, y_te), probe_examples=probe_examples)
+    arch, cfg = point_recipe(config, params, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, threads=threads,
+                             weight_step=weight_step, settings=settings, channels=channels)
+    train_data, test_data = point_data(dataset, test_images)
+    rec = probe_training(arch, cfg, train_data, test_data, probe_examples=probe_examples)
     out = {"test_accuracy": rec["test_accuracy"],
            "readout_prediction_max_abs_error": rec["readout_prediction_max_abs_error"],
            "steps": rec["steps"], "train_time_s": rec["train_time_s"]}

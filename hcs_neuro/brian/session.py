@@ -163,8 +163,8 @@ class SimulationSession:
         self.model = model
         self.network = make_network(model, circuit, check_update_policy(updates))
         self.n_jobs = max(1, int(n_jobs))
-        # a network may bound the images per run (BioNetwork.max_chunk: simulated time per run)
-        self.chunk = max(1, min(int(chunk), getattr(self.network, "max_chunk", None) or int(chunk)))
+        cap = getattr(self.network, "max_chunk", None)  # BioNetwork bounds the simulated time per run
+        self.chunk = max(1, int(chunk) if cap is None else min(int(chunk), cap))
         self.seed = int(seed)
         self.runner = NetworkRunner(self.network, self.chunk, device="cpp_standalone", directory=directory, seed=seed)
         self.compile_time_s = time.perf_counter() - t0

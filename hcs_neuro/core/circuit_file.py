@@ -116,6 +116,34 @@ _BRIAN_SPECIAL = {
 }
 
 
+def _override_name(dotted) -> tuple[str, str]:
+    """``(section, key)`` of a dotted override name such as ``neuron.tau_m``."""
+    if not isinstance(dotted, str) or "." not in dotted:
+        raise ConfigError(f"override {dotted!r} must be a dotted name such as neuron.tau_m")
+    section, key = dotted.split(".", 1)
+    return section, key
+
+
+def _override_int(dotted: str, value) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        raise ConfigError(f"{dotted} must be an integer, got {value!r}") from None
+
+
+def _override_quantity(raw: dict, params, dotted: str, value, known: str) -> None:
+    """Put ``value`` for the parameter ``dotted`` into ``raw``: it must be one of ``params`` and keep
+    its dimension (``known`` lists the allowed names in the error)."""
+    old = next((p for p in params if p.dotted == dotted), None)
+    if old is None:
+        raise ConfigError(f"override {dotted!r}: unknown field ({known})")
+    _, dim = parse_quantity(value, dotted)
+    if dim != old.dim:
+        raise ConfigError(f"{dotted} must be a {dimension_name(old.dim)}, got {value}")
+    section, key = dotted.split(".", 1)
+    raw[section][key] = value if isinstance(value, str) else float(value)
+
+
 @dataclasses.dataclass(frozen=True)
 class Param:
     """One circuit parameter: ``value`` in the display ``unit`` of its dimension."""
@@ -254,9 +282,7 @@ class CircuitSpec:
         """
         raw = self.to_toml_dict()
         for dotted, value in overrides.items():
-            if not isinstance(dotted, str) or "." not in dotted:
-                raise ConfigError(f"override {dotted!r} must be a dotted name such as neuron.tau_m")
-            section, key = dotted.split(".", 1)
+            section, key = _override_name(dotted)
             if section not in raw or section == "citations":
                 raise ConfigError(
                     f"override {dotted!r}: unknown section {section!r} (allowed: "
@@ -264,22 +290,10 @@ class CircuitSpec:
                 )
             reserved = _SECTIONS[section]
             if key in reserved:
-                typ = reserved[key]
-                if typ is int:
-                    try:
-                        value = int(str(value))
-                    except ValueError:
-                        raise ConfigError(f"{dotted} must be an integer, got {value!r}") from None
-                raw[section][key] = value
+                raw[section][key] = _override_int(dotted, value) if reserved[key] is int else value
                 continue
-            old = next((p for p in self.params if p.dotted == dotted), None)
-            if old is None:
-                known = ", ".join([p.dotted for p in self.params] + [f"{section}.{k}" for k in reserved])
-                raise ConfigError(f"override {dotted!r}: unknown field (known in {section}: {known})")
-            si, dim = parse_quantity(value, dotted)
-            if dim != old.dim:
-                raise ConfigError(f"{dotted} must be a {dimension_name(old.dim)}, got {value}")
-            raw[section][key] = value if isinstance(value, str) else float(value)
+            known = ", ".join([p.dotted for p in self.params] + [f"{section}.{k}" for k in reserved])
+            _override_quantity(raw, self.params, dotted, value, f"known in {section}: {known}")
         return _from_raw(raw, self.source)
 
     # -- serialisation ------------------------------------------------------------------------------
@@ -818,9 +832,7 @@ class NetworkCircuit:
         """A new validated circuit with dotted names replaced (``neuron.tau_m``, ``network.tie``)."""
         raw = self.to_toml_dict()
         for dotted, value in overrides.items():
-            if not isinstance(dotted, str) or "." not in dotted:
-                raise ConfigError(f"override {dotted!r} must be a dotted name such as neuron.tau_m")
-            section, key = dotted.split(".", 1)
+            section, key = _override_name(dotted)
             if section not in raw or section in ("citations", "circuit"):
                 raise ConfigError(f"override {dotted!r}: unknown section {section!r} (allowed: neuron, "
                                   f"interneuron, inhibition, network)")
@@ -830,10 +842,7 @@ class NetworkCircuit:
                                       f"{', '.join('network.' + k for k in _NETWORK_KEYS)})")
                 typ = _NETWORK_KEYS[key][0]
                 if typ is int:
-                    try:
-                        value = int(str(value))
-                    except ValueError:
-                        raise ConfigError(f"{dotted} must be an integer, got {value!r}") from None
+                    value = _override_int(dotted, value)
                 elif typ == (int, float):
                     try:
                         value = float(value)
@@ -845,14 +854,8 @@ class NetworkCircuit:
                 if _NETWORK_KEYS[key][1] and f"network.{key}" not in raw["citations"]:
                     raw["citations"][f"network.{key}"] = "override"
                 continue
-            old = next((p for p in self.params if p.dotted == dotted), None)
-            if old is None:
-                raise ConfigError(f"override {dotted!r}: unknown field (known: "
-                                  f"{', '.join(p.dotted for p in self.params)})")
-            _, dim = parse_quantity(value, dotted)
-            if dim != old.dim:
-                raise ConfigError(f"{dotted} must be a {dimension_name(old.dim)}, got {value}")
-            raw[section][key] = value if isinstance(value, str) else float(value)
+            _override_quantity(raw, self.params, dotted, value,
+                               f"known: {', '.join(p.dotted for p in self.params)}")
         return _network_from_raw(raw, self.source)
 
     def to_toml_dict(self) -> dict:
@@ -962,7 +965,6 @@ def _network_from_raw(raw: dict, src: str) -> NetworkCircuit:
                           f"is added)")
     if "count" not in _defined_vars(fields["interneuron.equations"]):
         raise ConfigError(f"{src}: cannot serve a network: interneuron.equations must define count")
-    conductance = "C_m" in names and "g_L" in names
     for p in params:
         if p.name == "w_ie" and p.dim not in ((DIMENSIONLESS, CONDUCTANCE)):
             raise ConfigError(f"{src}: inhibition.w_ie must be dimensionless or a conductance, got {p.text()}")
